@@ -1,0 +1,27 @@
+#pragma once
+// Sub-byte packing of quantized codes.
+//
+// Codes of b bits (b in 1..8) form one little-endian bit stream: code i
+// occupies bits [i*b, (i+1)*b) of the stream, low bits first. For b = 4 this
+// is two codes per byte with the first code in the low nibble (the OCP MX /
+// PyTorch float4_e2m1fn_x2 order); b = 2 packs four per byte, b = 1 eight.
+// Widths that do not divide 8 (3, 5, 6, 7) straddle byte boundaries. Signed
+// codes are stored as b-bit two's complement and sign-extended on unpack.
+// Unused high bits of the last byte are zero.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace quantkit {
+
+/// Bytes needed for `count` codes of `bits` bits.
+std::int64_t packed_size(std::int64_t count, int bits);
+
+/// Packs the low `bits` bits of each code.
+std::vector<std::uint8_t> pack_codes(std::span<const std::int32_t> codes, int bits);
+/// Inverse of pack_codes; `is_signed` sign-extends each field.
+std::vector<std::int32_t> unpack_codes(std::span<const std::uint8_t> packed, std::int64_t count,
+                                       int bits, bool is_signed);
+
+}  // namespace quantkit

@@ -1,0 +1,69 @@
+#pragma once
+// QuantSpec: everything that decides how a tensor is quantized.
+//
+// Designated initializers keep call sites readable:
+//   QuantSpec spec{.dtype = QuantDType::int_(4), .mapping = Mapping::asymmetric,
+//                  .granularity = Granularity::per_group(128)};
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "quantkit/granularity.hpp"
+#include "quantkit/minifloat.hpp"
+#include "quantkit/quant_dtype.hpp"
+#include "quantkit/scalar_type.hpp"
+
+namespace quantkit {
+
+enum class Mapping : std::uint8_t {
+  symmetric,                  // range [-amax, amax], scale = amax / ((qmax - qmin) / 2)
+  symmetric_no_clipping_err,  // scale = max(min_neg / qmin, max_pos / qmax): nothing clips
+  asymmetric,                 // range [min, max], widened to include 0 in the int domain
+  stretched,                  // PARQ grid (k + 0.5) * s, s = min(b * mean|x|, max|x|) / (2^(b-1) - 0.5)
+};
+
+enum class ZeroPointDomain : std::uint8_t {
+  int_,    // q = clamp(round(x / s) + zp); zp an integer code, range includes 0
+  float_,  // tinygemm: q = clamp(round((x - (zp - s * mid)) / s)); zp a float, range not widened
+  none,    // q = clamp(round(x / s)); no zero point
+};
+
+/// Format the scale is stored in. fp32/bf16/fp16 are plain floats; e8m0 is the
+/// OCP MX power-of-two scale; fp8_e4m3 is the NVFP4 block scale.
+enum class ScaleDType : std::uint8_t { float32, bfloat16, float16, e8m0, fp8_e4m3 };
+
+std::string_view name(Mapping mapping);
+std::string_view name(ZeroPointDomain domain);
+std::string_view name(ScaleDType scale_dtype);
+Mapping mapping_from_name(std::string_view text);
+ZeroPointDomain zero_point_domain_from_name(std::string_view text);
+ScaleDType scale_dtype_from_name(std::string_view text);
+
+struct QuantSpec {
+  QuantDType dtype = QuantDType::int_(8);
+  Mapping mapping = Mapping::symmetric;
+  Granularity granularity = Granularity::per_tensor();
+  /// Unset: int for integer formats, none for floating formats.
+  std::optional<ZeroPointDomain> zero_point_domain;
+  /// Lower bound of the scale. Unset: torch.finfo(input dtype).smallest_normal
+  /// (torchao >= PR #4534); the stretched mapping uses finfo(input dtype).eps as
+  /// torchao's choose_qparams_stretched_affine does. For floating element
+  /// formats eps is a lower bound on the block amax (torchao's hp_value_lb) and
+  /// has no default.
+  std::optional<double> eps;
+  /// Unset: the input dtype (fp32 for floating element formats).
+  std::optional<ScaleDType> scale_dtype;
+  /// Unset: int32 for the int domain, the input dtype for the float domain.
+  std::optional<ScalarType> zero_point_dtype;
+  /// Only used with scale_dtype e8m0.
+  E8M0Rounding e8m0_rounding = E8M0Rounding::floor;
+
+  /// Throws Error naming the first inconsistent field.
+  void validate() const;
+  ZeroPointDomain resolved_zero_point_domain() const;
+  /// One line, e.g. "int4 asymmetric per_group(128, axis=-1) zero_point=int".
+  std::string describe() const;
+};
+
+}  // namespace quantkit

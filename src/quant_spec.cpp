@@ -1,0 +1,135 @@
+#include "quantkit/quant_spec.hpp"
+
+#include <array>
+#include <cmath>
+#include <utility>
+
+#include "quantkit/error.hpp"
+
+namespace quantkit {
+namespace {
+
+constexpr std::array<std::pair<Mapping, std::string_view>, 4> kMappings{{
+    {Mapping::symmetric, "symmetric"},
+    {Mapping::symmetric_no_clipping_err, "symmetric_no_clipping_err"},
+    {Mapping::asymmetric, "asymmetric"},
+    {Mapping::stretched, "stretched"},
+}};
+constexpr std::array<std::pair<ZeroPointDomain, std::string_view>, 3> kDomains{{
+    {ZeroPointDomain::int_, "int"},
+    {ZeroPointDomain::float_, "float"},
+    {ZeroPointDomain::none, "none"},
+}};
+constexpr std::array<std::pair<ScaleDType, std::string_view>, 5> kScaleDTypes{{
+    {ScaleDType::float32, "float32"},
+    {ScaleDType::bfloat16, "bfloat16"},
+    {ScaleDType::float16, "float16"},
+    {ScaleDType::e8m0, "e8m0"},
+    {ScaleDType::fp8_e4m3, "fp8_e4m3"},
+}};
+
+template <typename Enum, std::size_t N>
+std::string_view lookup_name(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                             Enum value) {
+  for (const auto& [v, n] : table) {
+    if (v == value) return n;
+  }
+  return "?";
+}
+
+template <typename Enum, std::size_t N>
+Enum lookup_value(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                  std::string_view text, const char* what) {
+  std::string choices;
+  for (const auto& [v, n] : table) {
+    if (n == text) return v;
+    choices += detail::concat(choices.empty() ? "" : ", ", n);
+  }
+  throw Error(detail::concat(what, " '", text, "' is unknown; expected one of ", choices));
+}
+
+}  // namespace
+
+std::string_view name(Mapping mapping) { return lookup_name(kMappings, mapping); }
+std::string_view name(ZeroPointDomain domain) { return lookup_name(kDomains, domain); }
+std::string_view name(ScaleDType scale_dtype) { return lookup_name(kScaleDTypes, scale_dtype); }
+Mapping mapping_from_name(std::string_view text) {
+  return lookup_value(kMappings, text, "mapping");
+}
+ZeroPointDomain zero_point_domain_from_name(std::string_view text) {
+  return lookup_value(kDomains, text, "zero_point_domain");
+}
+ScaleDType scale_dtype_from_name(std::string_view text) {
+  return lookup_value(kScaleDTypes, text, "scale_dtype");
+}
+
+ZeroPointDomain QuantSpec::resolved_zero_point_domain() const {
+  if (zero_point_domain) return *zero_point_domain;
+  return dtype.is_floating() ? ZeroPointDomain::none : ZeroPointDomain::int_;
+}
+
+void QuantSpec::validate() const {
+  const auto domain = resolved_zero_point_domain();
+  if (eps) {
+    QK_CHECK(std::isfinite(*eps) && *eps > 0, "eps ", *eps, " must be finite and > 0");
+  }
+  if (dtype.is_floating()) {
+    QK_CHECK(mapping == Mapping::symmetric, "mapping ", name(mapping), " is not supported for ",
+             dtype.name(), ": floating element formats are symmetric");
+    QK_CHECK(domain == ZeroPointDomain::none, "zero_point_domain ", name(domain),
+             " is not supported for ", dtype.name(),
+             ": floating element formats have no zero point (use none)");
+    QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(),
+             " has no zero point");
+    if (scale_dtype) {
+      QK_CHECK(*scale_dtype == ScaleDType::float32 || *scale_dtype == ScaleDType::e8m0 ||
+                   *scale_dtype == ScaleDType::fp8_e4m3,
+               "scale_dtype ", name(*scale_dtype), " is not supported for ", dtype.name(),
+               ": use float32, e8m0 (MX) or fp8_e4m3 (NVFP4)");
+    }
+    return;
+  }
+  QK_CHECK(!scale_dtype || (*scale_dtype != ScaleDType::e8m0 && *scale_dtype != ScaleDType::fp8_e4m3),
+           "scale_dtype ", name(*scale_dtype), " is only supported for floating element formats, not ",
+           dtype.name());
+  if (zero_point_dtype) {
+    QK_CHECK(*zero_point_dtype != ScalarType::float64, "zero_point_dtype float64 is not supported");
+  }
+  switch (mapping) {
+    case Mapping::symmetric:
+      QK_CHECK(domain != ZeroPointDomain::float_, "mapping symmetric does not support "
+               "zero_point_domain float (the float domain is the asymmetric tinygemm scheme)");
+      break;
+    case Mapping::symmetric_no_clipping_err:
+      QK_CHECK(domain != ZeroPointDomain::float_,
+               "mapping symmetric_no_clipping_err does not support zero_point_domain float");
+      QK_CHECK(dtype.quant_min() < 0 && dtype.quant_max() > 0, "mapping symmetric_no_clipping_err "
+               "needs quant_min < 0 < quant_max, but ", dtype.name(), " has [", dtype.quant_min(),
+               ", ", dtype.quant_max(), "]");
+      break;
+    case Mapping::asymmetric:
+      QK_CHECK(domain != ZeroPointDomain::none, "mapping asymmetric needs a zero point: use "
+               "zero_point_domain int or float, not none");
+      break;
+    case Mapping::stretched:
+      QK_CHECK(dtype.is_signed() && dtype.quant_min() == dtype.type_min() &&
+                   dtype.quant_max() == dtype.type_max(),
+               "mapping stretched needs a full-range signed integer format (int1..int8), not ",
+               dtype.name());
+      QK_CHECK(domain == ZeroPointDomain::int_, "mapping stretched uses its fixed zero point -0.5;"
+               " leave zero_point_domain unset or int");
+      QK_CHECK(!zero_point_dtype || is_floating_point(*zero_point_dtype),
+               "mapping stretched needs a floating zero_point_dtype for its -0.5 zero point");
+      break;
+  }
+}
+
+std::string QuantSpec::describe() const {
+  std::string out = detail::concat(dtype.name(), " ", name(mapping), " ", granularity.describe(),
+                                   " zero_point=", name(resolved_zero_point_domain()));
+  if (scale_dtype) out += detail::concat(" scale=", name(*scale_dtype));
+  if (eps) out += detail::concat(" eps=", *eps);
+  return out;
+}
+
+}  // namespace quantkit

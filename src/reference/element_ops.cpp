@@ -1,0 +1,240 @@
+#include "reference/element_ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quantkit/error.hpp"
+#include "reference/eager_math.hpp"
+
+namespace quantkit::reference {
+namespace {
+
+Scheme scheme_of(const QuantSpec& spec) {
+  if (spec.dtype.is_floating()) {
+    if (spec.scale_dtype == ScaleDType::e8m0) return Scheme::mx;
+    if (spec.scale_dtype == ScaleDType::fp8_e4m3) return Scheme::nvfp4;
+    return Scheme::float_format;
+  }
+  if (spec.mapping == Mapping::stretched) return Scheme::stretched;
+  switch (spec.resolved_zero_point_domain()) {
+    case ZeroPointDomain::int_: return Scheme::int_domain;
+    case ZeroPointDomain::float_: return Scheme::float_domain;
+    case ZeroPointDomain::none: return Scheme::none_domain;
+  }
+  return Scheme::int_domain;
+}
+
+bool in_range(const ElementPlan& plan, double q) {
+  return q >= plan.quant_min && q <= plan.quant_max;  // false for NaN
+}
+
+std::int32_t to_code(const ElementPlan& plan, double q) {
+  return static_cast<std::int32_t>(clamp_nan_to_low(q, plan.quant_min, plan.quant_max));
+}
+
+// x * r rounded to promote(T, S), rounded half to even.
+float scaled_rounded(const ElementPlan& plan, float x, std::int64_t b) {
+  return round_half_even(round_to(op_dtype(plan.input, plan.scale_dtype), x * plan.reciprocal[b]));
+}
+
+float int_domain_unclamped(const ElementPlan& plan, float x, std::int64_t b) {
+  const ScalarType product = op_dtype(plan.input, plan.scale_dtype);
+  return round_to(op_dtype(product, plan.zero_dtype), scaled_rounded(plan, x, b) + plan.zero_point[b]);
+}
+
+float float_domain_unclamped(const ElementPlan& plan, float x, std::int64_t b) {
+  const ScalarType dtype = op_dtype(plan.input, op_dtype(plan.zero_dtype, plan.scale_dtype));
+  const float shifted = round_to(dtype, x - plan.grid_min[b]);
+  return round_half_even(round_to(dtype, shifted / plan.scale[b]));
+}
+
+float stretched_clip(const ElementPlan& plan, std::int64_t b) {
+  return round_to(plan.scale_dtype, plan.scale[b] * static_cast<float>(plan.stretched_max));
+}
+
+// Value of x in units of the scale, before clamping to the format's range.
+float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
+  if (plan.scheme == Scheme::float_format) return x / plan.scale[b];
+  return x * plan.reciprocal[b];
+}
+
+}  // namespace
+
+void check_float_input(ScalarType dtype, const char* what) {
+  QK_CHECK(dtype == ScalarType::float32 || dtype == ScalarType::bfloat16 ||
+               dtype == ScalarType::float16,
+           what, " has dtype ", name(dtype), "; expected float32, bfloat16 or float16");
+}
+
+std::vector<float> load_floats(TensorView x) {
+  const Tensor contiguous = x.contiguous();
+  const std::int64_t n = contiguous.numel();
+  std::vector<float> out(static_cast<std::size_t>(n));
+  switch (contiguous.dtype()) {
+    case ScalarType::float32: {
+      const float* p = contiguous.data<float>();
+      out.assign(p, p + n);
+      break;
+    }
+    case ScalarType::bfloat16: {
+      const BFloat16* p = contiguous.data<BFloat16>();
+      for (std::int64_t i = 0; i < n; ++i) out[i] = p[i].to_float();
+      break;
+    }
+    case ScalarType::float16: {
+      const Float16* p = contiguous.data<Float16>();
+      for (std::int64_t i = 0; i < n; ++i) out[i] = p[i].to_float();
+      break;
+    }
+    default:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(contiguous.get(i));
+  }
+  return out;
+}
+
+Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype) {
+  Tensor out(dtype, shape);
+  const auto n = static_cast<std::int64_t>(values.size());
+  switch (dtype) {
+    case ScalarType::float32:
+      std::copy(values.begin(), values.end(), out.data<float>());
+      break;
+    case ScalarType::bfloat16:
+      for (std::int64_t i = 0; i < n; ++i) out.data<BFloat16>()[i] = BFloat16::from_float(values[i]);
+      break;
+    case ScalarType::float16:
+      for (std::int64_t i = 0; i < n; ++i) out.data<Float16>()[i] = Float16::from_float(values[i]);
+      break;
+    default:
+      for (std::int64_t i = 0; i < n; ++i) out.set(i, values[i]);
+  }
+  return out;
+}
+
+BlockLayout make_layout(const QParams& qparams, const Shape& shape) {
+  BlockLayout layout(shape, qparams.spec.granularity.block_size(shape));
+  const auto& scale = qparams.scale;
+  QK_CHECK(scale.numel() == layout.num_blocks() &&
+               (scale.shape() == layout.grid() || scale.dim() <= 1),
+           "scale of shape ", to_string(scale.shape()), " does not match the ",
+           qparams.spec.granularity.describe(), " grid ", to_string(layout.grid()),
+           " of an input of shape ", to_string(shape));
+  if (qparams.has_zero_point()) {
+    QK_CHECK(qparams.zero_point.numel() == scale.numel(), "zero_point of shape ",
+             to_string(qparams.zero_point.shape()), " does not match scale of shape ",
+             to_string(scale.shape()));
+  }
+  return layout;
+}
+
+ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& shape) {
+  check_float_input(input, "x");
+  const auto& spec = qparams.spec;
+  const std::int64_t blocks = make_layout(qparams, shape).num_blocks();
+  ElementPlan plan;
+  plan.scheme = scheme_of(spec);
+  plan.input = input;
+  plan.scale_dtype = qparams.scale.dtype();
+  plan.zero_dtype = qparams.has_zero_point() ? qparams.zero_point.dtype() : ScalarType::int32;
+  plan.quant_min = spec.dtype.quant_min();
+  plan.quant_max = spec.dtype.quant_max();
+  plan.stretched_max = std::ldexp(1.0, spec.dtype.bits() - 1) - 0.5;
+  if (spec.dtype.is_floating()) plan.format = &spec.dtype.minifloat();
+  const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
+  plan.scale.resize(blocks);
+  plan.reciprocal.resize(blocks);
+  plan.zero_point.assign(blocks, 0.0f);
+  plan.grid_min.assign(blocks, 0.0f);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const auto s = static_cast<float>(qparams.scale.get(b));
+    plan.scale[b] = s;
+    if (qparams.has_zero_point()) plan.zero_point[b] = static_cast<float>(qparams.zero_point.get(b));
+    switch (plan.scheme) {
+      case Scheme::mx:  // exact power of two: 2^(127 - byte), NaN for byte 255
+        plan.reciprocal[b] = std::isnan(s) ? NAN : std::ldexp(1.0f, 127 - e8m0_from_power_of_two(s));
+        break;
+      case Scheme::float_domain: {
+        const float step = round_to(plan.scale_dtype, s * static_cast<float>(mid));
+        plan.grid_min[b] = round_to(op_dtype(plan.zero_dtype, plan.scale_dtype),
+                                    plan.zero_point[b] - step);
+        break;
+      }
+      default:  // torch.reciprocal in the scale's dtype
+        plan.reciprocal[b] = round_to(plan.scale_dtype, 1.0f / s);
+    }
+  }
+  return plan;
+}
+
+std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t b) {
+  switch (plan.scheme) {
+    case Scheme::int_domain: return to_code(plan, int_domain_unclamped(plan, x, b));
+    case Scheme::none_domain: return to_code(plan, scaled_rounded(plan, x, b));
+    case Scheme::float_domain: return to_code(plan, float_domain_unclamped(plan, x, b));
+    case Scheme::stretched: {
+      const float clip = stretched_clip(plan, b);
+      const float clipped = x < -clip ? -clip : (x > clip ? clip : x);
+      const ScalarType quotient_dtype = op_dtype(plan.input, plan.scale_dtype);
+      const float quotient = round_to(quotient_dtype, clipped / plan.scale[b]);
+      const float shifted =
+          round_to(op_dtype(quotient_dtype, plan.zero_dtype), quotient + plan.zero_point[b]);
+      return to_code(plan, round_half_even(shifted));
+    }
+    case Scheme::float_format:
+    case Scheme::mx:
+    case Scheme::nvfp4: {
+      const float y = minifloat_scaled(plan, x, b);
+      const auto max = static_cast<float>(plan.format->max_value);
+      const float clamped = y < -max ? -max : (y > max ? max : y);  // NaN stays NaN
+      return encode_minifloat(clamped, *plan.format, /*saturate=*/true);
+    }
+  }
+  return 0;
+}
+
+float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_t b,
+                         ScalarType output) {
+  const float s = plan.scale[b];
+  switch (plan.scheme) {
+    case Scheme::int_domain:
+    case Scheme::stretched: {
+      const float q = round_to(output, static_cast<float>(code));
+      const float shifted = round_to(output, q - round_to(output, plan.zero_point[b]));
+      return round_to(output, round_to(op_dtype(output, plan.scale_dtype), shifted * s));
+    }
+    case Scheme::none_domain: {
+      const float q = round_to(output, static_cast<float>(code));
+      return round_to(output, round_to(op_dtype(output, plan.scale_dtype), q * s));
+    }
+    case Scheme::float_domain: {
+      const auto mid = static_cast<float>((plan.quant_max + plan.quant_min + 1) / 2);
+      const float centered = round_to(output, static_cast<float>(code) - mid);
+      const float scaled = round_to(output, centered * s);
+      return round_to(output, scaled + plan.zero_point[b]);
+    }
+    case Scheme::float_format:
+    case Scheme::nvfp4:
+      return round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format) * s);
+    case Scheme::mx: {
+      const float element = round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format));
+      return round_to(output, element * round_to(output, s));
+    }
+  }
+  return 0;
+}
+
+bool gradient_passes(const ElementPlan& plan, float x, std::int64_t b) {
+  switch (plan.scheme) {
+    case Scheme::int_domain: return in_range(plan, int_domain_unclamped(plan, x, b));
+    case Scheme::none_domain: return in_range(plan, scaled_rounded(plan, x, b));
+    case Scheme::float_domain: return in_range(plan, float_domain_unclamped(plan, x, b));
+    case Scheme::stretched: {
+      const float clip = stretched_clip(plan, b);
+      return x >= -clip && x <= clip;
+    }
+    default:
+      return std::fabs(minifloat_scaled(plan, x, b)) <= plan.format->max_value;
+  }
+}
+
+}  // namespace quantkit::reference
