@@ -19,7 +19,8 @@ void check_codes(const std::vector<std::int32_t>& codes, const QuantDType& dtype
 
 }  // namespace
 
-QuantizedTensor::QuantizedTensor(Shape shape, std::vector<std::uint8_t> packed, QParams qparams)
+QuantizedTensor::QuantizedTensor(PackedTag, Shape shape, std::vector<std::uint8_t> packed,
+                                 QParams qparams)
     : shape_(std::move(shape)), packed_(std::move(packed)), qparams_(std::move(qparams)) {}
 
 QuantizedTensor::QuantizedTensor(Shape shape, const std::vector<std::int32_t>& codes,
@@ -38,7 +39,7 @@ QuantizedTensor QuantizedTensor::from_packed(Shape shape, std::vector<std::uint8
   QK_CHECK(static_cast<std::int64_t>(packed.size()) == packed_size(n, bits), "packed buffer holds ",
            packed.size(), " bytes but shape ", to_string(shape), " of ", bits, "-bit codes needs ",
            packed_size(n, bits));
-  return QuantizedTensor(std::move(shape), std::move(packed), std::move(qparams));
+  return QuantizedTensor(PackedTag{}, std::move(shape), std::move(packed), std::move(qparams));
 }
 
 std::vector<std::int32_t> QuantizedTensor::code_values() const {

@@ -45,17 +45,17 @@ struct QuantSpec {
   Mapping mapping = Mapping::symmetric;
   Granularity granularity = Granularity::per_tensor();
   /// Unset: int for integer formats, none for floating formats.
-  std::optional<ZeroPointDomain> zero_point_domain;
+  std::optional<ZeroPointDomain> zero_point_domain = std::nullopt;
   /// Lower bound of the scale. Unset: torch.finfo(input dtype).smallest_normal
   /// (torchao >= PR #4534); the stretched mapping uses finfo(input dtype).eps as
   /// torchao's choose_qparams_stretched_affine does. For floating element
   /// formats eps is a lower bound on the block amax (torchao's hp_value_lb) and
   /// has no default.
-  std::optional<double> eps;
+  std::optional<double> eps = std::nullopt;
   /// Unset: the input dtype (fp32 for floating element formats).
-  std::optional<ScaleDType> scale_dtype;
+  std::optional<ScaleDType> scale_dtype = std::nullopt;
   /// Unset: int32 for the int domain, the input dtype for the float domain.
-  std::optional<ScalarType> zero_point_dtype;
+  std::optional<ScalarType> zero_point_dtype = std::nullopt;
   /// Only used with scale_dtype e8m0.
   E8M0Rounding e8m0_rounding = E8M0Rounding::floor;
 

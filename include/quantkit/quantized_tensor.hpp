@@ -34,7 +34,8 @@ class QuantizedTensor {
   const std::vector<std::uint8_t>& packed() const { return packed_; }
 
  private:
-  QuantizedTensor(Shape shape, std::vector<std::uint8_t> packed, QParams qparams);
+  struct PackedTag {};
+  QuantizedTensor(PackedTag, Shape shape, std::vector<std::uint8_t> packed, QParams qparams);
   Shape shape_;
   std::vector<std::uint8_t> packed_;
   QParams qparams_;

@@ -54,10 +54,13 @@ std::int64_t resolve_axis(std::int64_t axis, std::int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
-// Channel index of each row-major element for `axis`.
+constexpr std::int64_t kWholeTensor = -1;
+
+// Channel index of each row-major element for `axis` (all 0 for kWholeTensor).
 std::vector<std::int64_t> channel_index(const Shape& shape, std::int64_t axis) {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(numel(shape)), 0);
+  if (axis == kWholeTensor) return out;
   const auto strides = contiguous_strides(shape);
-  std::vector<std::int64_t> out(static_cast<std::size_t>(numel(shape)));
   for (std::size_t i = 0; i < out.size(); ++i) {
     out[i] = (static_cast<std::int64_t>(i) / strides[axis]) % shape[axis];
   }
@@ -106,7 +109,7 @@ Tensor fake_quantize_per_tensor_affine(TensorView x, float scale, std::int64_t z
            zero_point, " must be between quant_min ", range.quant_min, " and quant_max ",
            range.quant_max);
   const Channel c{scale, static_cast<float>(zero_point), false};
-  return map_channels(x, {c}, 0, x.dtype(),
+  return map_channels(x, {c}, kWholeTensor, x.dtype(),
                       [&](float v, const Channel& ch) { return forward_element(v, ch, range, x.dtype()); });
 }
 
@@ -114,7 +117,7 @@ Tensor fake_quantize_per_tensor_mask(TensorView x, float scale, std::int64_t zer
   reference::check_float_input(x.dtype(), "x");
   check_range(range);
   const Channel c{scale, static_cast<float>(zero_point), false};
-  return map_channels(x, {c}, 0, ScalarType::uint8,
+  return map_channels(x, {c}, kWholeTensor, ScalarType::uint8,
                       [&](float v, const Channel& ch) { return mask_element(v, ch, range) ? 1.0f : 0.0f; });
 }
 
