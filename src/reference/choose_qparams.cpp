@@ -9,6 +9,7 @@
 #include "reference/block_layout.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
+#include "reference/torch_sum.hpp"
 
 namespace quantkit {
 namespace {
@@ -18,8 +19,8 @@ using reference::round_to;
 struct BlockStats {
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
-  double abs_sum = 0;
   std::int64_t count = 0;
+  std::vector<float> magnitudes;  // |x| in row-major order; only the stretched mapping needs them
 };
 
 struct BlockQParams {
@@ -57,7 +58,7 @@ class BlockChooser {
     qmax_ = static_cast<float>(spec.dtype.quant_max());
   }
 
-  BlockQParams choose(float min_val, float max_val, double mean_abs, std::int64_t block) const {
+  BlockQParams choose(float min_val, float max_val, float mean_abs, std::int64_t block) const {
     if (spec_.dtype.is_floating()) return choose_floating(std::max(-min_val, max_val), block);
     if (spec_.mapping == Mapping::stretched) return choose_stretched(min_val, max_val, mean_abs);
     if (spec_.resolved_zero_point_domain() == ZeroPointDomain::float_) {
@@ -101,11 +102,11 @@ class BlockChooser {
     return out;
   }
 
-  BlockQParams choose_stretched(float min_val, float max_val, double mean_abs) const {
+  BlockQParams choose_stretched(float min_val, float max_val, float mean_abs) const {
     const float amax = std::max(-min_val, max_val);
     const auto bits = static_cast<float>(spec_.dtype.bits());
     const float level_max = std::ldexp(1.0f, spec_.dtype.bits() - 1) - 0.5f;
-    const float bounded = std::min(r(bits * r(static_cast<float>(mean_abs))), amax);
+    const float bounded = std::min(r(bits * mean_abs), amax);
     BlockQParams out;
     out.scale = r(clamp_eps(bounded) / level_max);
     out.zero_point = -0.5f;
@@ -177,20 +178,22 @@ QParams choose_qparams(TensorView x, const QuantSpec& spec) {
   const reference::BlockLayout layout(x.shape(), spec.granularity.block_size(x.shape()));
   const std::vector<float> values = reference::load_floats(x);
   check_finite(values, x.shape(), "x");
+  const bool needs_mean = spec.mapping == Mapping::stretched;
   std::vector<BlockStats> stats(static_cast<std::size_t>(layout.num_blocks()));
   layout.for_each([&](std::int64_t i, std::int64_t b) {
     auto& s = stats[b];
     s.min = std::min(s.min, values[i]);
     s.max = std::max(s.max, values[i]);
-    s.abs_sum += std::fabs(static_cast<double>(values[i]));
     ++s.count;
+    if (needs_mean) s.magnitudes.push_back(std::fabs(values[i]));
   });
   const BlockChooser chooser(spec, x.dtype());
   std::vector<BlockQParams> blocks(stats.size());
   for (std::size_t b = 0; b < stats.size(); ++b) {
     QK_CHECK(stats[b].count > 0, "x of shape ", to_string(x.shape()),
              " is empty: there is no data to choose qparams from");
-    const double mean_abs = stats[b].abs_sum / static_cast<double>(stats[b].count);
+    // torch.mean(|x|): PyTorch's CPU summation order, reproduced bit for bit.
+    const float mean_abs = needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
     blocks[b] = chooser.choose(stats[b].min, stats[b].max, mean_abs, static_cast<std::int64_t>(b));
   }
   return assemble(spec, x.dtype(), layout.grid(), blocks);
@@ -213,7 +216,7 @@ QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& 
   for (std::size_t b = 0; b < mins.size(); ++b) {
     QK_CHECK(mins[b] <= maxs[b], "min_val ", mins[b], " exceeds max_val ", maxs[b],
              " at flat index ", reference::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
-    blocks[b] = chooser.choose(mins[b], maxs[b], 0.0, static_cast<std::int64_t>(b));
+    blocks[b] = chooser.choose(mins[b], maxs[b], 0.0f, static_cast<std::int64_t>(b));
   }
   return assemble(spec, min_val.dtype(), min_val.shape(), blocks);
 }
