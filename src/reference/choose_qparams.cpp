@@ -148,8 +148,19 @@ void check_finite(const std::vector<float>& values, const Shape& shape, const ch
   }
 }
 
+// A range wider than the compute dtype can hold gives an infinite scale, and
+// (q - zp) * inf is NaN: refuse instead of returning a poisoned grid.
+void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute) {
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    QK_CHECK(std::isfinite(blocks[b].scale), "the scale of block ", b, " overflows ", name(compute),
+             " (its range exceeds the largest ", name(compute),
+             "); compute qparams from a float32 copy of the data");
+  }
+}
+
 QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
                  const std::vector<BlockQParams>& blocks) {
+  check_scales_finite(blocks, compute);
   QParams out;
   out.spec = spec;
   out.compute_dtype = compute;

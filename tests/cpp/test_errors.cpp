@@ -89,5 +89,15 @@ TEST(Errors, SpecCombinationsNameTheRule) {
             "eps -1 must be finite and > 0");
 }
 
+
+TEST(Errors, ScaleOverflowInHalfPrecisionIsRefused) {
+  // float16: 60000 - (-60000) = 120000 overflows to Inf, so the scale would be Inf.
+  const auto x = Tensor::from_values({-60000.0, 60000.0}, ScalarType::float16);
+  EXPECT_EQ(error_of([&] { choose_qparams(x, {.dtype = QuantDType::uint(8), .mapping = Mapping::asymmetric}); }),
+            "the scale of block 0 overflows float16 (its range exceeds the largest float16); compute "
+            "qparams from a float32 copy of the data");
+  EXPECT_NO_THROW(choose_qparams(x.to(ScalarType::float32), {.dtype = QuantDType::uint(8), .mapping = Mapping::asymmetric}));
+}
+
 }  // namespace
 }  // namespace quantkit
