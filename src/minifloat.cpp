@@ -89,20 +89,19 @@ float decode_minifloat(std::uint8_t code, const MinifloatFormat& f) {
 }
 
 std::uint8_t e8m0_from_amax(float amax, const MinifloatFormat& element, E8M0Rounding rounding) {
-  if (!std::isfinite(amax)) return 255;
+  if (std::isnan(amax)) return 255;
   if (rounding == E8M0Rounding::floor) {
+    if (std::isinf(amax)) return 255;
     const int biased_exponent = static_cast<int>((std::bit_cast<std::uint32_t>(amax) >> 23) & 0xFF);
     const int unbiased = std::clamp(biased_exponent - 127 - element.target_max_pow2, -127, 128);
     return static_cast<std::uint8_t>(unbiased + 127);
   }
-  // rceil: descale = amax * fl32(1 / max), rounded up to a power of two.
-  const float inverse_max = static_cast<float>(1.0 / element.max_value);
-  const std::uint32_t bits = std::bit_cast<std::uint32_t>(amax * inverse_max);
-  const std::uint32_t field = (bits >> 23) & 0xFF;
-  const std::uint32_t mantissa = bits & 0x7FFFFF;
-  if (field == 0xFF) return 255;
-  if (field == 0) return mantissa > 0x400000 ? 1 : 0;  // byte 0 is 2^-127 = 0x00400000
-  return static_cast<std::uint8_t>(std::min<std::uint32_t>(field + (mantissa != 0), 255));
+  const float descale = amax / static_cast<float>(element.max_value);
+  if (std::isinf(descale)) return 254;
+  // torch.log2 on float32, then ceil; log2(0) = -inf clamps to byte 0.
+  const auto log2 = static_cast<float>(std::log2(static_cast<double>(descale)));
+  const float exponent = std::clamp(std::ceil(log2), -127.0f, 127.0f);
+  return static_cast<std::uint8_t>(static_cast<int>(exponent) + 127);
 }
 
 float e8m0_to_float(std::uint8_t byte) {

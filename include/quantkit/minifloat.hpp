@@ -47,10 +47,14 @@ float decode_minifloat(std::uint8_t code, const MinifloatFormat& format);
 
 enum class E8M0Rounding : std::uint8_t {
   floor,  // OCP MX spec: 2^(floor(log2 amax) - target_max_pow2)
-  rceil,  // NVIDIA cuBLAS rule: round amax * fl32(1/max) up to a power of two
+  rceil,  // cuBLAS rule as torchao 0.18 computes it on the CPU:
+          // 2^ceil(log2f(amax / max)), log2f correctly rounded to float32
+          // (so amax one ulp above a power of two rounds down), clamped to
+          // [2^-127, 2^127]
 };
 
-/// E8M0 byte for a block whose largest magnitude is `amax` (non-finite gives 255).
+/// E8M0 byte for a block whose largest magnitude is `amax` (NaN gives 255;
+/// Inf gives 255 with floor and 254 with rceil, as torchao).
 std::uint8_t e8m0_from_amax(float amax, const MinifloatFormat& element, E8M0Rounding rounding);
 /// 2^(byte - 127) as float (exact, 2^-127 is subnormal); 255 gives NaN.
 float e8m0_to_float(std::uint8_t byte);

@@ -55,6 +55,7 @@ float stretched_clip(const ElementPlan& plan, std::int64_t b) {
 // Value of x in units of the scale, before clamping to the format's range.
 float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
   if (plan.scheme == Scheme::float_format) return x / plan.scale[b];
+  if (plan.divisor[b] != 0.0f) return x / plan.divisor[b];  // NaN divisors included
   return x * plan.reciprocal[b];
 }
 
@@ -143,6 +144,7 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
   plan.scale.resize(blocks);
   plan.reciprocal.resize(blocks);
+  plan.divisor.assign(blocks, 0.0f);
   plan.zero_point.assign(blocks, 0.0f);
   plan.grid_min.assign(blocks, 0.0f);
   for (std::int64_t b = 0; b < blocks; ++b) {
@@ -150,9 +152,17 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
     plan.scale[b] = s;
     if (qparams.has_zero_point()) plan.zero_point[b] = static_cast<float>(qparams.zero_point.get(b));
     switch (plan.scheme) {
-      case Scheme::mx:  // exact power of two: 2^(127 - byte), NaN for byte 255
-        plan.reciprocal[b] = std::isnan(s) ? NAN : std::ldexp(1.0f, 127 - e8m0_from_power_of_two(s));
+      case Scheme::mx: {
+        // torchao 0.18 to_mx: FLOOR divides by the scale clamped to the smallest
+        // normal float; RCEIL multiplies by 2^(127 - byte), or by 1.0 for byte 0.
+        const int byte = e8m0_from_power_of_two(s);
+        if (spec.e8m0_rounding == E8M0Rounding::floor) {
+          plan.divisor[b] = std::max(s, std::ldexp(1.0f, -126));
+        } else {
+          plan.reciprocal[b] = byte == 255 ? NAN : (byte == 0 ? 1.0f : std::ldexp(1.0f, 127 - byte));
+        }
         break;
+      }
       case Scheme::float_domain: {
         const float step = round_to(plan.scale_dtype, s * static_cast<float>(mid));
         plan.grid_min[b] = round_to(op_dtype(plan.zero_dtype, plan.scale_dtype),

@@ -34,7 +34,8 @@ struct ElementPlan {
   double stretched_max = 0;  // 2^(b-1) - 0.5
   const MinifloatFormat* format = nullptr;
   std::vector<float> scale;       // per block, exact value of the stored scale
-  std::vector<float> reciprocal;  // 1/scale rounded as the scheme prescribes
+  std::vector<float> reciprocal;  // multiplier applied to x (1/scale as the scheme rounds it)
+  std::vector<float> divisor;     // mx floor: x is divided by max(scale, 2^-126) instead
   std::vector<float> zero_point;  // per block (0 when absent)
   std::vector<float> grid_min;    // float domain: zp - scale * mid, rounded as torchao
 };

@@ -73,6 +73,23 @@ TEST(Mx, AllZeroBlockGetsSmallestScale) {
   EXPECT_EQ(fake_quantize(zeros, qp).to_vector(), std::vector<double>(32, 0.0));
 }
 
+TEST(Mx, SmallestScaleByteFollowsTorchao018) {
+  // A block of 2^-126 (e4m3, amax / 2^8 underflows): byte 0 = 2^-127. FLOOR
+  // divides by the scale clamped to 2^-126 -> 1.0 (0x38) and dequantizes with
+  // 2^-127 -> 2^-127; RCEIL multiplies byte-0 blocks by 1.0 -> 2^-126 -> 0x00.
+  const Tensor x = Tensor::full({1, 32}, std::ldexp(1.0, -126));
+  QuantSpec spec{.dtype = QuantDType::fp8_e4m3fn(), .granularity = Granularity::per_group(32),
+                 .scale_dtype = ScaleDType::e8m0};
+  const auto floor_qp = choose_qparams(x, spec);
+  EXPECT_EQ(floor_qp.scale.get(0), std::ldexp(1.0, -127));
+  EXPECT_EQ(quantize(x, floor_qp).code_values()[0], 0x38);
+  EXPECT_EQ(fake_quantize(x, floor_qp).get(0), std::ldexp(1.0, -127));
+  spec.e8m0_rounding = E8M0Rounding::rceil;
+  const auto rceil_qp = choose_qparams(x, spec);
+  EXPECT_EQ(rceil_qp.scale.get(0), std::ldexp(1.0, -127));
+  EXPECT_EQ(quantize(x, rceil_qp).code_values()[0], 0x00);
+}
+
 TEST(Nvfp4, BlockScaleRoundsDownAndReducesTheMax) {
   // amax 5: 5/6 = 0.8333 -> e4m3 0.8125; 5 * (1/0.8125) = 6.15 -> saturates to
   // 6 -> 6 * 0.8125 = 4.875.

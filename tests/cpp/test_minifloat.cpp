@@ -132,6 +132,10 @@ TEST(E8M0, FloorAndRceil) {
   EXPECT_EQ(e8m0_from_amax(7.0f, fp4, E8M0Rounding::rceil), 128);
   EXPECT_EQ(e8m0_from_amax(0.0f, e4, E8M0Rounding::floor), 0);  // 2^-127
   EXPECT_EQ(e8m0_from_amax(INFINITY, e4, E8M0Rounding::floor), 255);
+  EXPECT_EQ(e8m0_from_amax(INFINITY, e4, E8M0Rounding::rceil), 254);
+  // rceil: 3.5000002 / 448 is one ulp above 2^-7; float32 log2 rounds it to -7 exactly.
+  EXPECT_EQ(e8m0_from_amax(std::bit_cast<float>(0x40600001u), e4, E8M0Rounding::rceil), 120);
+  EXPECT_EQ(e8m0_from_amax(0.0f, e4, E8M0Rounding::rceil), 0);
   EXPECT_EQ(e8m0_from_amax(448.0f, e4, E8M0Rounding::floor), 127);
   EXPECT_EQ(e8m0_from_amax(480.0f, e4, E8M0Rounding::rceil), 128);
   EXPECT_EQ(e8m0_from_amax(3.4028235e38f, e4, E8M0Rounding::floor), 246);
