@@ -12,7 +12,8 @@
 //   y   = T(float(q - zp) * scale)               (one float multiply, RNE to T)
 //   mask = qmin <= qf <= qmax                    (on the unclamped value)
 // Per-channel with a float zero point (float_qparams, e.g. embeddings):
-//   q = nearbyint(zp + x * inv)   (zp added BEFORE rounding, not rounded itself)
+//   q = nearbyint(fma(x, inv, zp)) (zp added BEFORE rounding, not rounded itself;
+//   fused because PyTorch compiles these kernels with FMA contraction)
 //   y = T((clamp(q) - zp) * scale), computed in double and narrowed once.
 // Backward: dx = dy * mask. Input dtypes float32 / bfloat16 / float16.
 
@@ -47,10 +48,11 @@ Tensor apply_mask(TensorView grad_output, TensorView mask);
 // Zero point used by the forward: per-tensor (int64) clamp(nearbyint(zp), qmin, qmax);
 // per-channel clamp(round_half_even(zp), qmin, qmax). The per-tensor backward
 // uses trunc(clamp(zp + 0.5f, qmin, qmax)) instead: PyTorch's asymmetry, kept.
-// Backward per element, with xq = nearbyint(zp + x * inv) (zp added BEFORE rounding):
+// Backward per element, with xq = nearbyint(fma(x, inv, zp)) (zp added BEFORE rounding):
 //   dx      = dy * (qmin <= xq <= qmax)
 //   dscale  = xq < qmin: dy * (qmin - zp) * g;  xq > qmax: dy * (qmax - zp) * g;
-//             else ((dy * (xfq - x)) * inv) * g,   xfq = float((clamp(xq) - zp) * scale)
+//             else ((dy * fma(clamp(xq) - zp, scale, -x)) * inv) * g
+// (the fused multiply-adds are PyTorch's: its kernels are compiled with FMA contraction)
 //   dzp     = outside: ((dy * -1) * scale) * g;   inside: 0
 // summed over all elements (per-tensor) or all but `axis` (per-channel). The
 // per-element terms match PyTorch exactly; the sums are accumulated in double

@@ -1,4 +1,5 @@
 // Bindings of QParams, QuantizedTensor and the quantize / dequantize / fake-quantize ops.
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 

@@ -26,9 +26,16 @@ struct Channel {
   bool float_zero_point;  // float_qparams: zp added before rounding
 };
 
+// PyTorch builds its CPU quantization kernels with FMA contraction, so every
+// `a * b + c` in their source is one fused operation; std::fma reproduces it
+// (explicit calls are not affected by -ffp-contract=off).
+float rounded_with_zero_point(float x, float inverse, float zero_point) {
+  return std::nearbyint(std::fma(x, inverse, zero_point));
+}
+
 // Unclamped quantized value.
 float unclamped(float x, const Channel& c, float inverse) {
-  if (c.float_zero_point) return std::nearbyint(c.zero_point + x * inverse);
+  if (c.float_zero_point) return rounded_with_zero_point(x, inverse, c.zero_point);
   return c.zero_point + std::nearbyint(x * inverse);
 }
 
@@ -182,7 +189,7 @@ LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const Le
     const auto ch = setup.channel_of[i];
     const Channel& c = setup.channels[ch];
     const float inverse = 1.0f / c.scale;
-    const float xq = std::nearbyint(c.zero_point + xs[i] * inverse);  // zp added BEFORE rounding
+    const float xq = rounded_with_zero_point(xs[i], inverse, c.zero_point);  // zp added BEFORE rounding
     const float dy = dys[i];
     if (xq < qmin || xq > qmax) {
       dx[i] = dy * 0.0f;
@@ -192,8 +199,9 @@ LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const Le
       // NaN x lands here: its gradient is masked and its dscale term is NaN.
       dx[i] = dy * (std::isnan(xq) ? 0.0f : 1.0f);
       const float clamped = static_cast<float>(reference::clamp_nan_to_low(xq, qmin, qmax));
-      const float xfq = (clamped - c.zero_point) * c.scale;
-      dscale[ch] += ((dy * (xfq - xs[i])) * inverse) * grad_factor;
+      // xfq - x with xfq = (clamped - zp) * scale, fused as in PyTorch's kernel.
+      const float error = std::fma(clamped - c.zero_point, c.scale, -xs[i]);
+      dscale[ch] += ((dy * error) * inverse) * grad_factor;
     }
   }
   const Shape params{static_cast<std::int64_t>(setup.channels.size())};
