@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test quantkit.
 # Idempotent and quick when everything is present.
+#   scripts/install-deps.sh           C++ toolchain and test libraries
+#   scripts/install-deps.sh --python  also the Python build and test packages
 set -euo pipefail
 
 need_apt=()
-for pkg in g++ libgtest-dev; do
+for pkg in g++ libgtest-dev nlohmann-json3-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
@@ -14,4 +16,12 @@ if ((${#need_apt[@]})); then
   [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--python" ]; then
+  # torch 2.13.0 first and pinned: anything that pulls another torch would
+  # download the CUDA build.
+  python3 -m pip install -q --disable-pip-version-check "torch==2.13.0"
+  python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" "torchao==0.18.0" numpy pytest \
+    hypothesis "nanobind>=2.4" "scikit-build-core>=0.10"
 fi

@@ -6,8 +6,8 @@ namespace quantkit {
 namespace {
 
 std::int64_t resolve_axis(std::int64_t axis, std::int64_t rank, const char* what) {
-  QK_CHECK(axis >= -rank && axis < rank, what, " axis ", axis, " is out of range for a tensor of rank ",
-           rank, " (valid: ", -rank, "..", rank - 1, ")");
+  QK_CHECK(axis >= -rank && axis < rank, what, " axis ", axis,
+           " is out of range for a tensor of rank ", rank, " (valid: ", -rank, "..", rank - 1, ")");
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -79,11 +79,16 @@ Shape Granularity::block_size(const Shape& input_shape) const {
 
 std::string Granularity::describe() const {
   switch (kind_) {
-    case Kind::per_tensor: return "per_tensor";
-    case Kind::per_axis: return detail::concat("per_axis(", axis_, ")");
-    case Kind::per_group: return detail::concat("per_group(", group_size_, ", axis=", axis_, ")");
-    case Kind::per_block: return detail::concat("per_block(", to_string(block_shape_), ")");
-    case Kind::per_token: return "per_token";
+    case Kind::per_tensor:
+      return "per_tensor";
+    case Kind::per_axis:
+      return detail::concat("per_axis(", axis_, ")");
+    case Kind::per_group:
+      return detail::concat("per_group(", group_size_, ", axis=", axis_, ")");
+    case Kind::per_block:
+      return detail::concat("per_block(", to_string(block_shape_), ")");
+    case Kind::per_token:
+      return "per_token";
   }
   return "?";
 }

@@ -17,7 +17,7 @@ std::uint16_t float16_bits_from_float(float value) {
   const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
   const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
   const std::uint32_t magnitude = bits & 0x7FFFFFFFu;
-  if (magnitude > 0x7F800000u) return sign | 0x7E00u;  // NaN, payload dropped
+  if (magnitude > 0x7F800000u) return sign | 0x7E00u;   // NaN, payload dropped
   if (magnitude >= 0x477FF000u) return sign | 0x7C00u;  // >= 65520 rounds to Inf
   if (magnitude < 0x38800000u) {
     // Result is subnormal (or rounds up to the smallest normal): scaling by

@@ -32,8 +32,10 @@ ErrorReport error_report(TensorView reference, TensorView test) {
   }
   if (r.count == 0) return r;
   r.mean_abs_diff = abs_sum / static_cast<double>(r.count);
-  r.sqnr_db = noise == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal / noise);
-  r.peir = hi > lo ? r.max_abs_diff / (hi - lo) : (r.max_abs_diff == 0 ? 0 : std::numeric_limits<double>::infinity());
+  r.sqnr_db =
+      noise == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal / noise);
+  r.peir = hi > lo ? r.max_abs_diff / (hi - lo)
+                   : (r.max_abs_diff == 0 ? 0 : std::numeric_limits<double>::infinity());
   r.cosine = (signal == 0 && test_energy == 0) ? 1.0 : dot / std::sqrt(signal * test_energy);
   return r;
 }

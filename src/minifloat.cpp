@@ -1,8 +1,8 @@
 #include "quantkit/minifloat.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
-#include <algorithm>
 #include <cmath>
 
 #include "quantkit/error.hpp"
@@ -31,15 +31,17 @@ std::uint8_t encode_representable(double magnitude, const MinifloatFormat& f) {
   int e = 0;
   std::frexp(magnitude, &e);
   const int exponent = e - 1;
-  const double mantissa = magnitude / std::ldexp(1.0, exponent - f.mantissa_bits) -
-                          std::ldexp(1.0, f.mantissa_bits);
+  const double mantissa =
+      magnitude / std::ldexp(1.0, exponent - f.mantissa_bits) - std::ldexp(1.0, f.mantissa_bits);
   return static_cast<std::uint8_t>(((exponent + f.exponent_bias) << f.mantissa_bits) |
                                    static_cast<int>(mantissa));
 }
 
 }  // namespace
 
-std::span<const MinifloatFormat> minifloat_formats() { return kFormats; }
+std::span<const MinifloatFormat> minifloat_formats() {
+  return kFormats;
+}
 
 const MinifloatFormat& minifloat_format(MinifloatKind kind) {
   return kFormats[static_cast<std::size_t>(kind)];
@@ -48,7 +50,8 @@ const MinifloatFormat& minifloat_format(MinifloatKind kind) {
 std::uint8_t encode_minifloat(float value, const MinifloatFormat& f, bool saturate) {
   const std::uint8_t sign = std::signbit(value) ? f.sign_mask() : 0;
   const std::uint8_t max_code = encode_representable(f.max_value, f);
-  if (std::isnan(value)) return f.has_nan ? static_cast<std::uint8_t>(sign | kNanMagnitude) : max_code;
+  if (std::isnan(value))
+    return f.has_nan ? static_cast<std::uint8_t>(sign | kNanMagnitude) : max_code;
   const auto overflow = [&]() -> std::uint8_t {
     if (saturate || !f.has_nan) return sign | max_code;
     return sign | (f.has_infinity ? kInfMagnitude : kNanMagnitude);

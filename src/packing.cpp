@@ -38,7 +38,8 @@ std::vector<std::int32_t> unpack_codes(std::span<const std::uint8_t> packed, std
     if ((bit % 8) + bits > 8) window |= static_cast<std::uint32_t>(packed[bit / 8 + 1]) << 8;
     const std::uint32_t field = (window >> (bit % 8)) & mask;
     const bool negative = is_signed && (field >> (bits - 1)) != 0;
-    out[i] = negative ? static_cast<std::int32_t>(field) - (1 << bits) : static_cast<std::int32_t>(field);
+    out[i] = negative ? static_cast<std::int32_t>(field) - (1 << bits)
+                      : static_cast<std::int32_t>(field);
   }
   return out;
 }

@@ -10,8 +10,8 @@ namespace quantkit {
 QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
                       ScalarType compute_dtype) {
   spec.validate();
-  QK_CHECK(is_floating_point(scale.dtype()) && scale.dtype() != ScalarType::float64, "scale has dtype ",
-           name(scale.dtype()), "; expected float32, bfloat16 or float16");
+  QK_CHECK(is_floating_point(scale.dtype()) && scale.dtype() != ScalarType::float64,
+           "scale has dtype ", name(scale.dtype()), "; expected float32, bfloat16 or float16");
   for (std::int64_t i = 0; i < scale.numel(); ++i) {
     const double s = scale.get(i);
     QK_CHECK(std::isfinite(s) && s > 0, "scale ", s, " at flat index ",
@@ -19,8 +19,8 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
     if (spec.scale_dtype == ScaleDType::e8m0) e8m0_from_power_of_two(static_cast<float>(s));
   }
   const auto domain = spec.resolved_zero_point_domain();
-  const bool needs_zero_point =
-      !spec.dtype.is_floating() && (domain != ZeroPointDomain::none || spec.mapping == Mapping::stretched);
+  const bool needs_zero_point = !spec.dtype.is_floating() && (domain != ZeroPointDomain::none ||
+                                                              spec.mapping == Mapping::stretched);
   if (!needs_zero_point) {
     QK_CHECK(zero_point.numel() == 0, "zero_point was given but ", spec.describe(),
              " has no zero point");
@@ -37,7 +37,8 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
                " must be -0.5 for the stretched mapping");
     } else if (domain == ZeroPointDomain::int_) {
       QK_CHECK(z >= spec.dtype.quant_min() && z <= spec.dtype.quant_max() && z == std::trunc(z),
-               "zero_point ", z, " at flat index ", reference::describe_index(zero_point.shape(), i),
+               "zero_point ", z, " at flat index ",
+               reference::describe_index(zero_point.shape(), i),
                " must be an integer in [quant_min, quant_max] = [", spec.dtype.quant_min(), ", ",
                spec.dtype.quant_max(), "]");
     }

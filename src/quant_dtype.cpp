@@ -8,13 +8,15 @@
 namespace quantkit {
 
 QuantDType QuantDType::int_(int bits) {
-  QK_CHECK(bits >= 1 && bits <= 8, "bits ", bits, " is out of range: integer formats have 1..8 bits");
+  QK_CHECK(bits >= 1 && bits <= 8, "bits ", bits,
+           " is out of range: integer formats have 1..8 bits");
   const double half = std::ldexp(1.0, bits - 1);
   return QuantDType(bits, true, std::nullopt, -half, half - 1);
 }
 
 QuantDType QuantDType::uint(int bits) {
-  QK_CHECK(bits >= 1 && bits <= 8, "bits ", bits, " is out of range: integer formats have 1..8 bits");
+  QK_CHECK(bits >= 1 && bits <= 8, "bits ", bits,
+           " is out of range: integer formats have 1..8 bits");
   return QuantDType(bits, false, std::nullopt, 0, std::ldexp(1.0, bits) - 1);
 }
 
@@ -44,10 +46,10 @@ QuantDType QuantDType::with_range(long long quant_min, long long quant_max) cons
            " is a floating format; its range is fixed by the format");
   QK_CHECK(quant_min <= quant_max, "quant_min ", quant_min, " must not exceed quant_max ",
            quant_max);
-  QK_CHECK(static_cast<double>(quant_min) >= type_min() &&
-               static_cast<double>(quant_max) <= type_max(),
-           "range [", quant_min, ", ", quant_max, "] does not fit in ", name(), " whose range is [",
-           type_min(), ", ", type_max(), "]");
+  QK_CHECK(
+      static_cast<double>(quant_min) >= type_min() && static_cast<double>(quant_max) <= type_max(),
+      "range [", quant_min, ", ", quant_max, "] does not fit in ", name(), " whose range is [",
+      type_min(), ", ", type_max(), "]");
   QuantDType out = *this;
   out.quant_min_ = static_cast<double>(quant_min);
   out.quant_max_ = static_cast<double>(quant_max);

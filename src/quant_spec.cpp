@@ -50,9 +50,15 @@ Enum lookup_value(const std::array<std::pair<Enum, std::string_view>, N>& table,
 
 }  // namespace
 
-std::string_view name(Mapping mapping) { return lookup_name(kMappings, mapping); }
-std::string_view name(ZeroPointDomain domain) { return lookup_name(kDomains, domain); }
-std::string_view name(ScaleDType scale_dtype) { return lookup_name(kScaleDTypes, scale_dtype); }
+std::string_view name(Mapping mapping) {
+  return lookup_name(kMappings, mapping);
+}
+std::string_view name(ZeroPointDomain domain) {
+  return lookup_name(kDomains, domain);
+}
+std::string_view name(ScaleDType scale_dtype) {
+  return lookup_name(kScaleDTypes, scale_dtype);
+}
 Mapping mapping_from_name(std::string_view text) {
   return lookup_value(kMappings, text, "mapping");
 }
@@ -79,8 +85,7 @@ void QuantSpec::validate() const {
     QK_CHECK(domain == ZeroPointDomain::none, "zero_point_domain ", name(domain),
              " is not supported for ", dtype.name(),
              ": floating element formats have no zero point (use none)");
-    QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(),
-             " has no zero point");
+    QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(), " has no zero point");
     if (scale_dtype) {
       QK_CHECK(*scale_dtype == ScaleDType::float32 || *scale_dtype == ScaleDType::e8m0 ||
                    *scale_dtype == ScaleDType::fp8_e4m3,
@@ -89,26 +94,30 @@ void QuantSpec::validate() const {
     }
     return;
   }
-  QK_CHECK(!scale_dtype || (*scale_dtype != ScaleDType::e8m0 && *scale_dtype != ScaleDType::fp8_e4m3),
-           "scale_dtype ", name(*scale_dtype), " is only supported for floating element formats, not ",
-           dtype.name());
+  QK_CHECK(
+      !scale_dtype || (*scale_dtype != ScaleDType::e8m0 && *scale_dtype != ScaleDType::fp8_e4m3),
+      "scale_dtype ", name(*scale_dtype), " is only supported for floating element formats, not ",
+      dtype.name());
   if (zero_point_dtype) {
     QK_CHECK(*zero_point_dtype != ScalarType::float64, "zero_point_dtype float64 is not supported");
   }
   switch (mapping) {
     case Mapping::symmetric:
-      QK_CHECK(domain != ZeroPointDomain::float_, "mapping symmetric does not support "
+      QK_CHECK(domain != ZeroPointDomain::float_,
+               "mapping symmetric does not support "
                "zero_point_domain float (the float domain is the asymmetric tinygemm scheme)");
       break;
     case Mapping::symmetric_no_clipping_err:
       QK_CHECK(domain != ZeroPointDomain::float_,
                "mapping symmetric_no_clipping_err does not support zero_point_domain float");
-      QK_CHECK(dtype.quant_min() < 0 && dtype.quant_max() > 0, "mapping symmetric_no_clipping_err "
-               "needs quant_min < 0 < quant_max, but ", dtype.name(), " has [", dtype.quant_min(),
-               ", ", dtype.quant_max(), "]");
+      QK_CHECK(dtype.quant_min() < 0 && dtype.quant_max() > 0,
+               "mapping symmetric_no_clipping_err "
+               "needs quant_min < 0 < quant_max, but ",
+               dtype.name(), " has [", dtype.quant_min(), ", ", dtype.quant_max(), "]");
       break;
     case Mapping::asymmetric:
-      QK_CHECK(domain != ZeroPointDomain::none, "mapping asymmetric needs a zero point: use "
+      QK_CHECK(domain != ZeroPointDomain::none,
+               "mapping asymmetric needs a zero point: use "
                "zero_point_domain int or float, not none");
       break;
     case Mapping::stretched:
@@ -116,7 +125,8 @@ void QuantSpec::validate() const {
                    dtype.quant_max() == dtype.type_max(),
                "mapping stretched needs a full-range signed integer format (int1..int8), not ",
                dtype.name());
-      QK_CHECK(domain == ZeroPointDomain::int_, "mapping stretched uses its fixed zero point -0.5;"
+      QK_CHECK(domain == ZeroPointDomain::int_,
+               "mapping stretched uses its fixed zero point -0.5;"
                " leave zero_point_domain unset or int");
       QK_CHECK(!zero_point_dtype || is_floating_point(*zero_point_dtype),
                "mapping stretched needs a floating zero_point_dtype for its -0.5 zero point");

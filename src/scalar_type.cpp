@@ -27,13 +27,21 @@ constexpr std::array<ScalarTypeInfo, 9> kScalarTypes{{
     {ScalarType::int64, "int64", 8, false},
 }};
 
-const ScalarTypeInfo& info(ScalarType type) { return kScalarTypes[static_cast<std::size_t>(type)]; }
+const ScalarTypeInfo& info(ScalarType type) {
+  return kScalarTypes[static_cast<std::size_t>(type)];
+}
 
 }  // namespace
 
-std::string_view name(ScalarType type) { return info(type).name; }
-std::size_t element_size(ScalarType type) { return info(type).size; }
-bool is_floating_point(ScalarType type) { return info(type).floating; }
+std::string_view name(ScalarType type) {
+  return info(type).name;
+}
+std::size_t element_size(ScalarType type) {
+  return info(type).size;
+}
+bool is_floating_point(ScalarType type) {
+  return info(type).floating;
+}
 
 ScalarType scalar_type_from_name(std::string_view text) {
   for (const auto& row : kScalarTypes) {

@@ -21,7 +21,8 @@ StretchedLut to_stretched_lut(const QuantizedTensor& q) {
   const Tensor& scale = q.qparams().scale;
   out.half_scale = Tensor(scale.dtype(), scale.shape());
   for (std::int64_t i = 0; i < scale.numel(); ++i) out.half_scale.set(i, scale.get(i) * 0.5);
-  for (const auto code : q.code_values()) out.indices.push_back(static_cast<std::uint8_t>(code - quant_min));
+  for (const auto code : q.code_values())
+    out.indices.push_back(static_cast<std::uint8_t>(code - quant_min));
   return out;
 }
 

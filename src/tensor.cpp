@@ -12,15 +12,48 @@ namespace {
 
 double load(const unsigned char* p, ScalarType dtype) {
   switch (dtype) {
-    case ScalarType::float32: { float v; std::memcpy(&v, p, 4); return v; }
-    case ScalarType::float64: { double v; std::memcpy(&v, p, 8); return v; }
-    case ScalarType::float16: { std::uint16_t v; std::memcpy(&v, p, 2); return float_from_float16_bits(v); }
-    case ScalarType::bfloat16: { std::uint16_t v; std::memcpy(&v, p, 2); return float_from_bfloat16_bits(v); }
-    case ScalarType::int8: { std::int8_t v; std::memcpy(&v, p, 1); return v; }
-    case ScalarType::uint8: return *p;
-    case ScalarType::int16: { std::int16_t v; std::memcpy(&v, p, 2); return v; }
-    case ScalarType::int32: { std::int32_t v; std::memcpy(&v, p, 4); return v; }
-    case ScalarType::int64: { std::int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
+    case ScalarType::float32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case ScalarType::float64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case ScalarType::float16: {
+      std::uint16_t v;
+      std::memcpy(&v, p, 2);
+      return float_from_float16_bits(v);
+    }
+    case ScalarType::bfloat16: {
+      std::uint16_t v;
+      std::memcpy(&v, p, 2);
+      return float_from_bfloat16_bits(v);
+    }
+    case ScalarType::int8: {
+      std::int8_t v;
+      std::memcpy(&v, p, 1);
+      return v;
+    }
+    case ScalarType::uint8:
+      return *p;
+    case ScalarType::int16: {
+      std::int16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case ScalarType::int32: {
+      std::int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case ScalarType::int64: {
+      std::int64_t v;
+      std::memcpy(&v, p, 8);
+      return static_cast<double>(v);
+    }
   }
   return 0;
 }
@@ -38,29 +71,57 @@ Int to_integer(double value, ScalarType dtype) {
 
 void store(unsigned char* p, ScalarType dtype, double value) {
   switch (dtype) {
-    case ScalarType::float32: { const auto v = static_cast<float>(value); std::memcpy(p, &v, 4); return; }
-    case ScalarType::float64: std::memcpy(p, &value, 8); return;
+    case ScalarType::float32: {
+      const auto v = static_cast<float>(value);
+      std::memcpy(p, &v, 4);
+      return;
+    }
+    case ScalarType::float64:
+      std::memcpy(p, &value, 8);
+      return;
     case ScalarType::float16: {
       // Narrow in two steps only when the double is already a float, which is
       // how every quantkit value reaches here; direct double->half would need
       // its own rounding routine.
-      const auto v = float16_bits_from_float(static_cast<float>(value)); std::memcpy(p, &v, 2); return;
+      const auto v = float16_bits_from_float(static_cast<float>(value));
+      std::memcpy(p, &v, 2);
+      return;
     }
     case ScalarType::bfloat16: {
-      const auto v = bfloat16_bits_from_float(static_cast<float>(value)); std::memcpy(p, &v, 2); return;
+      const auto v = bfloat16_bits_from_float(static_cast<float>(value));
+      std::memcpy(p, &v, 2);
+      return;
     }
-    case ScalarType::int8: { const auto v = to_integer<std::int8_t>(value, dtype); std::memcpy(p, &v, 1); return; }
-    case ScalarType::uint8: *p = to_integer<std::uint8_t>(value, dtype); return;
-    case ScalarType::int16: { const auto v = to_integer<std::int16_t>(value, dtype); std::memcpy(p, &v, 2); return; }
-    case ScalarType::int32: { const auto v = to_integer<std::int32_t>(value, dtype); std::memcpy(p, &v, 4); return; }
-    case ScalarType::int64: { const auto v = to_integer<std::int64_t>(value, dtype); std::memcpy(p, &v, 8); return; }
+    case ScalarType::int8: {
+      const auto v = to_integer<std::int8_t>(value, dtype);
+      std::memcpy(p, &v, 1);
+      return;
+    }
+    case ScalarType::uint8:
+      *p = to_integer<std::uint8_t>(value, dtype);
+      return;
+    case ScalarType::int16: {
+      const auto v = to_integer<std::int16_t>(value, dtype);
+      std::memcpy(p, &v, 2);
+      return;
+    }
+    case ScalarType::int32: {
+      const auto v = to_integer<std::int32_t>(value, dtype);
+      std::memcpy(p, &v, 4);
+      return;
+    }
+    case ScalarType::int64: {
+      const auto v = to_integer<std::int64_t>(value, dtype);
+      std::memcpy(p, &v, 8);
+      return;
+    }
   }
 }
 
 void check_shape(const Shape& shape) {
   for (std::size_t d = 0; d < shape.size(); ++d) {
-    QK_CHECK(shape[d] >= 0, "shape ", to_string(shape), " has negative size ", shape[d],
-             " at dim ", d);
+    QK_CHECK(shape[d] >= 0, "shape ", to_string(shape), " has negative size ", shape[d], " at dim ",
+             d);
   }
 }
 
@@ -99,7 +160,9 @@ TensorView::TensorView(const void* data, ScalarType dtype, Shape shape, Shape st
   QK_CHECK(data_ != nullptr || numel() == 0, "a non-empty view needs a data pointer");
 }
 
-bool TensorView::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+bool TensorView::is_contiguous() const {
+  return strides_ == contiguous_strides(shape_);
+}
 
 double TensorView::get(std::int64_t flat_index) const {
   QK_CHECK(flat_index >= 0 && flat_index < numel(), "index ", flat_index,
@@ -140,8 +203,8 @@ Tensor::Tensor(ScalarType dtype, Shape shape) : dtype_(dtype), shape_(std::move(
 }
 
 Tensor Tensor::from_values(const std::vector<double>& values, Shape shape, ScalarType dtype) {
-  QK_CHECK(static_cast<std::int64_t>(values.size()) == quantkit::numel(shape), "from_values: ",
-           values.size(), " values do not fill shape ", to_string(shape));
+  QK_CHECK(static_cast<std::int64_t>(values.size()) == quantkit::numel(shape),
+           "from_values: ", values.size(), " values do not fill shape ", to_string(shape));
   Tensor out(dtype, std::move(shape));
   for (std::size_t i = 0; i < values.size(); ++i) out.set(static_cast<std::int64_t>(i), values[i]);
   return out;

@@ -30,9 +30,9 @@ std::string concat(const Parts&... parts) {
 }  // namespace quantkit
 
 // Throws quantkit::Error built from the streamed parts when `condition` is false.
-#define QK_CHECK(condition, ...)                                   \
-  do {                                                             \
-    if (!(condition)) {                                            \
+#define QK_CHECK(condition, ...)                                        \
+  do {                                                                  \
+    if (!(condition)) {                                                 \
       throw ::quantkit::Error(::quantkit::detail::concat(__VA_ARGS__)); \
-    }                                                              \
+    }                                                                   \
   } while (0)

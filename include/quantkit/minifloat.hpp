@@ -27,10 +27,10 @@ struct MinifloatFormat {
   int exponent_bits;
   int mantissa_bits;
   int exponent_bias;
-  double max_value;      // largest finite magnitude
-  bool has_infinity;     // e5m2 only
-  bool has_nan;          // e4m3fn (S.1111.111) and e5m2 (S.11111.xx, xx != 0)
-  int target_max_pow2;   // floor(log2(max_value)); used by E8M0 (MX) scales
+  double max_value;     // largest finite magnitude
+  bool has_infinity;    // e5m2 only
+  bool has_nan;         // e4m3fn (S.1111.111) and e5m2 (S.11111.xx, xx != 0)
+  int target_max_pow2;  // floor(log2(max_value)); used by E8M0 (MX) scales
   int bits() const { return 1 + exponent_bits + mantissa_bits; }
   std::uint8_t sign_mask() const { return static_cast<std::uint8_t>(1u << (bits() - 1)); }
 };

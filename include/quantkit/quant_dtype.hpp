@@ -49,7 +49,10 @@ class QuantDType {
  private:
   QuantDType(int bits, bool is_signed, std::optional<MinifloatKind> minifloat, double qmin,
              double qmax)
-      : bits_(bits), is_signed_(is_signed), minifloat_(minifloat), quant_min_(qmin),
+      : bits_(bits),
+        is_signed_(is_signed),
+        minifloat_(minifloat),
+        quant_min_(qmin),
         quant_max_(qmax) {}
 
   int bits_;

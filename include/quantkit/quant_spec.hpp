@@ -20,7 +20,7 @@ enum class Mapping : std::uint8_t {
   symmetric,                  // range [-amax, amax], scale = amax / ((qmax - qmin) / 2)
   symmetric_no_clipping_err,  // scale = max(min_neg / qmin, max_pos / qmax): nothing clips
   asymmetric,                 // range [min, max], widened to include 0 in the int domain
-  stretched,                  // PARQ grid (k + 0.5) * s, s = min(b * mean|x|, max|x|) / (2^(b-1) - 0.5)
+  stretched,  // PARQ grid (k + 0.5) * s, s = min(b * mean|x|, max|x|) / (2^(b-1) - 0.5)
 };
 
 enum class ZeroPointDomain : std::uint8_t {

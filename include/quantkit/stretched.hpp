@@ -16,8 +16,8 @@
 namespace quantkit {
 
 struct StretchedLut {
-  std::vector<std::int8_t> lut;  // 2^b odd integers, indexed by code - quant_min
-  Tensor half_scale;             // scale / 2, same grid and dtype as the scale
+  std::vector<std::int8_t> lut;       // 2^b odd integers, indexed by code - quant_min
+  Tensor half_scale;                  // scale / 2, same grid and dtype as the scale
   std::vector<std::uint8_t> indices;  // code - quant_min per element, row-major
 };
 

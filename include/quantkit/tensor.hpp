@@ -28,15 +28,42 @@ std::string to_string(const Shape& shape);
 /// Maps a C++ element type to its ScalarType.
 template <typename T>
 struct ScalarTypeOf;
-template <> struct ScalarTypeOf<float> { static constexpr ScalarType value = ScalarType::float32; };
-template <> struct ScalarTypeOf<double> { static constexpr ScalarType value = ScalarType::float64; };
-template <> struct ScalarTypeOf<Float16> { static constexpr ScalarType value = ScalarType::float16; };
-template <> struct ScalarTypeOf<BFloat16> { static constexpr ScalarType value = ScalarType::bfloat16; };
-template <> struct ScalarTypeOf<std::int8_t> { static constexpr ScalarType value = ScalarType::int8; };
-template <> struct ScalarTypeOf<std::uint8_t> { static constexpr ScalarType value = ScalarType::uint8; };
-template <> struct ScalarTypeOf<std::int16_t> { static constexpr ScalarType value = ScalarType::int16; };
-template <> struct ScalarTypeOf<std::int32_t> { static constexpr ScalarType value = ScalarType::int32; };
-template <> struct ScalarTypeOf<std::int64_t> { static constexpr ScalarType value = ScalarType::int64; };
+template <>
+struct ScalarTypeOf<float> {
+  static constexpr ScalarType value = ScalarType::float32;
+};
+template <>
+struct ScalarTypeOf<double> {
+  static constexpr ScalarType value = ScalarType::float64;
+};
+template <>
+struct ScalarTypeOf<Float16> {
+  static constexpr ScalarType value = ScalarType::float16;
+};
+template <>
+struct ScalarTypeOf<BFloat16> {
+  static constexpr ScalarType value = ScalarType::bfloat16;
+};
+template <>
+struct ScalarTypeOf<std::int8_t> {
+  static constexpr ScalarType value = ScalarType::int8;
+};
+template <>
+struct ScalarTypeOf<std::uint8_t> {
+  static constexpr ScalarType value = ScalarType::uint8;
+};
+template <>
+struct ScalarTypeOf<std::int16_t> {
+  static constexpr ScalarType value = ScalarType::int16;
+};
+template <>
+struct ScalarTypeOf<std::int32_t> {
+  static constexpr ScalarType value = ScalarType::int32;
+};
+template <>
+struct ScalarTypeOf<std::int64_t> {
+  static constexpr ScalarType value = ScalarType::int64;
+};
 
 class Tensor;
 

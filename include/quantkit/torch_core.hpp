@@ -66,14 +66,18 @@ struct LearnableGrads {
 
 Tensor fake_quantize_learnable_per_tensor_affine(TensorView x, TensorView scale,
                                                  TensorView zero_point, Range range);
-LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(
-    TensorView grad_output, TensorView x, TensorView scale, TensorView zero_point, Range range,
-    float grad_factor = 1.0f);
+LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(TensorView grad_output,
+                                                                  TensorView x, TensorView scale,
+                                                                  TensorView zero_point,
+                                                                  Range range,
+                                                                  float grad_factor = 1.0f);
 Tensor fake_quantize_learnable_per_channel_affine(TensorView x, TensorView scale,
                                                   TensorView zero_point, std::int64_t axis,
                                                   Range range);
-LearnableGrads fake_quantize_learnable_per_channel_affine_backward(
-    TensorView grad_output, TensorView x, TensorView scale, TensorView zero_point,
-    std::int64_t axis, Range range, float grad_factor = 1.0f);
+LearnableGrads fake_quantize_learnable_per_channel_affine_backward(TensorView grad_output,
+                                                                   TensorView x, TensorView scale,
+                                                                   TensorView zero_point,
+                                                                   std::int64_t axis, Range range,
+                                                                   float grad_factor = 1.0f);
 
 }  // namespace quantkit::torch_core

@@ -57,8 +57,13 @@ class QParams:
     qparams (scale finite and > 0, integer zero points inside the range).
     """
 
-    def __init__(self, scale: Any, zero_point: Any = None, spec: QuantSpec | None = None,
-                 compute_dtype: Any = "float32") -> None:
+    def __init__(
+        self,
+        scale: Any,
+        zero_point: Any = None,
+        spec: QuantSpec | None = None,
+        compute_dtype: Any = "float32",
+    ) -> None:
         spec = spec if spec is not None else QuantSpec()
         framework = framework_of(scale)
         zp = None if zero_point is None else as_core_input(zero_point)
@@ -192,20 +197,37 @@ fake_quantize_per_tensor_affine = _same_kind(_core.fake_quantize_per_tensor_affi
 fake_quantize_per_tensor_mask = _same_kind(_core.fake_quantize_per_tensor_mask)
 fake_quantize_per_channel_affine = _same_kind(_core.fake_quantize_per_channel_affine)
 fake_quantize_per_channel_mask = _same_kind(_core.fake_quantize_per_channel_mask)
-fake_quantize_learnable_per_tensor_affine = _same_kind(_core.fake_quantize_learnable_per_tensor_affine)
+fake_quantize_learnable_per_tensor_affine = _same_kind(
+    _core.fake_quantize_learnable_per_tensor_affine
+)
 fake_quantize_learnable_per_channel_affine = _same_kind(
-    _core.fake_quantize_learnable_per_channel_affine)
+    _core.fake_quantize_learnable_per_channel_affine
+)
 
 
-def fake_quantize_learnable_backward(grad_output: Any, x: Any, scale: Any, zero_point: Any,
-                                     quant_min: int, quant_max: int, axis: int | None = None,
-                                     grad_factor: float = 1.0) -> tuple[Any, Any, Any]:
+def fake_quantize_learnable_backward(
+    grad_output: Any,
+    x: Any,
+    scale: Any,
+    zero_point: Any,
+    quant_min: int,
+    quant_max: int,
+    axis: int | None = None,
+    grad_factor: float = 1.0,
+) -> tuple[Any, Any, Any]:
     """LSQ gradients (dx, dscale, dzero_point) of ``torch._fake_quantize_learnable_*``;
     ``axis=None`` is per-tensor."""
     grads = _core.fake_quantize_learnable_backward(
-        as_core_input(grad_output), as_core_input(x), as_core_input(scale),
-        as_core_input(zero_point), 0 if axis is None else axis, quant_min, quant_max,
-        grad_factor, axis is not None)
+        as_core_input(grad_output),
+        as_core_input(x),
+        as_core_input(scale),
+        as_core_input(zero_point),
+        0 if axis is None else axis,
+        quant_min,
+        quant_max,
+        grad_factor,
+        axis is not None,
+    )
     framework = framework_of(x)
     return tuple(to_framework(g, framework) for g in grads)
 

@@ -8,7 +8,8 @@ namespace {
 ScalarType scalar_type_of(nb::dlpack::dtype dtype, const char* argument) {
   using Code = nb::dlpack::dtype_code;
   const auto code = static_cast<Code>(dtype.code);
-  QK_CHECK(dtype.lanes == 1, argument, " has a vector dtype (lanes ", dtype.lanes, "), which is not supported");
+  QK_CHECK(dtype.lanes == 1, argument, " has a vector dtype (lanes ", dtype.lanes,
+           "), which is not supported");
   if (code == Code::Float && dtype.bits == 32) return ScalarType::float32;
   if (code == Code::Float && dtype.bits == 16) return ScalarType::float16;
   if (code == Code::Float && dtype.bits == 64) return ScalarType::float64;
@@ -28,10 +29,14 @@ nb::dlpack::dtype dlpack_dtype(ScalarType type) {
   switch (type) {
     case ScalarType::float32:
     case ScalarType::float16:
-    case ScalarType::float64: return {static_cast<std::uint8_t>(Code::Float), bits, 1};
-    case ScalarType::bfloat16: return {static_cast<std::uint8_t>(Code::Bfloat), bits, 1};
-    case ScalarType::uint8: return {static_cast<std::uint8_t>(Code::UInt), bits, 1};
-    default: return {static_cast<std::uint8_t>(Code::Int), bits, 1};
+    case ScalarType::float64:
+      return {static_cast<std::uint8_t>(Code::Float), bits, 1};
+    case ScalarType::bfloat16:
+      return {static_cast<std::uint8_t>(Code::Bfloat), bits, 1};
+    case ScalarType::uint8:
+      return {static_cast<std::uint8_t>(Code::UInt), bits, 1};
+    default:
+      return {static_cast<std::uint8_t>(Code::Int), bits, 1};
   }
 }
 

@@ -17,12 +17,15 @@ using namespace nb::literals;
 
 namespace {
 
-Tensor copy_of(const InArray& array, const char* argument) { return view_of(array, argument).contiguous(); }
+Tensor copy_of(const InArray& array, const char* argument) {
+  return view_of(array, argument).contiguous();
+}
 
 QParams make_qparams(const QuantSpec& spec, const InArray& scale, std::optional<InArray> zero_point,
                      const std::string& compute_dtype) {
   Tensor zp = zero_point ? copy_of(*zero_point, "zero_point") : Tensor();
-  return QParams::make(spec, copy_of(scale, "scale"), std::move(zp), scalar_type_from_name(compute_dtype));
+  return QParams::make(spec, copy_of(scale, "scale"), std::move(zp),
+                       scalar_type_from_name(compute_dtype));
 }
 
 }  // namespace
@@ -33,26 +36,32 @@ void bind_ops(nb::module_& m) {
                   "compute_dtype"_a = "float32")
       .def_prop_ro("spec", [](const QParams& q) { return q.spec; })
       .def_prop_ro("scale", [](const QParams& q) { return nb::cast(to_array(Tensor(q.scale))); })
-      .def_prop_ro("zero_point", [](const QParams& q) -> nb::object {
-        if (!q.has_zero_point()) return nb::none();
-        return nb::cast(to_array(Tensor(q.zero_point)));
-      })
-      .def_prop_ro("minval", [](const QParams& q) -> nb::object {
-        if (q.minval.numel() == 0) return nb::none();
-        return nb::cast(to_array(Tensor(q.minval)));
-      })
-      .def_prop_ro("compute_dtype", [](const QParams& q) { return std::string(name(q.compute_dtype)); });
+      .def_prop_ro("zero_point",
+                   [](const QParams& q) -> nb::object {
+                     if (!q.has_zero_point()) return nb::none();
+                     return nb::cast(to_array(Tensor(q.zero_point)));
+                   })
+      .def_prop_ro("minval",
+                   [](const QParams& q) -> nb::object {
+                     if (q.minval.numel() == 0) return nb::none();
+                     return nb::cast(to_array(Tensor(q.minval)));
+                   })
+      .def_prop_ro("compute_dtype",
+                   [](const QParams& q) { return std::string(name(q.compute_dtype)); });
 
   nb::class_<QuantizedTensor>(m, "QuantizedTensor")
-      .def_static("from_packed",
-                  [](const std::vector<std::int64_t>& shape, const InArray& packed, const QParams& qparams) {
-                    const Tensor bytes = copy_of(packed, "packed");
-                    QK_CHECK(bytes.dtype() == ScalarType::uint8, "packed must be uint8, got ", name(bytes.dtype()));
-                    const auto* p = bytes.data<std::uint8_t>();
-                    return QuantizedTensor::from_packed(shape, std::vector<std::uint8_t>(p, p + bytes.numel()),
-                                                        qparams);
-                  },
-                  "shape"_a, "packed"_a, "qparams"_a)
+      .def_static(
+          "from_packed",
+          [](const std::vector<std::int64_t>& shape, const InArray& packed,
+             const QParams& qparams) {
+            const Tensor bytes = copy_of(packed, "packed");
+            QK_CHECK(bytes.dtype() == ScalarType::uint8, "packed must be uint8, got ",
+                     name(bytes.dtype()));
+            const auto* p = bytes.data<std::uint8_t>();
+            return QuantizedTensor::from_packed(
+                shape, std::vector<std::uint8_t>(p, p + bytes.numel()), qparams);
+          },
+          "shape"_a, "packed"_a, "qparams"_a)
       .def_prop_ro("shape", [](const QuantizedTensor& q) { return q.shape(); })
       .def_prop_ro("qparams", [](const QuantizedTensor& q) { return q.qparams(); })
       .def("codes", [](const QuantizedTensor& q) { return to_array(q.codes()); })
@@ -62,71 +71,84 @@ void bind_ops(nb::module_& m) {
         return to_array(std::move(bytes));
       });
 
-  m.def("choose_qparams", [](const InArray& x, const QuantSpec& spec) { return choose_qparams(view_of(x, "x"), spec); },
-        "x"_a, "spec"_a);
-  m.def("choose_qparams_from_min_max",
-        [](const InArray& min_val, const InArray& max_val, const QuantSpec& spec) {
-          return choose_qparams(view_of(min_val, "min_val"), view_of(max_val, "max_val"), spec);
-        },
-        "min_val"_a, "max_val"_a, "spec"_a);
-  m.def("quantize", [](const InArray& x, const QParams& qp) { return quantize(view_of(x, "x"), qp); }, "x"_a,
-        "qparams"_a);
-  m.def("dequantize",
-        [](const QuantizedTensor& q, const std::string& dtype) {
-          return to_array(dequantize(q, scalar_type_from_name(dtype)));
-        },
-        "q"_a, "dtype"_a = "float32");
-  m.def("fake_quantize",
-        [](const InArray& x, const QParams& qp, const std::string& convention) {
-          return to_array(fake_quantize(view_of(x, "x"), qp, convention_from_name(convention)));
-        },
-        "x"_a, "qparams"_a, "convention"_a = "torchao");
-  m.def("fake_quantize_backward",
-        [](const InArray& x, const InArray& grad, const QParams& qp) {
-          return to_array(fake_quantize_backward(view_of(x, "x"), view_of(grad, "grad_output"), qp));
-        },
-        "x"_a, "grad_output"_a, "qparams"_a);
-  m.def("stretched_lut",
-        [](const QuantizedTensor& q) {
-          StretchedLut lut = to_stretched_lut(q);
-          Tensor table(ScalarType::int8, {static_cast<std::int64_t>(lut.lut.size())});
-          std::copy(lut.lut.begin(), lut.lut.end(), table.data<std::int8_t>());
-          Tensor indices(ScalarType::uint8, q.shape());
-          std::copy(lut.indices.begin(), lut.indices.end(), indices.data<std::uint8_t>());
-          Tensor dq = dequantize_lut(lut, q);
-          return nb::make_tuple(to_array(std::move(table)), to_array(std::move(lut.half_scale)),
-                                to_array(std::move(indices)), to_array(std::move(dq)));
-        },
-        "q"_a);
-  m.def("pack_codes",
-        [](const std::vector<std::int32_t>& codes, int bits) {
-          const auto bytes = pack_codes(codes, bits);
-          Tensor out(ScalarType::uint8, {static_cast<std::int64_t>(bytes.size())});
-          std::copy(bytes.begin(), bytes.end(), out.data<std::uint8_t>());
-          return to_array(std::move(out));
-        },
-        "codes"_a, "bits"_a);
-  m.def("unpack_codes",
-        [](const InArray& packed, std::int64_t count, int bits, bool is_signed) {
-          const Tensor bytes = copy_of(packed, "packed");
-          QK_CHECK(bytes.dtype() == ScalarType::uint8, "packed must be uint8, got ", name(bytes.dtype()));
-          const auto* p = bytes.data<std::uint8_t>();
-          return unpack_codes(std::vector<std::uint8_t>(p, p + bytes.numel()), count, bits, is_signed);
-        },
-        "packed"_a, "count"_a, "bits"_a, "is_signed"_a);
-  m.def("error_report",
-        [](const InArray& reference, const InArray& test) {
-          const auto r = error_report(view_of(reference, "reference"), view_of(test, "test"));
-          nb::dict d;
-          d["count"] = r.count;
-          d["mean_abs_diff"] = r.mean_abs_diff;
-          d["max_abs_diff"] = r.max_abs_diff;
-          d["sqnr_db"] = r.sqnr_db;
-          d["peir"] = r.peir;
-          d["cosine"] = r.cosine;
-          return d;
-        },
-        "reference"_a, "test"_a);
+  m.def(
+      "choose_qparams",
+      [](const InArray& x, const QuantSpec& spec) { return choose_qparams(view_of(x, "x"), spec); },
+      "x"_a, "spec"_a);
+  m.def(
+      "choose_qparams_from_min_max",
+      [](const InArray& min_val, const InArray& max_val, const QuantSpec& spec) {
+        return choose_qparams(view_of(min_val, "min_val"), view_of(max_val, "max_val"), spec);
+      },
+      "min_val"_a, "max_val"_a, "spec"_a);
+  m.def(
+      "quantize", [](const InArray& x, const QParams& qp) { return quantize(view_of(x, "x"), qp); },
+      "x"_a, "qparams"_a);
+  m.def(
+      "dequantize",
+      [](const QuantizedTensor& q, const std::string& dtype) {
+        return to_array(dequantize(q, scalar_type_from_name(dtype)));
+      },
+      "q"_a, "dtype"_a = "float32");
+  m.def(
+      "fake_quantize",
+      [](const InArray& x, const QParams& qp, const std::string& convention) {
+        return to_array(fake_quantize(view_of(x, "x"), qp, convention_from_name(convention)));
+      },
+      "x"_a, "qparams"_a, "convention"_a = "torchao");
+  m.def(
+      "fake_quantize_backward",
+      [](const InArray& x, const InArray& grad, const QParams& qp) {
+        return to_array(fake_quantize_backward(view_of(x, "x"), view_of(grad, "grad_output"), qp));
+      },
+      "x"_a, "grad_output"_a, "qparams"_a);
+  m.def(
+      "stretched_lut",
+      [](const QuantizedTensor& q) {
+        StretchedLut lut = to_stretched_lut(q);
+        Tensor table(ScalarType::int8, {static_cast<std::int64_t>(lut.lut.size())});
+        std::copy(lut.lut.begin(), lut.lut.end(), table.data<std::int8_t>());
+        Tensor indices(ScalarType::uint8, q.shape());
+        std::copy(lut.indices.begin(), lut.indices.end(), indices.data<std::uint8_t>());
+        Tensor dq = dequantize_lut(lut, q);
+        return nb::make_tuple(to_array(std::move(table)), to_array(std::move(lut.half_scale)),
+                              to_array(std::move(indices)), to_array(std::move(dq)));
+      },
+      "q"_a);
+  m.def(
+      "pack_codes",
+      [](const std::vector<std::int32_t>& codes, int bits) {
+        const auto bytes = pack_codes(codes, bits);
+        Tensor out(ScalarType::uint8, {static_cast<std::int64_t>(bytes.size())});
+        std::copy(bytes.begin(), bytes.end(), out.data<std::uint8_t>());
+        return to_array(std::move(out));
+      },
+      "codes"_a, "bits"_a);
+  m.def(
+      "unpack_codes",
+      [](const InArray& packed, std::int64_t count, int bits, bool is_signed) {
+        const Tensor bytes = copy_of(packed, "packed");
+        QK_CHECK(bytes.dtype() == ScalarType::uint8, "packed must be uint8, got ",
+                 name(bytes.dtype()));
+        const auto* p = bytes.data<std::uint8_t>();
+        return unpack_codes(std::vector<std::uint8_t>(p, p + bytes.numel()), count, bits,
+                            is_signed);
+      },
+      "packed"_a, "count"_a, "bits"_a, "is_signed"_a);
+  m.def(
+      "error_report",
+      [](const InArray& reference, const InArray& test) {
+        const auto r = error_report(view_of(reference, "reference"), view_of(test, "test"));
+        nb::dict d;
+        d["count"] = r.count;
+        d["mean_abs_diff"] = r.mean_abs_diff;
+        d["max_abs_diff"] = r.max_abs_diff;
+        d["sqnr_db"] = r.sqnr_db;
+        d["peir"] = r.peir;
+        d["cosine"] = r.cosine;
+        return d;
+      },
+      "reference"_a, "test"_a);
 }
 
 }  // namespace quantkit::python

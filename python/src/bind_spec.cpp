@@ -13,11 +13,13 @@ using namespace nb::literals;
 
 namespace {
 
-QuantSpec make_spec(const std::string& dtype, const std::string& mapping, const Granularity& granularity,
+QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
+                    const Granularity& granularity,
                     const std::optional<std::string>& zero_point_domain, std::optional<double> eps,
                     const std::optional<std::string>& scale_dtype,
-                    const std::optional<std::string>& zero_point_dtype, std::optional<long long> quant_min,
-                    std::optional<long long> quant_max, const std::string& e8m0_rounding) {
+                    const std::optional<std::string>& zero_point_dtype,
+                    std::optional<long long> quant_min, std::optional<long long> quant_max,
+                    const std::string& e8m0_rounding) {
   QuantDType format = QuantDType::from_name(dtype);
   if (quant_min || quant_max) {
     format = format.with_range(quant_min.value_or(static_cast<long long>(format.type_min())),
@@ -25,7 +27,8 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping, const 
   }
   QK_CHECK(e8m0_rounding == "floor" || e8m0_rounding == "rceil", "e8m0_rounding '", e8m0_rounding,
            "' is unknown; expected floor or rceil");
-  QuantSpec spec{.dtype = format, .mapping = mapping_from_name(mapping), .granularity = granularity};
+  QuantSpec spec{
+      .dtype = format, .mapping = mapping_from_name(mapping), .granularity = granularity};
   if (zero_point_domain) spec.zero_point_domain = zero_point_domain_from_name(*zero_point_domain);
   spec.eps = eps;
   if (scale_dtype) spec.scale_dtype = scale_dtype_from_name(*scale_dtype);
@@ -52,27 +55,31 @@ void bind_spec(nb::module_& m) {
       .def_static("per_token", &Granularity::per_token)
       .def("block_size", &Granularity::block_size, "input_shape"_a,
            "Block size (torchao block_size) for an input of this shape.")
-      .def_prop_ro("kind", [](const Granularity& g) {
-        static const char* names[] = {"per_tensor", "per_axis", "per_group", "per_block", "per_token"};
-        return std::string(names[static_cast<int>(g.kind())]);
-      })
+      .def_prop_ro("kind",
+                   [](const Granularity& g) {
+                     static const char* names[] = {"per_tensor", "per_axis", "per_group",
+                                                   "per_block", "per_token"};
+                     return std::string(names[static_cast<int>(g.kind())]);
+                   })
       .def(nb::self == nb::self)
       .def("__repr__", &Granularity::describe);
 
   nb::class_<QuantSpec>(m, "QuantSpec", "Everything that decides how a tensor is quantized.")
-      .def("__init__",
-           [](QuantSpec* self, const std::string& dtype, const std::string& mapping,
-              const Granularity& granularity, const std::optional<std::string>& zero_point_domain,
-              std::optional<double> eps, const std::optional<std::string>& scale_dtype,
-              const std::optional<std::string>& zero_point_dtype, std::optional<long long> quant_min,
-              std::optional<long long> quant_max, const std::string& e8m0_rounding) {
-             new (self) QuantSpec(make_spec(dtype, mapping, granularity, zero_point_domain, eps, scale_dtype,
-                                            zero_point_dtype, quant_min, quant_max, e8m0_rounding));
-           },
-           "dtype"_a = "int8", "mapping"_a = "symmetric", "granularity"_a = Granularity::per_tensor(),
-           "zero_point_domain"_a = nb::none(), "eps"_a = nb::none(), "scale_dtype"_a = nb::none(),
-           "zero_point_dtype"_a = nb::none(), "quant_min"_a = nb::none(), "quant_max"_a = nb::none(),
-           "e8m0_rounding"_a = "floor")
+      .def(
+          "__init__",
+          [](QuantSpec* self, const std::string& dtype, const std::string& mapping,
+             const Granularity& granularity, const std::optional<std::string>& zero_point_domain,
+             std::optional<double> eps, const std::optional<std::string>& scale_dtype,
+             const std::optional<std::string>& zero_point_dtype, std::optional<long long> quant_min,
+             std::optional<long long> quant_max, const std::string& e8m0_rounding) {
+            new (self) QuantSpec(make_spec(dtype, mapping, granularity, zero_point_domain, eps,
+                                           scale_dtype, zero_point_dtype, quant_min, quant_max,
+                                           e8m0_rounding));
+          },
+          "dtype"_a = "int8", "mapping"_a = "symmetric",
+          "granularity"_a = Granularity::per_tensor(), "zero_point_domain"_a = nb::none(),
+          "eps"_a = nb::none(), "scale_dtype"_a = nb::none(), "zero_point_dtype"_a = nb::none(),
+          "quant_min"_a = nb::none(), "quant_max"_a = nb::none(), "e8m0_rounding"_a = "floor")
       .def_prop_ro("dtype", [](const QuantSpec& s) { return s.dtype.name(); })
       .def_prop_ro("bits", [](const QuantSpec& s) { return s.dtype.bits(); })
       .def_prop_ro("quant_min", [](const QuantSpec& s) { return s.dtype.quant_min(); })
@@ -80,11 +87,13 @@ void bind_spec(nb::module_& m) {
       .def_prop_ro("is_floating", [](const QuantSpec& s) { return s.dtype.is_floating(); })
       .def_prop_ro("mapping", [](const QuantSpec& s) { return std::string(name(s.mapping)); })
       .def_prop_ro("granularity", [](const QuantSpec& s) { return s.granularity; })
-      .def_prop_ro("zero_point_domain",
-                   [](const QuantSpec& s) { return std::string(name(s.resolved_zero_point_domain())); })
+      .def_prop_ro(
+          "zero_point_domain",
+          [](const QuantSpec& s) { return std::string(name(s.resolved_zero_point_domain())); })
       .def_prop_ro("eps", [](const QuantSpec& s) { return s.eps; })
       .def_prop_ro("scale_dtype", [](const QuantSpec& s) { return optional_name(s.scale_dtype); })
-      .def_prop_ro("zero_point_dtype", [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
+      .def_prop_ro("zero_point_dtype",
+                   [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
       .def("__repr__", [](const QuantSpec& s) { return "QuantSpec(" + s.describe() + ")"; });
 }
 

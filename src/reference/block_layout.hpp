@@ -25,7 +25,8 @@ class BlockLayout {
     Shape index(rank, 0);
     for (std::int64_t i = 0; i < n; ++i) {
       std::int64_t block_index = 0;
-      for (std::size_t d = 0; d < rank; ++d) block_index += (index[d] / block_[d]) * grid_strides_[d];
+      for (std::size_t d = 0; d < rank; ++d)
+        block_index += (index[d] / block_[d]) * grid_strides_[d];
       fn(i, block_index);
       for (std::size_t d = rank; d-- > 0;) {
         if (++index[d] < shape_[d]) break;

@@ -35,9 +35,12 @@ ScalarType scale_storage(const QuantSpec& spec, ScalarType compute) {
   }
   if (!spec.scale_dtype) return compute;
   switch (*spec.scale_dtype) {
-    case ScaleDType::bfloat16: return ScalarType::bfloat16;
-    case ScaleDType::float16: return ScalarType::float16;
-    default: return ScalarType::float32;
+    case ScaleDType::bfloat16:
+      return ScalarType::bfloat16;
+    case ScaleDType::float16:
+      return ScalarType::float16;
+    default:
+      return ScalarType::float32;
   }
 }
 
@@ -204,7 +207,8 @@ QParams choose_qparams(TensorView x, const QuantSpec& spec) {
     QK_CHECK(stats[b].count > 0, "x of shape ", to_string(x.shape()),
              " is empty: there is no data to choose qparams from");
     // torch.mean(|x|): PyTorch's CPU summation order, reproduced bit for bit.
-    const float mean_abs = needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
+    const float mean_abs =
+        needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
     blocks[b] = chooser.choose(stats[b].min, stats[b].max, mean_abs, static_cast<std::int64_t>(b));
   }
   return assemble(spec, x.dtype(), layout.grid(), blocks);
@@ -226,7 +230,8 @@ QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& 
   std::vector<BlockQParams> blocks(mins.size());
   for (std::size_t b = 0; b < mins.size(); ++b) {
     QK_CHECK(mins[b] <= maxs[b], "min_val ", mins[b], " exceeds max_val ", maxs[b],
-             " at flat index ", reference::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
+             " at flat index ",
+             reference::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
     blocks[b] = chooser.choose(mins[b], maxs[b], 0.0f, static_cast<std::int64_t>(b));
   }
   return assemble(spec, min_val.dtype(), min_val.shape(), blocks);

@@ -16,14 +16,19 @@ namespace quantkit::reference {
 
 inline float round_to(ScalarType dtype, float value) {
   switch (dtype) {
-    case ScalarType::bfloat16: return float_from_bfloat16_bits(bfloat16_bits_from_float(value));
-    case ScalarType::float16: return float_from_float16_bits(float16_bits_from_float(value));
-    default: return value;
+    case ScalarType::bfloat16:
+      return float_from_bfloat16_bits(bfloat16_bits_from_float(value));
+    case ScalarType::float16:
+      return float_from_float16_bits(float16_bits_from_float(value));
+    default:
+      return value;
   }
 }
 
 /// torch.round: half to even (the default floating-point environment).
-inline float round_half_even(float value) { return std::nearbyint(value); }
+inline float round_half_even(float value) {
+  return std::nearbyint(value);
+}
 
 /// torch.clamp with NaN-safe bounds: fmax/fmin map NaN to the lower bound,
 /// which keeps the later float-to-int conversion defined.
@@ -33,6 +38,8 @@ inline double clamp_nan_to_low(double value, double low, double high) {
 
 /// Result dtype of an op between a tensor and a (>= 1-dim) tensor; integer
 /// zero points never widen a float operand.
-inline ScalarType op_dtype(ScalarType a, ScalarType b) { return promote_types(a, b); }
+inline ScalarType op_dtype(ScalarType a, ScalarType b) {
+  return promote_types(a, b);
+}
 
 }  // namespace quantkit::reference

@@ -17,9 +17,12 @@ Scheme scheme_of(const QuantSpec& spec) {
   }
   if (spec.mapping == Mapping::stretched) return Scheme::stretched;
   switch (spec.resolved_zero_point_domain()) {
-    case ZeroPointDomain::int_: return Scheme::int_domain;
-    case ZeroPointDomain::float_: return Scheme::float_domain;
-    case ZeroPointDomain::none: return Scheme::none_domain;
+    case ZeroPointDomain::int_:
+      return Scheme::int_domain;
+    case ZeroPointDomain::float_:
+      return Scheme::float_domain;
+    case ZeroPointDomain::none:
+      return Scheme::none_domain;
   }
   return Scheme::int_domain;
 }
@@ -39,7 +42,8 @@ float scaled_rounded(const ElementPlan& plan, float x, std::int64_t b) {
 
 float int_domain_unclamped(const ElementPlan& plan, float x, std::int64_t b) {
   const ScalarType product = op_dtype(plan.input, plan.scale_dtype);
-  return round_to(op_dtype(product, plan.zero_dtype), scaled_rounded(plan, x, b) + plan.zero_point[b]);
+  return round_to(op_dtype(product, plan.zero_dtype),
+                  scaled_rounded(plan, x, b) + plan.zero_point[b]);
 }
 
 float float_domain_unclamped(const ElementPlan& plan, float x, std::int64_t b) {
@@ -62,9 +66,9 @@ float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
 }  // namespace
 
 void check_float_input(ScalarType dtype, const char* what) {
-  QK_CHECK(dtype == ScalarType::float32 || dtype == ScalarType::bfloat16 ||
-               dtype == ScalarType::float16,
-           what, " has dtype ", name(dtype), "; expected float32, bfloat16 or float16");
+  QK_CHECK(
+      dtype == ScalarType::float32 || dtype == ScalarType::bfloat16 || dtype == ScalarType::float16,
+      what, " has dtype ", name(dtype), "; expected float32, bfloat16 or float16");
 }
 
 std::vector<float> load_floats(TensorView x) {
@@ -101,7 +105,8 @@ Tensor store_floats(const std::vector<float>& values, const Shape& shape, Scalar
       std::copy(values.begin(), values.end(), out.data<float>());
       break;
     case ScalarType::bfloat16:
-      for (std::int64_t i = 0; i < n; ++i) out.data<BFloat16>()[i] = BFloat16::from_float(values[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        out.data<BFloat16>()[i] = BFloat16::from_float(values[i]);
       break;
     case ScalarType::float16:
       for (std::int64_t i = 0; i < n; ++i) out.data<Float16>()[i] = Float16::from_float(values[i]);
@@ -115,11 +120,11 @@ Tensor store_floats(const std::vector<float>& values, const Shape& shape, Scalar
 BlockLayout make_layout(const QParams& qparams, const Shape& shape) {
   BlockLayout layout(shape, qparams.spec.granularity.block_size(shape));
   const auto& scale = qparams.scale;
-  QK_CHECK(scale.numel() == layout.num_blocks() &&
-               (scale.shape() == layout.grid() || scale.dim() <= 1),
-           "scale of shape ", to_string(scale.shape()), " does not match the ",
-           qparams.spec.granularity.describe(), " grid ", to_string(layout.grid()),
-           " of an input of shape ", to_string(shape));
+  QK_CHECK(
+      scale.numel() == layout.num_blocks() && (scale.shape() == layout.grid() || scale.dim() <= 1),
+      "scale of shape ", to_string(scale.shape()), " does not match the ",
+      qparams.spec.granularity.describe(), " grid ", to_string(layout.grid()),
+      " of an input of shape ", to_string(shape));
   if (qparams.has_zero_point()) {
     QK_CHECK(qparams.zero_point.numel() == scale.numel(), "zero_point of shape ",
              to_string(qparams.zero_point.shape()), " does not match scale of shape ",
@@ -150,7 +155,8 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   for (std::int64_t b = 0; b < blocks; ++b) {
     const auto s = static_cast<float>(qparams.scale.get(b));
     plan.scale[b] = s;
-    if (qparams.has_zero_point()) plan.zero_point[b] = static_cast<float>(qparams.zero_point.get(b));
+    if (qparams.has_zero_point())
+      plan.zero_point[b] = static_cast<float>(qparams.zero_point.get(b));
     switch (plan.scheme) {
       case Scheme::mx: {
         // torchao 0.18 to_mx: FLOOR divides by the scale clamped to the smallest
@@ -159,14 +165,15 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
         if (spec.e8m0_rounding == E8M0Rounding::floor) {
           plan.divisor[b] = std::max(s, std::ldexp(1.0f, -126));
         } else {
-          plan.reciprocal[b] = byte == 255 ? NAN : (byte == 0 ? 1.0f : std::ldexp(1.0f, 127 - byte));
+          plan.reciprocal[b] =
+              byte == 255 ? NAN : (byte == 0 ? 1.0f : std::ldexp(1.0f, 127 - byte));
         }
         break;
       }
       case Scheme::float_domain: {
         const float step = round_to(plan.scale_dtype, s * static_cast<float>(mid));
-        plan.grid_min[b] = round_to(op_dtype(plan.zero_dtype, plan.scale_dtype),
-                                    plan.zero_point[b] - step);
+        plan.grid_min[b] =
+            round_to(op_dtype(plan.zero_dtype, plan.scale_dtype), plan.zero_point[b] - step);
         break;
       }
       default:  // torch.reciprocal in the scale's dtype
@@ -178,9 +185,12 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
 
 std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t b) {
   switch (plan.scheme) {
-    case Scheme::int_domain: return to_code(plan, int_domain_unclamped(plan, x, b));
-    case Scheme::none_domain: return to_code(plan, scaled_rounded(plan, x, b));
-    case Scheme::float_domain: return to_code(plan, float_domain_unclamped(plan, x, b));
+    case Scheme::int_domain:
+      return to_code(plan, int_domain_unclamped(plan, x, b));
+    case Scheme::none_domain:
+      return to_code(plan, scaled_rounded(plan, x, b));
+    case Scheme::float_domain:
+      return to_code(plan, float_domain_unclamped(plan, x, b));
     case Scheme::stretched: {
       const float clip = stretched_clip(plan, b);
       const float clipped = x < -clip ? -clip : (x > clip ? clip : x);
@@ -226,7 +236,8 @@ float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_
     case Scheme::nvfp4:
       return round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format) * s);
     case Scheme::mx: {
-      const float element = round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format));
+      const float element =
+          round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format));
       return round_to(output, element * round_to(output, s));
     }
   }
@@ -235,9 +246,12 @@ float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_
 
 bool gradient_passes(const ElementPlan& plan, float x, std::int64_t b) {
   switch (plan.scheme) {
-    case Scheme::int_domain: return in_range(plan, int_domain_unclamped(plan, x, b));
-    case Scheme::none_domain: return in_range(plan, scaled_rounded(plan, x, b));
-    case Scheme::float_domain: return in_range(plan, float_domain_unclamped(plan, x, b));
+    case Scheme::int_domain:
+      return in_range(plan, int_domain_unclamped(plan, x, b));
+    case Scheme::none_domain:
+      return in_range(plan, scaled_rounded(plan, x, b));
+    case Scheme::float_domain:
+      return in_range(plan, float_domain_unclamped(plan, x, b));
     case Scheme::stretched: {
       const float clip = stretched_clip(plan, b);
       return x >= -clip && x <= clip;

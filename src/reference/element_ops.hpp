@@ -26,9 +26,9 @@ enum class Scheme : std::uint8_t {
 /// every op rounds to, the bounds, and per-block scale / zero point values.
 struct ElementPlan {
   Scheme scheme = Scheme::int_domain;
-  ScalarType input = ScalarType::float32;       // T
-  ScalarType scale_dtype = ScalarType::float32; // S (storage of the scale tensor)
-  ScalarType zero_dtype = ScalarType::int32;    // Z
+  ScalarType input = ScalarType::float32;        // T
+  ScalarType scale_dtype = ScalarType::float32;  // S (storage of the scale tensor)
+  ScalarType zero_dtype = ScalarType::int32;     // Z
   double quant_min = 0;
   double quant_max = 0;
   double stretched_max = 0;  // 2^(b-1) - 0.5

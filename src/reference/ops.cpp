@@ -47,8 +47,8 @@ Tensor fake_quantize(TensorView x, const QParams& qparams) {
 }
 
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {
-  QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ", to_string(grad_output.shape()),
-           " must match x of shape ", to_string(x.shape()));
+  QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ",
+           to_string(grad_output.shape()), " must match x of shape ", to_string(x.shape()));
   reference::check_float_input(grad_output.dtype(), "grad_output");
   const auto plan = reference::make_plan(qparams, x.dtype(), x.shape());
   const auto layout = reference::make_layout(qparams, x.shape());
@@ -87,9 +87,12 @@ Tensor fake_quantize(TensorView x, const QParams& qparams, Convention convention
                spec.resolved_zero_point_domain() == ZeroPointDomain::int_ &&
                (kind == Granularity::Kind::per_tensor || kind == Granularity::Kind::per_axis),
            "convention torch_core supports integer formats with an int zero point, per_tensor or "
-           "per_axis; got ", spec.describe());
-  QK_CHECK(qparams.scale.dtype() == ScalarType::float32, "convention torch_core needs a float32 "
-           "scale, got ", name(qparams.scale.dtype()));
+           "per_axis; got ",
+           spec.describe());
+  QK_CHECK(qparams.scale.dtype() == ScalarType::float32,
+           "convention torch_core needs a float32 "
+           "scale, got ",
+           name(qparams.scale.dtype()));
   const torch_core::Range range{static_cast<std::int64_t>(spec.dtype.quant_min()),
                                 static_cast<std::int64_t>(spec.dtype.quant_max())};
   if (kind == Granularity::Kind::per_tensor) {
@@ -101,8 +104,8 @@ Tensor fake_quantize(TensorView x, const QParams& qparams, Convention convention
   }
   const Shape channels{qparams.scale.numel()};
   return torch_core::fake_quantize_per_channel_affine(
-      x, qparams.scale.reshape(channels), qparams.zero_point.to(ScalarType::int32).reshape(channels),
-      spec.granularity.axis(), range);
+      x, qparams.scale.reshape(channels),
+      qparams.zero_point.to(ScalarType::int32).reshape(channels), spec.granularity.axis(), range);
 }
 
 }  // namespace quantkit

@@ -41,9 +41,9 @@ float unclamped(float x, const Channel& c, float inverse) {
 
 float forward_element(float x, const Channel& c, Range range, ScalarType dtype) {
   const float inverse = 1.0f / c.scale;
-  const double q = reference::clamp_nan_to_low(unclamped(x, c, inverse),
-                                               static_cast<double>(range.quant_min),
-                                               static_cast<double>(range.quant_max));
+  const double q =
+      reference::clamp_nan_to_low(unclamped(x, c, inverse), static_cast<double>(range.quant_min),
+                                  static_cast<double>(range.quant_max));
   if (c.float_zero_point) {
     // Computed in double and narrowed once (through float, as c10 does).
     return round_to(dtype, static_cast<float>((q - c.zero_point) * static_cast<double>(c.scale)));
@@ -88,7 +88,8 @@ std::vector<Channel> read_channels(TensorView x, TensorView scale, TensorView ze
   std::vector<Channel> channels(static_cast<std::size_t>(scale.numel()));
   for (std::size_t c = 0; c < channels.size(); ++c) {
     const auto i = static_cast<std::int64_t>(c);
-    channels[c] = {static_cast<float>(scale.get(i)), static_cast<float>(zero_point.get(i)), float_zp};
+    channels[c] = {static_cast<float>(scale.get(i)), static_cast<float>(zero_point.get(i)),
+                   float_zp};
   }
   return channels;
 }
@@ -103,7 +104,8 @@ Tensor map_channels(TensorView x, const std::vector<Channel>& channels, std::int
 }
 
 float zero_point_forward(float zp, Range range) {  // per-tensor LSQ forward
-  return static_cast<float>(std::clamp<double>(std::nearbyint(zp), range.quant_min, range.quant_max));
+  return static_cast<float>(
+      std::clamp<double>(std::nearbyint(zp), range.quant_min, range.quant_max));
 }
 
 }  // namespace
@@ -116,16 +118,19 @@ Tensor fake_quantize_per_tensor_affine(TensorView x, float scale, std::int64_t z
            zero_point, " must be between quant_min ", range.quant_min, " and quant_max ",
            range.quant_max);
   const Channel c{scale, static_cast<float>(zero_point), false};
-  return map_channels(x, {c}, kWholeTensor, x.dtype(),
-                      [&](float v, const Channel& ch) { return forward_element(v, ch, range, x.dtype()); });
+  return map_channels(x, {c}, kWholeTensor, x.dtype(), [&](float v, const Channel& ch) {
+    return forward_element(v, ch, range, x.dtype());
+  });
 }
 
-Tensor fake_quantize_per_tensor_mask(TensorView x, float scale, std::int64_t zero_point, Range range) {
+Tensor fake_quantize_per_tensor_mask(TensorView x, float scale, std::int64_t zero_point,
+                                     Range range) {
   reference::check_float_input(x.dtype(), "x");
   check_range(range);
   const Channel c{scale, static_cast<float>(zero_point), false};
-  return map_channels(x, {c}, kWholeTensor, ScalarType::uint8,
-                      [&](float v, const Channel& ch) { return mask_element(v, ch, range) ? 1.0f : 0.0f; });
+  return map_channels(x, {c}, kWholeTensor, ScalarType::uint8, [&](float v, const Channel& ch) {
+    return mask_element(v, ch, range) ? 1.0f : 0.0f;
+  });
 }
 
 Tensor fake_quantize_per_channel_affine(TensorView x, TensorView scale, TensorView zero_point,
@@ -135,12 +140,14 @@ Tensor fake_quantize_per_channel_affine(TensorView x, TensorView scale, TensorVi
   axis = resolve_axis(axis, x.dim());
   const auto channels = read_channels(x, scale, zero_point, axis);
   for (const auto& c : channels) {
-    QK_CHECK(c.float_zero_point || (c.zero_point >= range.quant_min && c.zero_point <= range.quant_max),
-             "zero_point ", c.zero_point, " must be between quant_min ", range.quant_min,
-             " and quant_max ", range.quant_max);
+    QK_CHECK(
+        c.float_zero_point || (c.zero_point >= range.quant_min && c.zero_point <= range.quant_max),
+        "zero_point ", c.zero_point, " must be between quant_min ", range.quant_min,
+        " and quant_max ", range.quant_max);
   }
-  return map_channels(x, channels, axis, x.dtype(),
-                      [&](float v, const Channel& c) { return forward_element(v, c, range, x.dtype()); });
+  return map_channels(x, channels, axis, x.dtype(), [&](float v, const Channel& c) {
+    return forward_element(v, c, range, x.dtype());
+  });
 }
 
 Tensor fake_quantize_per_channel_mask(TensorView x, TensorView scale, TensorView zero_point,
@@ -149,8 +156,9 @@ Tensor fake_quantize_per_channel_mask(TensorView x, TensorView scale, TensorView
   check_range(range);
   axis = resolve_axis(axis, x.dim());
   const auto channels = read_channels(x, scale, zero_point, axis);
-  return map_channels(x, channels, axis, ScalarType::uint8,
-                      [&](float v, const Channel& c) { return mask_element(v, c, range) ? 1.0f : 0.0f; });
+  return map_channels(x, channels, axis, ScalarType::uint8, [&](float v, const Channel& c) {
+    return mask_element(v, c, range) ? 1.0f : 0.0f;
+  });
 }
 
 Tensor apply_mask(TensorView grad_output, TensorView mask) {
@@ -175,8 +183,8 @@ struct LearnableSetup {
 
 LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const LearnableSetup& setup,
                                   Range range, float grad_factor) {
-  QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ", to_string(grad_output.shape()),
-           " must match x of shape ", to_string(x.shape()));
+  QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ",
+           to_string(grad_output.shape()), " must match x of shape ", to_string(x.shape()));
   reference::check_float_input(grad_output.dtype(), "grad_output");
   const auto xs = reference::load_floats(x);
   const auto dys = reference::load_floats(grad_output);
@@ -189,7 +197,8 @@ LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const Le
     const auto ch = setup.channel_of[i];
     const Channel& c = setup.channels[ch];
     const float inverse = 1.0f / c.scale;
-    const float xq = rounded_with_zero_point(xs[i], inverse, c.zero_point);  // zp added BEFORE rounding
+    const float xq =
+        rounded_with_zero_point(xs[i], inverse, c.zero_point);  // zp added BEFORE rounding
     const float dy = dys[i];
     if (xq < qmin || xq > qmax) {
       dx[i] = dy * 0.0f;
@@ -219,8 +228,8 @@ void check_learnable_params(TensorView scale, TensorView zero_point, std::int64_
            "learnable scale and zero_point must be float32 parameters, got ", name(scale.dtype()),
            " and ", name(zero_point.dtype()));
   QK_CHECK(scale.numel() == channels && zero_point.numel() == channels, "learnable scale ",
-           to_string(scale.shape()), " and zero_point ", to_string(zero_point.shape()), " must hold ",
-           channels, " value(s)");
+           to_string(scale.shape()), " and zero_point ", to_string(zero_point.shape()),
+           " must hold ", channels, " value(s)");
   for (std::int64_t i = 0; i < channels; ++i) {
     const double s = scale.get(i);
     QK_CHECK(std::isfinite(s) && s > 0, "scale ", s, " at index ", i, " must be finite and > 0");
@@ -229,8 +238,10 @@ void check_learnable_params(TensorView scale, TensorView zero_point, std::int64_
 
 void check_learnable_range(Range range) {
   check_range(range);
-  QK_CHECK(range.quant_min <= 0 && range.quant_max >= 0, "learnable fake quantization needs "
-           "quant_min <= 0 <= quant_max, got [", range.quant_min, ", ", range.quant_max, "]");
+  QK_CHECK(range.quant_min <= 0 && range.quant_max >= 0,
+           "learnable fake quantization needs "
+           "quant_min <= 0 <= quant_max, got [",
+           range.quant_min, ", ", range.quant_max, "]");
 }
 
 }  // namespace
@@ -244,17 +255,18 @@ Tensor fake_quantize_learnable_per_tensor_affine(TensorView x, TensorView scale,
                                          static_cast<std::int64_t>(zp), range);
 }
 
-LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(
-    TensorView grad_output, TensorView x, TensorView scale, TensorView zero_point, Range range,
-    float grad_factor) {
+LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(TensorView grad_output,
+                                                                  TensorView x, TensorView scale,
+                                                                  TensorView zero_point,
+                                                                  Range range, float grad_factor) {
   check_learnable_range(range);
   check_learnable_params(scale, zero_point, 1);
   reference::check_float_input(x.dtype(), "x");
   // PyTorch's backward rounds the zero point by truncating zp + 0.5 after the
   // clamp, unlike its forward (half to even): 2.5 is 2 forward, 3 backward.
   const float shifted = static_cast<float>(zero_point.get(0)) + 0.5f;
-  const auto zp = static_cast<float>(std::trunc(
-      std::clamp<double>(shifted, static_cast<double>(range.quant_min), static_cast<double>(range.quant_max))));
+  const auto zp = static_cast<float>(std::trunc(std::clamp<double>(
+      shifted, static_cast<double>(range.quant_min), static_cast<double>(range.quant_max))));
   LearnableSetup setup{{Channel{static_cast<float>(scale.get(0)), zp, false}},
                        std::vector<std::int64_t>(static_cast<std::size_t>(x.numel()), 0)};
   return learnable_backward(grad_output, x, setup, range, grad_factor);
@@ -268,9 +280,9 @@ LearnableSetup per_channel_setup(TensorView x, TensorView scale, TensorView zero
   check_learnable_params(scale, zero_point, x.shape()[axis]);
   LearnableSetup setup;
   for (std::int64_t c = 0; c < scale.numel(); ++c) {
-    const double zp = std::clamp<double>(std::nearbyint(zero_point.get(c)),
-                                         static_cast<double>(range.quant_min),
-                                         static_cast<double>(range.quant_max));
+    const double zp =
+        std::clamp<double>(std::nearbyint(zero_point.get(c)), static_cast<double>(range.quant_min),
+                           static_cast<double>(range.quant_max));
     setup.channels.push_back({static_cast<float>(scale.get(c)), static_cast<float>(zp), false});
   }
   setup.channel_of = channel_index(x.shape(), axis);
@@ -283,13 +295,16 @@ Tensor fake_quantize_learnable_per_channel_affine(TensorView x, TensorView scale
                                                   Range range) {
   axis = resolve_axis(axis, x.dim());
   const auto setup = per_channel_setup(x, scale, zero_point, axis, range);
-  return map_channels(x, setup.channels, axis, x.dtype(),
-                      [&](float v, const Channel& c) { return forward_element(v, c, range, x.dtype()); });
+  return map_channels(x, setup.channels, axis, x.dtype(), [&](float v, const Channel& c) {
+    return forward_element(v, c, range, x.dtype());
+  });
 }
 
-LearnableGrads fake_quantize_learnable_per_channel_affine_backward(
-    TensorView grad_output, TensorView x, TensorView scale, TensorView zero_point,
-    std::int64_t axis, Range range, float grad_factor) {
+LearnableGrads fake_quantize_learnable_per_channel_affine_backward(TensorView grad_output,
+                                                                   TensorView x, TensorView scale,
+                                                                   TensorView zero_point,
+                                                                   std::int64_t axis, Range range,
+                                                                   float grad_factor) {
   axis = resolve_axis(axis, x.dim());
   const auto setup = per_channel_setup(x, scale, zero_point, axis, range);
   return learnable_backward(grad_output, x, setup, range, grad_factor);

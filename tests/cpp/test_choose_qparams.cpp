@@ -16,14 +16,16 @@ QuantSpec asym(QuantDType d, Granularity g = Granularity::per_tensor()) {
 
 // Seed 000: the four regression cases (ranges that exclude zero).
 TEST(ChooseQParamsSeed000, PerTensorUint4PositiveRange) {
-  const auto qp = choose_qparams(Tensor::from_values({1.0, 2.0, 3.0, 4.0}), asym(QuantDType::uint(4)));
+  const auto qp =
+      choose_qparams(Tensor::from_values({1.0, 2.0, 3.0, 4.0}), asym(QuantDType::uint(4)));
   EXPECT_EQ(qp.scale.get(0), 4.0f / 15.0f);  // range widened to [0, 4]
   EXPECT_EQ(qp.zero_point.get(0), 0);
   EXPECT_EQ(qp.minval.get(0), 0.0);
 }
 
 TEST(ChooseQParamsSeed000, PerTensorUint4NegativeRange) {
-  const auto qp = choose_qparams(Tensor::from_values({-4.0, -3.0, -2.0, -1.0}), asym(QuantDType::uint(4)));
+  const auto qp =
+      choose_qparams(Tensor::from_values({-4.0, -3.0, -2.0, -1.0}), asym(QuantDType::uint(4)));
   EXPECT_EQ(qp.scale.get(0), 4.0f / 15.0f);  // range widened to [-4, 0]
   EXPECT_EQ(qp.zero_point.get(0), 15);       // qmax
   EXPECT_EQ(qp.minval.get(0), -4.0);
@@ -93,13 +95,16 @@ TEST(ChooseQParams, SymmetricZeroPointOfUnsignedIsMidpoint) {
 TEST(ChooseQParams, SymmetricNoClippingErrTakesTheLargerSide) {
   // int4: smin = -4 / -8 = 0.5, smax = 1 / 7 -> 0.5 (negative side wins).
   const auto x = Tensor::from_values({-4.0, 1.0});
-  const auto qp = choose_qparams(x, {.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_no_clipping_err});
+  const auto qp = choose_qparams(
+      x, {.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_no_clipping_err});
   EXPECT_EQ(qp.scale.get(0), 0.5f);
   // 7 / 7 = 1 beats 1 / 8 = 0.125.
-  const auto qp2 = choose_qparams(Tensor::from_values({-1.0, 7.0}),
-                                  {.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_no_clipping_err});
+  const auto qp2 =
+      choose_qparams(Tensor::from_values({-1.0, 7.0}),
+                     {.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_no_clipping_err});
   EXPECT_EQ(qp2.scale.get(0), 1.0f);
-  EXPECT_EQ(fake_quantize(Tensor::from_values({7.0, -1.0}), qp2).to_vector(), (std::vector<double>{7, -1}));
+  EXPECT_EQ(fake_quantize(Tensor::from_values({7.0, -1.0}), qp2).to_vector(),
+            (std::vector<double>{7, -1}));
 }
 
 TEST(ChooseQParams, EpsClampsTinyRanges) {
@@ -161,7 +166,8 @@ TEST(ChooseQParams, TinygemmFloatZeroPoint) {
   // q = round((x - (zp - 8 s)) / s): 1 -> 0, 4 -> 15, 2.5 -> 7.5 -> 8 (half even).
   const float grid_min = (1.0f + scale * 8.0f) - scale * 8.0f;
   EXPECT_EQ(quantize(x, qp).code_values(),
-            (std::vector<std::int32_t>{static_cast<int>(std::nearbyint((1.0f - grid_min) / scale)), 15, 8}));
+            (std::vector<std::int32_t>{static_cast<int>(std::nearbyint((1.0f - grid_min) / scale)),
+                                       15, 8}));
 }
 
 TEST(ChooseQParams, FromMinMaxEqualsFromTensor) {
@@ -178,11 +184,13 @@ TEST(ChooseQParams, PerGroupAndPerBlockGrids) {
   std::vector<double> v(32);
   for (int i = 0; i < 32; ++i) v[i] = i - 16;
   const auto x = Tensor::from_values(v, Shape{4, 8});
-  const auto g = choose_qparams(x, {.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(4)});
+  const auto g =
+      choose_qparams(x, {.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(4)});
   EXPECT_EQ(g.scale.shape(), (Shape{4, 2}));
   EXPECT_EQ(g.scale.get(0), 16.0f / 7.5f);  // group [-16..-13]
   EXPECT_EQ(g.scale.get(3), 4.0f / 7.5f);   // row 1, second group: [-4..-1]
-  const auto b = choose_qparams(x, {.dtype = QuantDType::int_(4), .granularity = Granularity::per_block({2, 4})});
+  const auto b = choose_qparams(
+      x, {.dtype = QuantDType::int_(4), .granularity = Granularity::per_block({2, 4})});
   EXPECT_EQ(b.scale.shape(), (Shape{2, 2}));
   EXPECT_EQ(b.scale.get(3), 15.0f / 7.5f);  // rows 2-3, cols 4-7: max 15
 }

@@ -16,40 +16,59 @@ Tensor random_tensor(Shape shape, ScalarType dtype, std::uint32_t seed) {
   std::vector<double> v(static_cast<std::size_t>(numel(shape)));
   for (auto& e : v) e = normal(rng) * 3.0 + 0.5;
   // Exact ties and range ends are the interesting points: plant some.
-  if (v.size() > 4) { v[0] = 0.5; v[1] = -2.5; v[2] = 0.0; v[3] = -0.0; }
+  if (v.size() > 4) {
+    v[0] = 0.5;
+    v[1] = -2.5;
+    v[2] = 0.0;
+    v[3] = -0.0;
+  }
   return Tensor::from_values(v, std::move(shape), dtype);
 }
 
 std::vector<QuantSpec> all_specs() {
   std::vector<QuantSpec> specs;
-  const Granularity grains[] = {Granularity::per_tensor(), Granularity::per_axis(0),
-                                Granularity::per_axis(-1), Granularity::per_group(8),
+  const Granularity grains[] = {Granularity::per_tensor(),      Granularity::per_axis(0),
+                                Granularity::per_axis(-1),      Granularity::per_group(8),
                                 Granularity::per_block({2, 4}), Granularity::per_token()};
-  const QuantDType ints[] = {QuantDType::int_(8), QuantDType::uint(8), QuantDType::int_(4),
-                             QuantDType::uint(4), QuantDType::int_(2), QuantDType::int_(5),
+  const QuantDType ints[] = {QuantDType::int_(8),
+                             QuantDType::uint(8),
+                             QuantDType::int_(4),
+                             QuantDType::uint(4),
+                             QuantDType::int_(2),
+                             QuantDType::int_(5),
                              QuantDType::int_(8).with_range(-127, 127)};
   for (const auto& g : grains) {
     for (const auto& d : ints) {
       specs.push_back({.dtype = d, .mapping = Mapping::symmetric, .granularity = g});
-      specs.push_back({.dtype = d, .mapping = Mapping::symmetric, .granularity = g,
+      specs.push_back({.dtype = d,
+                       .mapping = Mapping::symmetric,
+                       .granularity = g,
                        .zero_point_domain = ZeroPointDomain::none});
       specs.push_back({.dtype = d, .mapping = Mapping::asymmetric, .granularity = g});
-      specs.push_back({.dtype = d, .mapping = Mapping::asymmetric, .granularity = g,
+      specs.push_back({.dtype = d,
+                       .mapping = Mapping::asymmetric,
+                       .granularity = g,
                        .zero_point_domain = ZeroPointDomain::float_});
       if (d.quant_min() < 0) {
-        specs.push_back({.dtype = d, .mapping = Mapping::symmetric_no_clipping_err, .granularity = g});
+        specs.push_back(
+            {.dtype = d, .mapping = Mapping::symmetric_no_clipping_err, .granularity = g});
       }
-      specs.push_back({.dtype = d, .mapping = Mapping::asymmetric, .granularity = g,
+      specs.push_back({.dtype = d,
+                       .mapping = Mapping::asymmetric,
+                       .granularity = g,
                        .scale_dtype = ScaleDType::bfloat16});
     }
     for (int bits : {2, 3, 4}) {
-      specs.push_back({.dtype = QuantDType::int_(bits), .mapping = Mapping::stretched, .granularity = g});
+      specs.push_back(
+          {.dtype = QuantDType::int_(bits), .mapping = Mapping::stretched, .granularity = g});
     }
     for (const auto& f : minifloat_formats()) {
       const auto d = QuantDType::floating(f.kind);
       specs.push_back({.dtype = d, .granularity = g});
       specs.push_back({.dtype = d, .granularity = g, .scale_dtype = ScaleDType::e8m0});
-      specs.push_back({.dtype = d, .granularity = g, .scale_dtype = ScaleDType::e8m0,
+      specs.push_back({.dtype = d,
+                       .granularity = g,
+                       .scale_dtype = ScaleDType::e8m0,
                        .e8m0_rounding = E8M0Rounding::rceil});
       specs.push_back({.dtype = d, .granularity = g, .scale_dtype = ScaleDType::fp8_e4m3});
     }
@@ -72,7 +91,8 @@ TEST(FakeQuantizeIdentity, EqualsDequantizeOfQuantizeForEverySpecAndDtype) {
       // reciprocal off by up to 2^-9, which moves codes far from the zero point.)
       if (dtype == ScalarType::float32 && qp.scale.dtype() == ScalarType::float32) {
         const auto again = fake_quantize(fq, qp);
-        ASSERT_TRUE(bitwise_equal(fq, again)) << "not idempotent: " << spec.describe() << " " << name(dtype);
+        ASSERT_TRUE(bitwise_equal(fq, again))
+            << "not idempotent: " << spec.describe() << " " << name(dtype);
       }
       ++checked;
     }
@@ -82,13 +102,16 @@ TEST(FakeQuantizeIdentity, EqualsDequantizeOfQuantizeForEverySpecAndDtype) {
 
 TEST(FakeQuantizeBackward, MaskMatchesUnclampedRange) {
   const QuantSpec spec{.dtype = QuantDType::int_(4)};
-  const auto qp = QParams::make(spec, Tensor::from_values({0.5}), Tensor::from_values({0}, ScalarType::int32));
+  const auto qp =
+      QParams::make(spec, Tensor::from_values({0.5}), Tensor::from_values({0}, ScalarType::int32));
   // x / 0.5 = {-9, -8.5 -> -8 (even), -8, 7, 7.4 -> 7, 7.5 -> 8, 100, NaN}
   const auto x = Tensor::from_values({-4.5, -4.25, -4.0, 3.5, 3.7, 3.75, 50.0, NAN});
   const auto g = Tensor::from_values({1, -2, 3, 4, 5, 6, 7, 8});
-  EXPECT_EQ(fake_quantize_backward(x, g, qp).to_vector(), (std::vector<double>{0, -2, 3, 4, 5, 0, 0, 0}));
+  EXPECT_EQ(fake_quantize_backward(x, g, qp).to_vector(),
+            (std::vector<double>{0, -2, 3, 4, 5, 0, 0, 0}));
   // Negative gradient times a zero mask is -0.0, exactly as torch multiplies by the mask.
-  const auto neg = fake_quantize_backward(Tensor::from_values({100.0}), Tensor::from_values({-1.0}), qp);
+  const auto neg =
+      fake_quantize_backward(Tensor::from_values({100.0}), Tensor::from_values({-1.0}), qp);
   EXPECT_TRUE(std::signbit(neg.get(0)));
 }
 

@@ -48,7 +48,8 @@ TEST(Mx, Fp4FloorAndRceilOnAWorkedBlock) {
   // Block max 7.0: FLOOR gives scale 1 and 7 saturates to 6; RCEIL gives
   // scale 2, 7/2 = 3.5 is a tie between 3 and 4 -> 4, so 7 comes back as 8.
   const auto x = block_with_max(32, 7.0f);
-  QuantSpec spec{.dtype = QuantDType::fp4_e2m1(), .granularity = Granularity::per_group(32),
+  QuantSpec spec{.dtype = QuantDType::fp4_e2m1(),
+                 .granularity = Granularity::per_group(32),
                  .scale_dtype = ScaleDType::e8m0};
   const auto floor_qp = choose_qparams(x, spec);
   EXPECT_EQ(floor_qp.scale.get(0), 1.0);
@@ -65,7 +66,8 @@ TEST(Mx, Fp4FloorAndRceilOnAWorkedBlock) {
 }
 
 TEST(Mx, AllZeroBlockGetsSmallestScale) {
-  const QuantSpec spec{.dtype = QuantDType::fp8_e4m3fn(), .granularity = Granularity::per_group(32),
+  const QuantSpec spec{.dtype = QuantDType::fp8_e4m3fn(),
+                       .granularity = Granularity::per_group(32),
                        .scale_dtype = ScaleDType::e8m0};
   const Tensor zeros(ScalarType::float32, {1, 32});
   const auto qp = choose_qparams(zeros, spec);
@@ -78,7 +80,8 @@ TEST(Mx, SmallestScaleByteFollowsTorchao018) {
   // divides by the scale clamped to 2^-126 -> 1.0 (0x38) and dequantizes with
   // 2^-127 -> 2^-127; RCEIL multiplies byte-0 blocks by 1.0 -> 2^-126 -> 0x00.
   const Tensor x = Tensor::full({1, 32}, std::ldexp(1.0, -126));
-  QuantSpec spec{.dtype = QuantDType::fp8_e4m3fn(), .granularity = Granularity::per_group(32),
+  QuantSpec spec{.dtype = QuantDType::fp8_e4m3fn(),
+                 .granularity = Granularity::per_group(32),
                  .scale_dtype = ScaleDType::e8m0};
   const auto floor_qp = choose_qparams(x, spec);
   EXPECT_EQ(floor_qp.scale.get(0), std::ldexp(1.0, -127));
@@ -94,7 +97,8 @@ TEST(Nvfp4, BlockScaleRoundsDownAndReducesTheMax) {
   // amax 5: 5/6 = 0.8333 -> e4m3 0.8125; 5 * (1/0.8125) = 6.15 -> saturates to
   // 6 -> 6 * 0.8125 = 4.875.
   const auto x = block_with_max(16, 5.0f);
-  const QuantSpec spec{.dtype = QuantDType::fp4_e2m1(), .granularity = Granularity::per_group(16),
+  const QuantSpec spec{.dtype = QuantDType::fp4_e2m1(),
+                       .granularity = Granularity::per_group(16),
                        .scale_dtype = ScaleDType::fp8_e4m3};
   const auto qp = choose_qparams(x, spec);
   EXPECT_EQ(qp.scale.get(0), 0.8125);

@@ -9,7 +9,9 @@
 namespace quantkit {
 namespace {
 
-const MinifloatFormat& fmt(MinifloatKind k) { return minifloat_format(k); }
+const MinifloatFormat& fmt(MinifloatKind k) {
+  return minifloat_format(k);
+}
 
 TEST(Minifloat, Fp4E2M1FullTable) {
   const double values[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
@@ -28,7 +30,8 @@ TEST(Minifloat, Fp6E2M3FullTable) {
                                  4.0, 4.5,   5.0,  5.5,   6.0, 6.5,   7.0,  7.5};
   for (int code = 0; code < 64; ++code) {
     const double expected = (code & 32) ? -magnitudes[code & 31] : magnitudes[code & 31];
-    EXPECT_EQ(decode_minifloat(static_cast<std::uint8_t>(code), fmt(MinifloatKind::e2m3)), expected);
+    EXPECT_EQ(decode_minifloat(static_cast<std::uint8_t>(code), fmt(MinifloatKind::e2m3)),
+              expected);
   }
 }
 
@@ -39,14 +42,16 @@ TEST(Minifloat, Fp6E3M2FullTable) {
                                  8.0, 10.0,   12.0,  14.0,   16.0, 20.0,   24.0,  28.0};
   for (int code = 0; code < 64; ++code) {
     const double expected = (code & 32) ? -magnitudes[code & 31] : magnitudes[code & 31];
-    EXPECT_EQ(decode_minifloat(static_cast<std::uint8_t>(code), fmt(MinifloatKind::e3m2)), expected);
+    EXPECT_EQ(decode_minifloat(static_cast<std::uint8_t>(code), fmt(MinifloatKind::e3m2)),
+              expected);
   }
 }
 
 // Decoding from the generic S/E/M formula (OCP), written here independently.
 double formula(int code, int ebits, int mbits, int bias) {
   const int e = (code >> mbits) & ((1 << ebits) - 1), m = code & ((1 << mbits) - 1);
-  const double v = e == 0 ? std::ldexp(m, 1 - bias - mbits) : std::ldexp(m + (1 << mbits), e - bias - mbits);
+  const double v =
+      e == 0 ? std::ldexp(m, 1 - bias - mbits) : std::ldexp(m + (1 << mbits), e - bias - mbits);
   return (code >> (ebits + mbits)) ? -v : v;
 }
 
@@ -87,16 +92,16 @@ TEST(Minifloat, EveryCodeRoundTripsInEveryFormat) {
 TEST(Minifloat, Fp4RoundingBoundaries) {
   const auto& f = fmt(MinifloatKind::e2m1);
   // Ties go to the even code: 0.25->0, 0.75->1.0, 1.25->1.0, 1.75->2, 2.5->2, 3.5->4, 5->4.
-  const std::pair<float, int> cases[] = {{0.25f, 0}, {0.26f, 1}, {0.75f, 2}, {1.25f, 2}, {1.26f, 3},
-                                         {1.75f, 4}, {2.5f, 4},  {2.6f, 5},  {3.5f, 6},  {5.0f, 6},
-                                         {5.01f, 7}, {6.1f, 7},  {1e30f, 7}, {INFINITY, 7}};
+  const std::pair<float, int> cases[] = {
+      {0.25f, 0}, {0.26f, 1}, {0.75f, 2}, {1.25f, 2}, {1.26f, 3}, {1.75f, 4}, {2.5f, 4},
+      {2.6f, 5},  {3.5f, 6},  {5.0f, 6},  {5.01f, 7}, {6.1f, 7},  {1e30f, 7}, {INFINITY, 7}};
   for (auto [value, code] : cases) {
     EXPECT_EQ(encode_minifloat(value, f), code) << value;
     EXPECT_EQ(encode_minifloat(-value, f), code | 8) << value;
   }
   EXPECT_EQ(encode_minifloat(-0.0f, f), 0x8);  // signed zero kept
   EXPECT_EQ(encode_minifloat(-0.1f, f), 0x8);
-  EXPECT_EQ(encode_minifloat(NAN, f), 0x7);   // no NaN code: +max (ONNX rule)
+  EXPECT_EQ(encode_minifloat(NAN, f), 0x7);  // no NaN code: +max (ONNX rule)
 }
 
 TEST(Minifloat, Fp8OverflowAndSubnormals) {
@@ -106,7 +111,7 @@ TEST(Minifloat, Fp8OverflowAndSubnormals) {
   EXPECT_EQ(encode_minifloat(464.0f, e4, false), 0x7E);  // exact midpoint 448/480 -> even
   EXPECT_EQ(encode_minifloat(465.0f, e4, false), 0x7F);  // rounds past max -> NaN
   EXPECT_EQ(encode_minifloat(-500.0f, e4, false), 0xFF);
-  EXPECT_EQ(encode_minifloat(465.0f, e4, true), 0x7E);   // saturating
+  EXPECT_EQ(encode_minifloat(465.0f, e4, true), 0x7E);  // saturating
   EXPECT_EQ(encode_minifloat(-INFINITY, e4, true), 0xFE);
   EXPECT_EQ(encode_minifloat(NAN, e4, true), 0x7F);
   EXPECT_EQ(encode_minifloat(std::ldexp(1.0f, -10), e4), 0x00);  // half the smallest subnormal

@@ -8,10 +8,13 @@ namespace quantkit {
 namespace {
 
 TEST(Packing, LowBitsFirstLayouts) {
-  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{1, 2, 3}, 4), (std::vector<std::uint8_t>{0x21, 0x03}));
+  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{1, 2, 3}, 4),
+            (std::vector<std::uint8_t>{0x21, 0x03}));
   EXPECT_EQ(pack_codes(std::vector<std::int32_t>{-1, -8}, 4), (std::vector<std::uint8_t>{0x8F}));
-  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{1, 2, 3, 0, 1}, 2), (std::vector<std::uint8_t>{0x39, 0x01}));
-  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{7, 1, 2}, 3), (std::vector<std::uint8_t>{0x8F, 0x00}));
+  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{1, 2, 3, 0, 1}, 2),
+            (std::vector<std::uint8_t>{0x39, 0x01}));
+  EXPECT_EQ(pack_codes(std::vector<std::int32_t>{7, 1, 2}, 3),
+            (std::vector<std::uint8_t>{0x8F, 0x00}));
   EXPECT_EQ(pack_codes(std::vector<std::int32_t>{1, 0, 1, 1, 0, 0, 0, 1, 1}, 1),
             (std::vector<std::uint8_t>{0x8D, 0x01}));
 }
@@ -43,7 +46,8 @@ TEST(Packing, Fp4PairsMatchTheMxOrder) {
 
 TEST(Packing, QuantizedTensorStoresNarrowestForm) {
   const QuantSpec spec{.dtype = QuantDType::int_(4)};
-  const auto qp = QParams::make(spec, Tensor::from_values({1.0}), Tensor::from_values({0}, ScalarType::int32));
+  const auto qp =
+      QParams::make(spec, Tensor::from_values({1.0}), Tensor::from_values({0}, ScalarType::int32));
   const auto q = quantize(Tensor::from_values({1, -2, 3, -8, 7}), qp);  // odd count
   EXPECT_EQ(q.packed().size(), 3u);
   EXPECT_EQ(q.codes().dtype(), ScalarType::int8);

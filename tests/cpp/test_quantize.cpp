@@ -25,7 +25,8 @@ TEST(Quantize, ZeroPointIsAddedAfterRounding) {
   // zp 3, scale 0.5: 1.25 -> 2.5 -> round 2 -> +3 = 5 (adding first would give round(5.5) = 6).
   QuantSpec spec{.dtype = QuantDType::uint(8)};
   spec.mapping = Mapping::asymmetric;
-  const auto qp = QParams::make(spec, Tensor::from_values({0.5}), Tensor::from_values({3}, ScalarType::int32));
+  const auto qp =
+      QParams::make(spec, Tensor::from_values({0.5}), Tensor::from_values({3}, ScalarType::int32));
   EXPECT_EQ(quantize(Tensor::from_values({1.25}), qp).code_values()[0], 5);
   EXPECT_EQ(fake_quantize(Tensor::from_values({1.25}), qp).get(0), 1.0);
 }
@@ -62,8 +63,9 @@ TEST(Quantize, EmptyTensors) {
   EXPECT_EQ(fake_quantize(empty, qp).numel(), 0);
   EXPECT_THROW(choose_qparams(empty, {.dtype = QuantDType::int_(4)}), Error);
   // Per-axis over an empty axis: no blocks, nothing to choose, nothing to do.
-  const auto none = choose_qparams(Tensor(ScalarType::float32, {0, 3}),
-                                   {.dtype = QuantDType::int_(4), .granularity = Granularity::per_axis(0)});
+  const auto none =
+      choose_qparams(Tensor(ScalarType::float32, {0, 3}),
+                     {.dtype = QuantDType::int_(4), .granularity = Granularity::per_axis(0)});
   EXPECT_EQ(none.scale.numel(), 0);
 }
 
@@ -71,7 +73,8 @@ TEST(Dequantize, SubtractsZeroPointInTheOutputDtype) {
   // uint8 code 200, zp 3, scale 0.1 (float32): float32 (197 * 0.1f); bfloat16
   // output rounds the float32 product once to bf16.
   QuantSpec spec{.dtype = QuantDType::uint(8), .mapping = Mapping::asymmetric};
-  const auto qp = QParams::make(spec, Tensor::from_values({0.1}), Tensor::from_values({3}, ScalarType::int32));
+  const auto qp =
+      QParams::make(spec, Tensor::from_values({0.1}), Tensor::from_values({3}, ScalarType::int32));
   const QuantizedTensor q(Shape{1}, {200}, qp);
   EXPECT_EQ(dequantize(q).get(0), 197.0f * 0.1f);
   const double bf = Tensor::from_values({197.0f * 0.1f}, ScalarType::bfloat16).get(0);
@@ -107,7 +110,8 @@ TEST(Quantize, StridedInputEqualsContiguousCopy) {
   const auto base = Tensor::from_values({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, Shape{2, 3});
   const TensorView transposed(base.raw_data(), ScalarType::float32, Shape{3, 2}, Shape{1, 3});
   const auto qp = choose_qparams(transposed, {.dtype = QuantDType::int_(8)});
-  EXPECT_TRUE(bitwise_equal(fake_quantize(transposed, qp), fake_quantize(transposed.contiguous(), qp)));
+  EXPECT_TRUE(
+      bitwise_equal(fake_quantize(transposed, qp), fake_quantize(transposed.contiguous(), qp)));
 }
 
 TEST(Quantize, MinvalFormulationIsCarried) {

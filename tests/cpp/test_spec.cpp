@@ -44,7 +44,8 @@ TEST(Granularity, RejectsShapesItDoesNotFit) {
     Granularity::per_group(100).block_size({8, 4096});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "group_size 100 does not divide axis 1 of length 4096 (shape [8, 4096])");
+    EXPECT_STREQ(e.what(),
+                 "group_size 100 does not divide axis 1 of length 4096 (shape [8, 4096])");
   }
   EXPECT_THROW(Granularity::per_axis(3).block_size({2, 2}), Error);
   EXPECT_THROW(Granularity::per_axis(-3).block_size({2, 2}), Error);
@@ -62,14 +63,16 @@ TEST(QuantSpec, ValidatesCombinations) {
   EXPECT_NO_THROW(fp8.validate());
 
   const QuantSpec bad[] = {
-      {.dtype = QuantDType::int_(8), .mapping = Mapping::asymmetric,
+      {.dtype = QuantDType::int_(8),
+       .mapping = Mapping::asymmetric,
        .zero_point_domain = ZeroPointDomain::none},
       {.dtype = QuantDType::uint(8), .mapping = Mapping::symmetric_no_clipping_err},
       {.dtype = QuantDType::fp4_e2m1(), .mapping = Mapping::asymmetric},
       {.dtype = QuantDType::uint(2), .mapping = Mapping::stretched},
       {.dtype = QuantDType::int_(8), .scale_dtype = ScaleDType::e8m0},
       {.dtype = QuantDType::int_(8), .eps = 0.0},
-      {.dtype = QuantDType::int_(8), .mapping = Mapping::symmetric,
+      {.dtype = QuantDType::int_(8),
+       .mapping = Mapping::symmetric,
        .zero_point_domain = ZeroPointDomain::float_},
   };
   for (const auto& spec : bad) EXPECT_THROW(spec.validate(), Error) << spec.describe();
@@ -80,7 +83,8 @@ TEST(QuantSpec, NamesParse) {
   EXPECT_EQ(zero_point_domain_from_name("float"), ZeroPointDomain::float_);
   EXPECT_EQ(scale_dtype_from_name("e8m0"), ScaleDType::e8m0);
   EXPECT_THROW(mapping_from_name("sym"), Error);
-  const QuantSpec spec{.dtype = QuantDType::int_(4), .mapping = Mapping::asymmetric,
+  const QuantSpec spec{.dtype = QuantDType::int_(4),
+                       .mapping = Mapping::asymmetric,
                        .granularity = Granularity::per_group(128)};
   EXPECT_EQ(spec.describe(), "int4 asymmetric per_group(128, axis=-1) zero_point=int");
 }

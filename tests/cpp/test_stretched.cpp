@@ -37,7 +37,8 @@ TEST(Stretched, LutDequantizesToExactlyTheSameValues) {
       std::vector<double> v(64);
       for (int i = 0; i < 64; ++i) v[i] = (i * 37 % 64 - 31.5) / 9.0;
       const auto x = Tensor::from_values(v, Shape{4, 16}, dtype);
-      const QuantSpec spec{.dtype = QuantDType::int_(bits), .mapping = Mapping::stretched,
+      const QuantSpec spec{.dtype = QuantDType::int_(bits),
+                           .mapping = Mapping::stretched,
                            .granularity = Granularity::per_group(8)};
       const auto q = quantize(x, choose_qparams(x, spec));
       const auto lut = to_stretched_lut(q);

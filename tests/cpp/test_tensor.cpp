@@ -10,8 +10,8 @@ namespace {
 
 TEST(Tensor, FromValuesRoundsToNearestEven) {
   const auto t = Tensor::from_values({1.00390625, 1.01171875, -2.0}, ScalarType::bfloat16);
-  EXPECT_EQ(t.get(0), 1.0);        // tie -> even
-  EXPECT_EQ(t.get(1), 1.015625);   // tie -> even (up)
+  EXPECT_EQ(t.get(0), 1.0);       // tie -> even
+  EXPECT_EQ(t.get(1), 1.015625);  // tie -> even (up)
   EXPECT_EQ(t.get(2), -2.0);
   EXPECT_EQ(t.nbytes(), 6u);
 }

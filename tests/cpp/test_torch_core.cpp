@@ -26,7 +26,8 @@ TEST(TorchCore, PerTensorForwardAndMask) {
 TEST(TorchCore, MultipliesByFloatReciprocal) {
   // scale 0.1f: inv = 1.0f / 0.1f = 10.0f (rounded); 0.25 * 10 = 2.5 -> 2 (even),
   // zp 3 added after rounding: (2 + 3 - 3) * 0.1f.
-  const auto y = torch_core::fake_quantize_per_tensor_affine(Tensor::from_values({0.25}), 0.1f, 3, {0, 255});
+  const auto y =
+      torch_core::fake_quantize_per_tensor_affine(Tensor::from_values({0.25}), 0.1f, 3, {0, 255});
   EXPECT_EQ(y.get(0), 2.0f * 0.1f);
 }
 
@@ -98,7 +99,8 @@ TEST(TorchCore, RejectsBadArguments) {
   EXPECT_THROW(torch_core::fake_quantize_per_tensor_affine(x, 1.0f, 300, {0, 255}), Error);
   EXPECT_THROW(torch_core::fake_quantize_per_tensor_affine(x, 1.0f, 0, {5, 3}), Error);
   EXPECT_THROW(torch_core::fake_quantize_per_channel_affine(
-                   x, Tensor::from_values({1.0, 1.0}), Tensor::from_values({0, 0}, ScalarType::int32), 0, {0, 255}),
+                   x, Tensor::from_values({1.0, 1.0}),
+                   Tensor::from_values({0, 0}, ScalarType::int32), 0, {0, 255}),
                Error);
   EXPECT_THROW(torch_core::fake_quantize_learnable_per_tensor_affine(
                    x, Tensor::from_values({0.0}), Tensor::from_values({0.0}), {0, 255}),

@@ -6,9 +6,8 @@ quantkit), so a granularity bug cannot hide on both sides.
 
 from __future__ import annotations
 
-import torch
-
 import quantkit as qk
+import torch
 
 FLOAT_DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 

@@ -5,6 +5,7 @@ the reference UnifQuantizer, and the integer LUT form."""
 from __future__ import annotations
 
 import pytest
+import quantkit as qk
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,16 +16,15 @@ from torchao.prototype.parq.quant.quant_api import (
 )
 from torchao.quantization.quant_primitives import MappingType, dequantize_affine
 
-import quantkit as qk
-
 from .cases import FLOAT_DTYPES, random_tensor
 
 
 def torchao_stretched(x, bits, group):
     level_max = 2 ** (bits - 1) - 0.5
     block = (1, group)
-    s, z = choose_qparams_stretched_affine(x, MappingType.ASYMMETRIC, block, torch.int8, bits,
-                                           -level_max, level_max)
+    s, z = choose_qparams_stretched_affine(
+        x, MappingType.ASYMMETRIC, block, torch.int8, bits, -level_max, level_max
+    )
     q = quantize_stretched_affine(x, block, s, z, torch.int8, -level_max, level_max)
     dq = dequantize_affine(q, block, s, z, torch.int8, -level_max, level_max, output_dtype=x.dtype)
     return s, z, q, dq
@@ -67,8 +67,12 @@ def test_stretched_matches_reference_unif_quantizer(bits, group):
     assert torch.equal(ours.view(-1, group), q_ref)
 
 
-@given(seed=st.integers(0, 2**31 - 1), bits=st.integers(1, 4),
-       group=st.sampled_from([8, 16, 24, 48, 128]), dtype=st.sampled_from(FLOAT_DTYPES),
-       log_magnitude=st.floats(-4, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    bits=st.integers(1, 4),
+    group=st.sampled_from([8, 16, 24, 48, 128]),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+    log_magnitude=st.floats(-4, 3),
+)
 def test_stretched_hypothesis(seed, bits, group, dtype, log_magnitude):
     check(random_tensor((3, group * 4), dtype, seed, 10.0**log_magnitude), bits, group)

@@ -5,33 +5,57 @@ the tinygemm / no-zero-point variants) for fp32, bf16 and fp16 inputs."""
 from __future__ import annotations
 
 import pytest
+import quantkit as qk
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torchao.quantization.quant_primitives import choose_qparams_affine_with_min_max
 
-import quantkit as qk
-
-from .cases import FLOAT_DTYPES, INT_FORMATS, adversarial_tensors, block_size, qk_granularity
-from .cases import random_tensor
+from .cases import (
+    FLOAT_DTYPES,
+    INT_FORMATS,
+    adversarial_tensors,
+    block_size,
+    qk_granularity,
+    random_tensor,
+)
 from .torchao_ref import MAPPINGS, affine
 
-GRANULARITIES = [("per_tensor",), ("per_axis", 0), ("per_axis", -1), ("per_token",),
-                 ("per_group", 32), ("per_group", 64), ("per_group", 128), ("per_group", 256)]
-SCHEMES = [("symmetric", "int"), ("symmetric", "none"), ("symmetric_no_clipping_err", "int"),
-           ("asymmetric", "int"), ("asymmetric", "float")]
+GRANULARITIES = [
+    ("per_tensor",),
+    ("per_axis", 0),
+    ("per_axis", -1),
+    ("per_token",),
+    ("per_group", 32),
+    ("per_group", 64),
+    ("per_group", 128),
+    ("per_group", 256),
+]
+SCHEMES = [
+    ("symmetric", "int"),
+    ("symmetric", "none"),
+    ("symmetric_no_clipping_err", "int"),
+    ("asymmetric", "int"),
+    ("asymmetric", "float"),
+]
 
 
 def quantkit_affine(x, fmt, mapping, granularity, domain, **spec_kwargs):
-    spec = qk.QuantSpec(dtype=fmt[0], mapping=mapping, granularity=qk_granularity(granularity),
-                        zero_point_domain=domain, **spec_kwargs)
+    spec = qk.QuantSpec(
+        dtype=fmt[0],
+        mapping=mapping,
+        granularity=qk_granularity(granularity),
+        zero_point_domain=domain,
+        **spec_kwargs,
+    )
     qp = qk.choose_qparams(x, spec)
     q = qk.quantize(x, qp)
     return qp, q, qk.dequantize(q, x.dtype), qk.fake_quantize(x, qp)
 
 
-def assert_same(x, fmt, mapping, granularity, domain, eps=None, scale_dtype=None,
-                zero_point_dtype=None):
+def assert_same(
+    x, fmt, mapping, granularity, domain, eps=None, scale_dtype=None, zero_point_dtype=None
+):
     block = block_size(granularity, tuple(x.shape))
     if all(b == 1 for b in block):
         # torchao reduces over an empty dim list as if over all dims and then fails to
@@ -75,8 +99,12 @@ def applicable(fmt, mapping):
 
 
 def format_schemes(formats):
-    return [pytest.param(f, s, id=f"{f[0]}-{s[0]}-{s[1]}")
-            for f in formats for s in SCHEMES if applicable(f, s[0])]
+    return [
+        pytest.param(f, s, id=f"{f[0]}-{s[0]}-{s[1]}")
+        for f in formats
+        for s in SCHEMES
+        if applicable(f, s[0])
+    ]
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
@@ -107,10 +135,24 @@ def test_scale_and_zero_point_dtypes_and_eps(dtype):
     fmt = INT_FORMATS[2]
     for scale_dtype in [torch.float32, torch.bfloat16, torch.float16]:
         assert_same(x, fmt, "asymmetric", ("per_group", 32), "int", scale_dtype=scale_dtype)
-        assert_same(x, fmt, "symmetric", ("per_group", 32), "int", scale_dtype=scale_dtype,
-                    zero_point_dtype=scale_dtype)
-    assert_same(x, INT_FORMATS[3], "asymmetric", ("per_group", 32), "float",
-                scale_dtype=torch.float32, zero_point_dtype=torch.float32)
+        assert_same(
+            x,
+            fmt,
+            "symmetric",
+            ("per_group", 32),
+            "int",
+            scale_dtype=scale_dtype,
+            zero_point_dtype=scale_dtype,
+        )
+    assert_same(
+        x,
+        INT_FORMATS[3],
+        "asymmetric",
+        ("per_group", 32),
+        "float",
+        scale_dtype=torch.float32,
+        zero_point_dtype=torch.float32,
+    )
     for eps in [torch.finfo(torch.float32).eps, 1e-6, 1e-2]:
         assert_same(x, fmt, "asymmetric", ("per_token",), "int", eps=eps)
         assert_same(x, fmt, "symmetric", ("per_token",), "int", eps=eps)
@@ -134,23 +176,26 @@ def test_choose_qparams_with_min_max(dtype, mapping):
     fmt = INT_FORMATS[0]
     x = random_tensor((8, 64), dtype, 11, 2.0, 0.5)
     mn, mx = x.amin(dim=1), x.amax(dim=1)
-    s, z = choose_qparams_affine_with_min_max(mn, mx, MAPPINGS[mapping], (1, 64), fmt[1],
-                                              fmt[2], fmt[3], zero_point_dtype=torch.int32)
+    s, z = choose_qparams_affine_with_min_max(
+        mn, mx, MAPPINGS[mapping], (1, 64), fmt[1], fmt[2], fmt[3], zero_point_dtype=torch.int32
+    )
     spec = qk.QuantSpec(dtype="int8", mapping=mapping, granularity=qk.per_axis(0))
     qp = qk.choose_qparams_from_min_max(mn, mx, spec)
     assert torch.equal(qp.scale.reshape(-1), s.reshape(-1))
     assert torch.equal(qp.zero_point.reshape(-1), z.reshape(-1).to(torch.int32))
 
 
-@given(seed=st.integers(0, 2**31 - 1),
-       dtype=st.sampled_from(FLOAT_DTYPES),
-       fmt=st.sampled_from(INT_FORMATS),
-       scheme=st.sampled_from(SCHEMES),
-       granularity=st.sampled_from(GRANULARITIES[:4] + [("per_group", 16)]),
-       log_magnitude=st.floats(-6, 6),
-       offset=st.sampled_from([0.0, 1.0, -3.0]),
-       rows=st.sampled_from([1, 3, 8]),
-       groups=st.sampled_from([1, 2, 5]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+    fmt=st.sampled_from(INT_FORMATS),
+    scheme=st.sampled_from(SCHEMES),
+    granularity=st.sampled_from(GRANULARITIES[:4] + [("per_group", 16)]),
+    log_magnitude=st.floats(-6, 6),
+    offset=st.sampled_from([0.0, 1.0, -3.0]),
+    rows=st.sampled_from([1, 3, 8]),
+    groups=st.sampled_from([1, 2, 5]),
+)
 def test_hypothesis(seed, dtype, fmt, scheme, granularity, log_magnitude, offset, rows, groups):
     mapping, domain = scheme
     if not applicable(fmt, mapping):

@@ -4,6 +4,7 @@ and RCEIL) and NVFP4 (single-level) quantization on the CPU."""
 from __future__ import annotations
 
 import pytest
+import quantkit as qk
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,8 +16,6 @@ from torchao.quantization.quant_primitives import (
     _dequantize_affine_float8,
     _quantize_affine_float8,
 )
-
-import quantkit as qk
 
 from .cases import random_tensor
 
@@ -61,8 +60,9 @@ def mx_scale_bytes(qp):
 
 def check_mx(x, element, name, mode, mode_name):
     scale, data = to_mx(x, element, 32, mode)
-    spec = qk.QuantSpec(dtype=name, granularity=qk.per_group(32), scale_dtype="e8m0",
-                        e8m0_rounding=mode_name)
+    spec = qk.QuantSpec(
+        dtype=name, granularity=qk.per_group(32), scale_dtype="e8m0", e8m0_rounding=mode_name
+    )
     qp = qk.choose_qparams(x, spec)
     q = qk.quantize(x, qp)
     assert torch.equal(mx_scale_bytes(qp), scale.view(torch.uint8).reshape(-1))
@@ -85,9 +85,14 @@ def test_mx(dtype, element, name, mode, mode_name):
 @pytest.mark.parametrize("dtype", HALF_AND_FULL, ids=str)
 def test_mx_semantic_corner_cases(dtype):
     # Blocks at 448, 480, subnormal magnitudes, all zeros (torchao's named MX cases).
-    rows = [torch.full((32,), 448.0), torch.full((32,), 480.0), torch.full((32,), 2.0**-126),
-            torch.zeros(32), torch.tensor([1.0] + [2.0**-140] * 31),
-            torch.full((32,), 3.5000002)]
+    rows = [
+        torch.full((32,), 448.0),
+        torch.full((32,), 480.0),
+        torch.full((32,), 2.0**-126),
+        torch.zeros(32),
+        torch.tensor([1.0] + [2.0**-140] * 31),
+        torch.full((32,), 3.5000002),
+    ]
     x = torch.stack(rows).to(dtype)
     for element, name in MX_ELEMENTS:
         for mode, mode_name in MX_MODES:
@@ -105,9 +110,13 @@ def test_nvfp4_single_level(dtype):
         assert torch.equal(qk.quantize(x, qp).pack(), packed.view(torch.uint8).reshape(-1))
 
 
-@given(seed=st.integers(0, 2**31 - 1), log_magnitude=st.floats(-20, 20),
-       element=st.sampled_from(MX_ELEMENTS), mode=st.sampled_from(MX_MODES),
-       dtype=st.sampled_from(HALF_AND_FULL))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    log_magnitude=st.floats(-20, 20),
+    element=st.sampled_from(MX_ELEMENTS),
+    mode=st.sampled_from(MX_MODES),
+    dtype=st.sampled_from(HALF_AND_FULL),
+)
 def test_mx_hypothesis(seed, log_magnitude, element, mode, dtype):
     x = random_tensor((2, 64), dtype, seed, 10.0**log_magnitude)
     check_mx(x, element[0], element[1], mode[0], mode[1])

@@ -28,22 +28,34 @@ def affine(x, fmt, mapping, block, domain, eps=None, scale_dtype=None, zero_poin
     """(scale, zero_point, codes, dequantized, fake_quantized) from torchao."""
     _, target, qmin, qmax = fmt
     if domain == "float":
-        s, z = _choose_qparams_affine_tinygemm(x, MappingType.ASYMMETRIC, block, target, qmin,
-                                               qmax, eps, scale_dtype, zero_point_dtype)
+        s, z = _choose_qparams_affine_tinygemm(
+            x, MappingType.ASYMMETRIC, block, target, qmin, qmax, eps, scale_dtype, zero_point_dtype
+        )
         q = _quantize_affine_tinygemm(x, block, s, z, target, qmin, qmax)
         dq = _dequantize_affine_tinygemm(q, block, s, z, target, qmin, qmax, output_dtype=x.dtype)
-        fq = _fake_quantize_affine(x, block, s, z, torch.int32, qmin, qmax,
-                                   zero_point_domain=ZeroPointDomain.FLOAT)
+        fq = _fake_quantize_affine(
+            x, block, s, z, torch.int32, qmin, qmax, zero_point_domain=ZeroPointDomain.FLOAT
+        )
         return s, z, q, dq, fq
-    s, z = choose_qparams_affine(x, MAPPINGS[mapping], block, target, qmin, qmax, eps=eps,
-                                 scale_dtype=scale_dtype,
-                                 zero_point_dtype=zero_point_dtype or torch.int32)
+    s, z = choose_qparams_affine(
+        x,
+        MAPPINGS[mapping],
+        block,
+        target,
+        qmin,
+        qmax,
+        eps=eps,
+        scale_dtype=scale_dtype,
+        zero_point_dtype=zero_point_dtype or torch.int32,
+    )
     if domain == "none":
         q = _quantize_affine_no_zero_point(x, block, s, None, target, qmin, qmax)
-        dq = _dequantize_affine_no_zero_point(q, block, s, None, target, qmin, qmax,
-                                              output_dtype=x.dtype)
-        fq = _fake_quantize_affine(x, block, s, None, torch.int32, qmin, qmax,
-                                   zero_point_domain=ZeroPointDomain.NONE)
+        dq = _dequantize_affine_no_zero_point(
+            q, block, s, None, target, qmin, qmax, output_dtype=x.dtype
+        )
+        fq = _fake_quantize_affine(
+            x, block, s, None, torch.int32, qmin, qmax, zero_point_domain=ZeroPointDomain.NONE
+        )
         return s, None, q, dq, fq
     q = quantize_affine(x, block, s, z, target, qmin, qmax)
     dq = dequantize_affine(q, block, s, z, target, qmin, qmax, output_dtype=x.dtype)
