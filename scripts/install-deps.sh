@@ -6,7 +6,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in g++ libgtest-dev nlohmann-json3-dev; do
+for pkg in g++ libgtest-dev nlohmann-json3-dev libhwy-dev libbenchmark-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)

@@ -18,6 +18,15 @@ namespace quantkit {
 /// Bytes needed for `count` codes of `bits` bits.
 std::int64_t packed_size(std::int64_t count, int bits);
 
+/// Packs codes[0, count) into `out`, which starts at the bit offset
+/// first_code * bits (a byte boundary) and must be zero-initialised.
+void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std::uint8_t* out);
+/// Unpacks codes [first, first + count) of a packed stream; first * bits must be
+/// a multiple of 8. Unsigned 8-bit codes above 127 come back as their byte
+/// reinterpreted as int8 (the two's-complement bit pattern).
+void unpack_codes_into(const std::uint8_t* packed, std::int64_t first, std::int64_t count, int bits,
+                       bool is_signed, std::int8_t* out);
+
 /// Packs the low `bits` bits of each code.
 std::vector<std::uint8_t> pack_codes(std::span<const std::int32_t> codes, int bits);
 /// Inverse of pack_codes; `is_signed` sign-extends each field.

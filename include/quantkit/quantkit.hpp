@@ -15,4 +15,5 @@
 #include "quantkit/scalar_type.hpp"
 #include "quantkit/stretched.hpp"
 #include "quantkit/tensor.hpp"
+#include "quantkit/threading.hpp"
 #include "quantkit/torch_core.hpp"

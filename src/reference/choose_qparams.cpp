@@ -9,6 +9,7 @@
 #include "reference/block_layout.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
+#include "reference/reference_ops.hpp"
 #include "reference/torch_sum.hpp"
 
 namespace quantkit {
@@ -186,7 +187,7 @@ QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
 
 }  // namespace
 
-QParams choose_qparams(TensorView x, const QuantSpec& spec) {
+QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
   spec.validate();
   reference::check_float_input(x.dtype(), "x");
   const reference::BlockLayout layout(x.shape(), spec.granularity.block_size(x.shape()));

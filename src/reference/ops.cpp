@@ -8,8 +8,10 @@
 #include "quantkit/error.hpp"
 #include "quantkit/torch_core.hpp"
 #include "reference/element_ops.hpp"
+#include "reference/reference_ops.hpp"
 
 namespace quantkit {
+namespace reference {
 
 QuantizedTensor quantize(TensorView x, const QParams& qparams) {
   const auto plan = reference::make_plan(qparams, x.dtype(), x.shape());
@@ -45,6 +47,8 @@ Tensor fake_quantize(TensorView x, const QParams& qparams) {
   });
   return reference::store_floats(values, x.shape(), x.dtype());
 }
+
+}  // namespace reference
 
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {
   QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ",

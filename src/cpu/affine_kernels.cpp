@@ -1,0 +1,367 @@
+// Highway single-source kernels for affine quantization; compiled for AVX3,
+// AVX2, SSE4 and the portable EMU128 fallback, chosen at run time. The
+// contract (bit-identical to the reference) is in affine_kernels.hpp.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/affine_kernels.cpp"
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
+#endif
+#define HWY_COMPILE_ALL_ATTAINABLE
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/affine_kernels.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace quantkit::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using DU = hn::RebindToUnsigned<DF>;
+using VF = hn::Vec<DF>;
+constexpr std::size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// ---- Rounding float32 lanes to bf16 / fp16 precision (round to nearest even).
+
+HWY_INLINE VF RoundToBF16(DF df, VF v) {
+  const DU du;
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+  const auto rounded =
+      hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb), hn::Set(du, 0xFFFF0000u));
+  return hn::IfThenElse(hn::IsNaN(v), v, hn::BitCast(df, rounded));
+}
+
+HWY_INLINE VF RoundToF16(DF df, VF v) {
+  const DU du;
+  // Normal range: round the mantissa to 10 bits in the integer domain; a carry
+  // bumps the exponent, and anything above 65504 becomes Inf.
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<13>(bits), hn::Set(du, 1u));
+  const VF normal = hn::BitCast(
+      df, hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0xFFFu)), lsb), hn::Set(du, 0xFFFFE000u)));
+  const VF infinity = hn::CopySign(hn::BitCast(df, hn::Set(du, 0x7F800000u)), v);
+  const VF big = hn::IfThenElse(hn::Gt(hn::Abs(normal), hn::Set(df, 65504.0f)), infinity, normal);
+  // Subnormal range: values in [0.5, 1) have ulp 2^-24, the fp16 subnormal
+  // step, so adding and removing 0.75 rounds to it (hardware RNE).
+  const VF magic = hn::Set(df, 0.75f);
+  const VF small = hn::CopySign(hn::Sub(hn::Add(v, magic), magic), v);
+  const VF rounded = hn::IfThenElse(hn::Lt(hn::Abs(v), hn::Set(df, 6.103515625e-05f)), small, big);
+  return hn::IfThenElse(hn::IsNaN(v), v, rounded);
+}
+
+HWY_INLINE VF RoundTo(DF df, FloatKind kind, VF v) {
+  if (kind == FloatKind::bf16) return RoundToBF16(df, v);
+  if (kind == FloatKind::f16) return RoundToF16(df, v);
+  return v;
+}
+
+// ---- Loads and stores of float / bf16 / fp16 storage.
+
+HWY_INLINE VF Load(DF df, FloatKind kind, const void* base, std::int64_t i) {
+  if (kind == FloatKind::f32) return hn::LoadU(df, static_cast<const float*>(base) + i);
+  const hn::Rebind<std::uint16_t, DF> d16;
+  const auto* p = static_cast<const std::uint16_t*>(base) + i;
+  if (kind == FloatKind::bf16) {
+    const DU du;
+    return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, p))));
+  }
+  // fp16 -> fp32 by hand: Highway 1.0.3's SSE4 PromoteTo maps NaN to non-NaN.
+  const DU du;
+  const DI di;
+  const auto h = hn::PromoteTo(du, hn::LoadU(d16, p));
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  const auto magnitude = hn::And(h, hn::Set(du, 0x7FFFu));
+  const auto normal = hn::Add(hn::ShiftLeft<13>(magnitude), hn::Set(du, 112u << 23));
+  const auto special = hn::Or(hn::ShiftLeft<13>(magnitude), hn::Set(du, 0x7F800000u));  // Inf / NaN
+  const VF subnormal =
+      hn::Mul(hn::ConvertTo(df, hn::BitCast(di, magnitude)), hn::Set(df, 5.9604644775390625e-08f));
+  auto bits = hn::IfThenElse(hn::Gt(magnitude, hn::Set(du, 0x7BFFu)), special, normal);
+  bits = hn::IfThenElse(hn::Lt(magnitude, hn::Set(du, 0x400u)), hn::BitCast(du, subnormal), bits);
+  return hn::BitCast(df, hn::Or(bits, sign));
+}
+
+// `v` is already rounded to `kind`, so the conversion below is exact.
+HWY_INLINE void Store(DF df, FloatKind kind, VF v, void* base, std::int64_t i) {
+  if (kind == FloatKind::f32) {
+    hn::StoreU(v, df, static_cast<float*>(base) + i);
+    return;
+  }
+  const DI di;
+  const DU du;
+  const hn::Rebind<std::uint16_t, DF> d16;
+  auto* p = static_cast<std::uint16_t*>(base) + i;
+  const auto bits = hn::BitCast(du, v);
+  hn::Vec<DI> half;
+  if (kind == FloatKind::bf16) {
+    half = hn::BitCast(di, hn::ShiftRight<16>(bits));
+    half = hn::IfThenElse(hn::RebindMask(di, hn::IsNaN(v)), hn::Set(di, 0x7FC0), half);
+  } else {
+    const auto magnitude = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+    const auto sign = hn::BitCast(di, hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u)));
+    const auto normal =
+        hn::Sub(hn::BitCast(di, hn::ShiftRight<13>(magnitude)), hn::Set(di, 0x1C000));
+    const auto subnormal = hn::ConvertTo(di, hn::Mul(hn::Abs(v), hn::Set(df, 16777216.0f)));
+    const auto is_small = hn::RebindMask(di, hn::Lt(magnitude, hn::Set(du, 0x38800000u)));
+    half = hn::IfThenElse(is_small, subnormal, normal);
+    const auto is_inf = hn::RebindMask(di, hn::Eq(magnitude, hn::Set(du, 0x7F800000u)));
+    half = hn::IfThenElse(is_inf, hn::Set(di, 0x7C00), half);
+    half = hn::Or(half, sign);
+    half =
+        hn::IfThenElse(hn::RebindMask(di, hn::IsNaN(v)), hn::Or(sign, hn::Set(di, 0x7E00)), half);
+  }
+  hn::StoreU(hn::DemoteTo(d16, half), d16, p);
+}
+
+std::size_t ElementSize(FloatKind kind) {
+  return kind == FloatKind::f32 ? 4 : 2;
+}
+
+// ---- The element formulas (src/reference/element_ops.cpp), on lanes.
+
+struct LaneParams {
+  VF reciprocal, scale, zero_point;
+};
+
+HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
+  const VF scaled = hn::Round(RoundTo(df, ops.product, hn::Mul(x, p.reciprocal)));
+  // Codes are integers, so -0 must become +0 (adding +0.0 does that when
+  // there is no zero point to add).
+  const VF q = ops.has_zero_point ? RoundTo(df, ops.shifted, hn::Add(scaled, p.zero_point))
+                                  : hn::Add(scaled, hn::Zero(df));
+  const VF low = hn::Set(df, ops.quant_min);
+  const VF clamped = hn::Min(hn::Max(q, low), hn::Set(df, ops.quant_max));
+  return hn::IfThenElse(hn::IsNaN(q), low, clamped);  // NaN -> quant_min, as fmax/fmin
+}
+
+HWY_INLINE VF DequantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF code) {
+  VF d = RoundTo(df, ops.output, code);
+  if (ops.has_zero_point) {
+    d = RoundTo(df, ops.output, hn::Sub(d, RoundTo(df, ops.output, p.zero_point)));
+  }
+  return RoundTo(df, ops.output, RoundTo(df, ops.dequant, hn::Mul(d, p.scale)));
+}
+
+// ---- Iteration: runs of elements sharing one block, or rows of per-lane blocks.
+
+// Calls body(i, count, params) over [begin, end) in vector-sized steps; the
+// tail runs through the same body on a padded copy (count < lanes).
+template <typename Body>
+HWY_INLINE void ForEachVector(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                              std::int64_t end, Body&& body) {
+  const DF df;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  std::int64_t i = begin;
+  while (i < end) {
+    const std::int64_t block_run = i / map.inner;
+    if (map.inner > 1 || map.period == 1) {  // run of one block: broadcast its params
+      const std::int64_t b = block_run % map.period;
+      const LaneParams lp{hn::Set(df, params.reciprocal[b]), hn::Set(df, params.scale[b]),
+                          hn::Set(df, params.zero_point[b])};
+      const std::int64_t run_end = std::min(end, (block_run + 1) * map.inner);
+      for (; i + lanes <= run_end; i += lanes) body(i, lanes, lp);
+      if (i < run_end) body(i, run_end - i, lp);
+      i = run_end;
+    } else {  // inner == 1: block = i % period, one row of `period` blocks at a time
+      const std::int64_t column = i % map.period;
+      const std::int64_t row_end = std::min(end, i - column + map.period);
+      for (; i < row_end;) {
+        const std::int64_t c = i % map.period;
+        const std::int64_t count = std::min(lanes, row_end - i);
+        alignas(64) float r[kMaxLanes], s[kMaxLanes], z[kMaxLanes];
+        std::memcpy(r, params.reciprocal + c, count * sizeof(float));
+        std::memcpy(s, params.scale + c, count * sizeof(float));
+        std::memcpy(z, params.zero_point + c, count * sizeof(float));
+        for (std::int64_t k = count; k < lanes; ++k) r[k] = s[k] = 1.0f, z[k] = 0.0f;
+        body(i, count, LaneParams{hn::Load(df, r), hn::Load(df, s), hn::Load(df, z)});
+        i += count;
+      }
+    }
+  }
+}
+
+void FakeQuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                       const void* x, void* y, std::int64_t begin, std::int64_t end) {
+  const DF df;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  const std::size_t in_size = ElementSize(ops.input), out_size = ElementSize(ops.output);
+  ForEachVector(
+      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
+        if (count == lanes) {
+          const VF code = QuantizeLanes(df, ops, p, Load(df, ops.input, x, i));
+          Store(df, ops.output, DequantizeLanes(df, ops, p, code), y, i);
+          return;
+        }
+        alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
+        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        const VF code = QuantizeLanes(df, ops, p, Load(df, ops.input, in, 0));
+        Store(df, ops.output, DequantizeLanes(df, ops, p, code), out, 0);
+        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
+      });
+}
+
+void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
+  const DF df;
+  const DI di;
+  const hn::Rebind<std::int16_t, DF> d16;
+  const hn::Rebind<std::int8_t, DF> d8;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  const std::size_t in_size = ElementSize(ops.input);
+  ForEachVector(
+      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
+        alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
+        const void* source = x;
+        std::int64_t at = i;
+        if (count < lanes) {
+          std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+          source = in;
+          at = 0;
+        }
+        // Codes lie in [-128, 255]: keep the low byte (two's complement for
+        // negatives, the packed layout's byte for unsigned 8-bit codes).
+        const auto q =
+            hn::ConvertTo(di, QuantizeLanes(df, ops, p, Load(df, ops.input, source, at)));
+        const auto low_byte =
+            hn::Sub(hn::And(hn::Add(q, hn::Set(di, 128)), hn::Set(di, 0xFF)), hn::Set(di, 128));
+        const auto bytes = hn::DemoteTo(d8, hn::DemoteTo(d16, low_byte));
+        alignas(64) std::int8_t out[kMaxLanes];
+        hn::Store(bytes, d8, out);
+        std::memcpy(codes + (i - begin), out, count);
+      });
+}
+
+void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                     const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
+  const DF df;
+  const DI di;
+  const hn::Rebind<std::int8_t, DF> d8;
+  const hn::Rebind<std::uint8_t, DF> du8;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  const std::size_t out_size = ElementSize(ops.output);
+  const bool unsigned_codes = ops.quant_max > 127;
+  ForEachVector(
+      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
+        alignas(64) std::int8_t in[kMaxLanes] = {};
+        std::memcpy(in, codes + (i - begin), count);
+        const auto q =
+            unsigned_codes
+                ? hn::PromoteTo(di, hn::Load(du8, reinterpret_cast<const std::uint8_t*>(in)))
+                : hn::PromoteTo(di, hn::Load(d8, in));
+        const VF value = DequantizeLanes(df, ops, p, hn::ConvertTo(df, q));
+        if (count == lanes) {
+          Store(df, ops.output, value, y, i);
+          return;
+        }
+        alignas(64) unsigned char out[HWY_MAX_BYTES];
+        Store(df, ops.output, value, out, 0);
+        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
+      });
+}
+
+bool MinMaxRange(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
+                 float* max) {
+  if (begin >= end) return true;
+  const DF df;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  VF lo = hn::Set(df, *min), hi = hn::Set(df, *max);
+  auto finite = hn::Eq(lo, lo);  // all true
+  std::int64_t i = begin;
+  for (; i + lanes <= end; i += lanes) {
+    const VF v = Load(df, input, x, i);
+    lo = hn::Min(lo, v);
+    hi = hn::Max(hi, v);
+    finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, HUGE_VALF)));
+  }
+  if (i < end) {  // pad the tail with its first element: neutral for min and max
+    const std::size_t size = ElementSize(input);
+    alignas(64) unsigned char in[HWY_MAX_BYTES];
+    const auto* src = static_cast<const unsigned char*>(x) + i * size;
+    for (std::int64_t k = 0; k < lanes; ++k)
+      std::memcpy(in + k * size, src + (k < end - i ? k : 0) * size, size);
+    const VF v = Load(df, input, in, 0);
+    lo = hn::Min(lo, v);
+    hi = hn::Max(hi, v);
+    finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, HUGE_VALF)));
+  }
+  *min = hn::GetLane(hn::MinOfLanes(df, lo));
+  *max = hn::GetLane(hn::MaxOfLanes(df, hi));
+  return hn::AllTrue(df, finite);
+}
+
+bool ColumnMinMax(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols, float* min,
+                  float* max) {
+  const DF df;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  const std::size_t size = ElementSize(input);
+  auto finite = hn::Eq(hn::Zero(df), hn::Zero(df));
+  bool tail_finite = true;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto* row = static_cast<const unsigned char*>(x) + r * cols * size;
+    std::int64_t c = 0;
+    for (; c + lanes <= cols; c += lanes) {
+      const VF v = Load(df, input, row, c);
+      hn::StoreU(hn::Min(hn::LoadU(df, min + c), v), df, min + c);
+      hn::StoreU(hn::Max(hn::LoadU(df, max + c), v), df, max + c);
+      finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, HUGE_VALF)));
+    }
+    for (; c < cols; ++c) {
+      alignas(64) unsigned char one[HWY_MAX_BYTES] = {};
+      std::memcpy(one, row + c * size, size);
+      const float v = hn::GetLane(Load(df, input, one, 0));
+      min[c] = v < min[c] ? v : min[c];
+      max[c] = v > max[c] ? v : max[c];
+      tail_finite = tail_finite && (v == v) && v != HUGE_VALF && v != -HUGE_VALF;
+    }
+  }
+  return hn::AllTrue(df, finite) && tail_finite;
+}
+
+const char* TargetName() {
+  return hwy::TargetName(HWY_TARGET);
+}
+
+}  // namespace quantkit::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace quantkit::cpu {
+
+HWY_EXPORT(FakeQuantizeRange);
+HWY_EXPORT(QuantizeRange);
+HWY_EXPORT(DequantizeRange);
+HWY_EXPORT(MinMaxRange);
+HWY_EXPORT(ColumnMinMax);
+HWY_EXPORT(TargetName);
+
+void fake_quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                         const void* x, void* y, std::int64_t begin, std::int64_t end) {
+  HWY_DYNAMIC_DISPATCH(FakeQuantizeRange)(ops, map, params, x, y, begin, end);
+}
+void quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                    const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRange)(ops, map, params, x, codes, begin, end);
+}
+void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                      const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
+  HWY_DYNAMIC_DISPATCH(DequantizeRange)(ops, map, params, codes, y, begin, end);
+}
+bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
+                   float* max) {
+  return HWY_DYNAMIC_DISPATCH(MinMaxRange)(input, x, begin, end, min, max);
+}
+bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols,
+                    float* min, float* max) {
+  return HWY_DYNAMIC_DISPATCH(ColumnMinMax)(input, x, rows, cols, min, max);
+}
+const char* active_target_name() {
+  return HWY_DYNAMIC_DISPATCH(TargetName)();
+}
+
+}  // namespace quantkit::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,60 @@
+#pragma once
+// SIMD kernels for integer-code affine quantization (Highway, dynamic dispatch).
+//
+// Every kernel reproduces src/reference/element_ops.cpp bit for bit on every
+// compiled target: each eager op is computed in float32 and rounded to its
+// dtype with a hand-written round-to-nearest-even (Highway 1.0's bf16 demotion
+// truncates and its SSE4 fp16 demotion is wrong, so neither is used).
+
+#include <cstdint>
+
+namespace quantkit::cpu {
+
+/// Storage / rounding kinds of float values (matches ScalarType order of use).
+enum class FloatKind : std::uint8_t { f32 = 0, bf16 = 1, f16 = 2 };
+
+/// The per-call constants of an affine kernel; per-block values live in arrays.
+struct AffineOps {
+  FloatKind input;    // T: how x is stored
+  FloatKind product;  // P = promote(T, S): x * r is rounded to it
+  FloatKind shifted;  // promote(P, Z): round(x * r) + zp is rounded to it
+  FloatKind output;   // O: stored output (fake quantize: T)
+  FloatKind dequant;  // promote(O, S): (q - zp) * s is rounded to it
+  bool has_zero_point;
+  float quant_min;
+  float quant_max;
+};
+
+/// Where the per-block parameters of element i are: block(i) = (i / inner) % period.
+struct BlockMap {
+  std::int64_t inner;
+  std::int64_t period;
+};
+
+struct BlockParams {
+  const float* reciprocal;
+  const float* scale;
+  const float* zero_point;
+};
+
+/// y[i] = dequantize(quantize(x[i])) for i in [begin, end).
+void fake_quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                         const void* x, void* y, std::int64_t begin, std::int64_t end);
+/// codes[i - begin] = quantize(x[i]) as int8 (every code of 1..8 bits fits).
+void quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                    const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end);
+/// y[i] = dequantize(codes[i - begin]).
+void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                      const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end);
+/// Running min / max of x[begin, end) folded into *min / *max; returns false if
+/// a NaN or Inf was seen (the caller then reports the exact index).
+bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
+                   float* max);
+/// Per-column min / max over `rows` rows of `cols` columns starting at x (row-major).
+bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols,
+                    float* min, float* max);
+
+/// Name of the Highway target the dispatcher currently picks (e.g. "AVX3").
+const char* active_target_name();
+
+}  // namespace quantkit::cpu

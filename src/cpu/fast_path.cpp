@@ -1,0 +1,198 @@
+#include "cpu/fast_path.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/affine_kernels.hpp"
+#include "quantkit/packing.hpp"
+#include "reference/eager_math.hpp"
+#include "reference/element_ops.hpp"
+
+namespace quantkit::cpu {
+namespace {
+
+// Fixed work items: results never depend on how chunks are spread over
+// threads, and 4096 * bits is a whole number of bytes for every width.
+constexpr std::int64_t kChunk = 4096;
+
+std::optional<FloatKind> kind_of(ScalarType type) {
+  switch (type) {
+    case ScalarType::float32:
+      return FloatKind::f32;
+    case ScalarType::bfloat16:
+      return FloatKind::bf16;
+    case ScalarType::float16:
+      return FloatKind::f16;
+    default:
+      return std::nullopt;
+  }
+}
+
+FloatKind kind_or_f32(ScalarType type) {
+  return kind_of(type).value_or(FloatKind::f32);
+}
+
+// block(i) = (i / inner) % period when the blocks are runs of the flat index:
+// the last non-full block dim k, full dims after it, and before it either
+// all ones (one run per block) or all full (blocks repeat with a period).
+std::optional<BlockMap> block_map(const Shape& shape, const Shape& block) {
+  const auto rank = static_cast<std::int64_t>(shape.size());
+  std::int64_t k = rank - 1;
+  while (k >= 0 && block[k] == shape[k]) --k;
+  const std::int64_t n = numel(shape);
+  if (k < 0) return BlockMap{std::numeric_limits<std::int64_t>::max(), 1};  // per-tensor
+  std::int64_t inner = block[k];
+  for (std::int64_t d = k + 1; d < rank; ++d) inner *= shape[d];
+  bool leading_ones = true, leading_full = true;
+  for (std::int64_t d = 0; d < k; ++d) {
+    leading_ones = leading_ones && block[d] == 1;
+    leading_full = leading_full && block[d] == shape[d];
+  }
+  if (inner == 0) return std::nullopt;
+  if (leading_ones) return BlockMap{inner, std::max<std::int64_t>(n / inner, 1)};
+  if (leading_full) return BlockMap{inner, shape[k] / block[k]};
+  return std::nullopt;
+}
+
+bool supported_scheme(const QuantSpec& spec) {
+  if (spec.dtype.is_floating() || spec.mapping == Mapping::stretched) return false;
+  return spec.resolved_zero_point_domain() != ZeroPointDomain::float_;
+}
+
+// The per-call constants and per-block values of an affine kernel.
+struct Prepared {
+  AffineOps ops;
+  BlockMap map;
+  reference::ElementPlan plan;
+  BlockParams params() const {
+    return {plan.reciprocal.data(), plan.scale.data(), plan.zero_point.data()};
+  }
+};
+
+std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
+                                const Shape& shape) {
+  if (!supported_scheme(qparams.spec) || !kind_of(input) || !kind_of(output)) return std::nullopt;
+  if (!kind_of(qparams.scale.dtype())) return std::nullopt;
+  const auto map = block_map(shape, qparams.spec.granularity.block_size(shape));
+  if (!map) return std::nullopt;
+  Prepared p{{}, *map, reference::make_plan(qparams, input, shape)};  // validates the grid
+  const ScalarType product = reference::op_dtype(input, p.plan.scale_dtype);
+  p.ops.input = *kind_of(input);
+  p.ops.product = kind_or_f32(product);
+  p.ops.shifted = kind_or_f32(reference::op_dtype(product, p.plan.zero_dtype));
+  p.ops.output = *kind_of(output);
+  p.ops.dequant = kind_or_f32(reference::op_dtype(output, p.plan.scale_dtype));
+  p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain;
+  p.ops.quant_min = static_cast<float>(p.plan.quant_min);
+  p.ops.quant_max = static_cast<float>(p.plan.quant_max);
+  return p;
+}
+
+template <typename Fn>
+void for_each_chunk(std::int64_t n, Fn&& fn) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+}  // namespace
+
+std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
+  if (!x.is_contiguous()) return std::nullopt;
+  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!prepared) return std::nullopt;
+  Tensor y(x.dtype(), x.shape());
+  const auto params = prepared->params();
+  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+    fake_quantize_range(prepared->ops, prepared->map, params, x.data(), y.raw_data(), begin, end);
+  });
+  return y;
+}
+
+std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
+  if (!x.is_contiguous()) return std::nullopt;
+  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!prepared) return std::nullopt;
+  const int bits = qparams.spec.dtype.bits();
+  std::vector<std::uint8_t> packed(static_cast<std::size_t>(packed_size(x.numel(), bits)), 0);
+  const auto params = prepared->params();
+  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+    std::int8_t codes[kChunk];
+    quantize_range(prepared->ops, prepared->map, params, x.data(), codes, begin, end);
+    pack_codes_into(codes, end - begin, bits, packed.data() + begin * bits / 8);
+  });
+  return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
+}
+
+std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+  const auto& qparams = q.qparams();
+  if (!kind_of(output_dtype)) return std::nullopt;
+  auto prepared = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
+  if (!prepared) return std::nullopt;
+  const int bits = qparams.spec.dtype.bits();
+  const bool is_signed = qparams.spec.dtype.is_signed();
+  Tensor y(output_dtype, q.shape());
+  const auto params = prepared->params();
+  for_each_chunk(q.numel(), [&](std::int64_t begin, std::int64_t end) {
+    std::int8_t codes[kChunk];
+    unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);
+    dequantize_range(prepared->ops, prepared->map, params, codes, y.raw_data(), begin, end);
+  });
+  return y;
+}
+
+std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
+  const auto input = kind_of(x.dtype());
+  if (!input || !x.is_contiguous() || x.numel() == 0 || spec.mapping == Mapping::stretched) {
+    return std::nullopt;
+  }
+  spec.validate();
+  const Shape block = spec.granularity.block_size(x.shape());
+  const auto map = block_map(x.shape(), block);
+  if (!map) return std::nullopt;
+  const Shape grid = block_grid_shape(x.shape(), block);
+  const std::int64_t blocks = numel(grid);
+  std::vector<float> mins(blocks, HUGE_VALF), maxs(blocks, -HUGE_VALF);
+  bool finite = true;
+  const std::int64_t n = x.numel();
+  if (map->period == 1) {  // one block: per-chunk partial results, combined in order
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    std::vector<float> lo(chunks, HUGE_VALF), hi(chunks, -HUGE_VALF);
+    std::vector<char> ok(chunks, 1);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      ok[c] = min_max_range(*input, x.data(), c * kChunk, std::min(n, (c + 1) * kChunk), &lo[c],
+                            &hi[c]);
+    }
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      mins[0] = std::min(mins[0], lo[c]);
+      maxs[0] = std::max(maxs[0], hi[c]);
+      finite = finite && ok[c];
+    }
+  } else if (map->inner * map->period == n ||
+             map->inner == std::numeric_limits<std::int64_t>::max()) {
+    std::vector<char> ok(blocks, 1);  // one run per block
+#pragma omp parallel for schedule(static)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      ok[b] =
+          min_max_range(*input, x.data(), b * map->inner, (b + 1) * map->inner, &mins[b], &maxs[b]);
+    }
+    finite = std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+  } else if (map->inner == 1) {  // per-axis on the last dim: column reductions
+    const std::int64_t rows = n / map->period;
+    finite = column_min_max(*input, x.data(), rows, map->period, mins.data(), maxs.data());
+  } else {
+    return std::nullopt;
+  }
+  if (!finite) return std::nullopt;  // the reference reports the first bad index
+  Tensor min_val(x.dtype(), grid), max_val(x.dtype(), grid);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    min_val.set(b, mins[b]);
+    max_val.set(b, maxs[b]);
+  }
+  return quantkit::choose_qparams(min_val, max_val, spec);
+}
+
+}  // namespace quantkit::cpu

@@ -1,0 +1,24 @@
+#pragma once
+// SIMD + OpenMP implementations of the public ops for the cases they cover;
+// each returns std::nullopt when it does not apply and the reference runs.
+//
+// Covered: integer formats in the int or none zero-point domain (every
+// mapping but stretched); float32 / bfloat16 / float16 inputs, contiguous; any
+// scale / zero-point dtype; granularities whose blocks are runs of the flat
+// index (per-tensor, per-token, per-group along the last axis, per-axis) —
+// block(i) = (i / inner) % period. choose_qparams also covers the floating
+// element formats (it only needs per-block min / max).
+
+#include <optional>
+
+#include "quantkit/qparams.hpp"
+#include "quantkit/quantized_tensor.hpp"
+
+namespace quantkit::cpu {
+
+std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec);
+std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams);
+std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype);
+std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);
+
+}  // namespace quantkit::cpu

@@ -1,0 +1,29 @@
+// The public ops: the SIMD fast path where it applies, the reference otherwise.
+// Both give bit-identical results (tests/cpp/test_fast_path.cpp).
+#include "quantkit/ops.hpp"
+#include "cpu/fast_path.hpp"
+#include "reference/reference_ops.hpp"
+
+namespace quantkit {
+
+QParams choose_qparams(TensorView x, const QuantSpec& spec) {
+  if (auto fast = cpu::choose_qparams(x, spec)) return std::move(*fast);
+  return reference::choose_qparams(x, spec);
+}
+
+QuantizedTensor quantize(TensorView x, const QParams& qparams) {
+  if (auto fast = cpu::quantize(x, qparams)) return std::move(*fast);
+  return reference::quantize(x, qparams);
+}
+
+Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+  if (auto fast = cpu::dequantize(q, output_dtype)) return std::move(*fast);
+  return reference::dequantize(q, output_dtype);
+}
+
+Tensor fake_quantize(TensorView x, const QParams& qparams) {
+  if (auto fast = cpu::fake_quantize(x, qparams)) return std::move(*fast);
+  return reference::fake_quantize(x, qparams);
+}
+
+}  // namespace quantkit
