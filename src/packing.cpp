@@ -23,6 +23,7 @@ void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std
     if (count % 2) out[count / 2] = static_cast<std::uint8_t>(codes[count - 1] & 0xF);
     return;
   }
+  std::memset(out, 0, static_cast<std::size_t>(packed_size(count, bits)));
   for (std::int64_t i = 0; i < count; ++i) {
     const std::uint32_t field = static_cast<std::uint32_t>(codes[i]) & mask;
     const std::int64_t bit = i * bits;
@@ -35,6 +36,30 @@ void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std
 
 void unpack_codes_into(const std::uint8_t* packed, std::int64_t first, std::int64_t count, int bits,
                        bool is_signed, std::int8_t* out) {
+  if (bits == 8) {
+    std::memcpy(out, packed + first, static_cast<std::size_t>(count));
+    return;
+  }
+  if (bits == 4 && first % 2 == 0) {  // the common case, written so the compiler vectorizes it
+    const std::uint8_t* p = packed + first / 2;
+    const std::int64_t pairs = count / 2;
+    if (is_signed) {  // arithmetic shifts sign-extend each nibble
+      for (std::int64_t j = 0; j < pairs; ++j) {
+        out[2 * j] = static_cast<std::int8_t>(static_cast<std::int8_t>(p[j] << 4) >> 4);
+        out[2 * j + 1] = static_cast<std::int8_t>(static_cast<std::int8_t>(p[j]) >> 4);
+      }
+    } else {
+      for (std::int64_t j = 0; j < pairs; ++j) {
+        out[2 * j] = static_cast<std::int8_t>(p[j] & 0xF);
+        out[2 * j + 1] = static_cast<std::int8_t>(p[j] >> 4);
+      }
+    }
+    if (count % 2) {
+      const int field = p[pairs] & 0xF;
+      out[count - 1] = static_cast<std::int8_t>(is_signed && field > 7 ? field - 16 : field);
+    }
+    return;
+  }
   const std::uint32_t mask = (1u << bits) - 1;
   for (std::int64_t i = first; i < first + count; ++i) {
     const std::int64_t bit = i * bits;
@@ -54,7 +79,7 @@ std::vector<std::uint8_t> pack_codes(std::span<const std::int32_t> codes, int bi
   for (std::size_t i = 0; i < codes.size(); ++i) {
     low_bytes[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(codes[i] & 0xFF));
   }
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(packed_size(count, bits)), 0);
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(packed_size(count, bits)));
   pack_codes_into(low_bytes.data(), count, bits, out.data());
   return out;
 }

@@ -1,5 +1,7 @@
 #include "quantkit/quantized_tensor.hpp"
 
+#include <algorithm>
+
 #include "quantkit/error.hpp"
 #include "quantkit/packing.hpp"
 
@@ -19,8 +21,15 @@ void check_codes(const std::vector<std::int32_t>& codes, const QuantDType& dtype
 
 }  // namespace
 
-QuantizedTensor::QuantizedTensor(PackedTag, Shape shape, std::vector<std::uint8_t> packed,
-                                 QParams qparams)
+namespace {
+Tensor byte_tensor(const std::vector<std::uint8_t>& bytes) {
+  Tensor out = Tensor::uninitialized(ScalarType::uint8, {static_cast<std::int64_t>(bytes.size())});
+  std::copy(bytes.begin(), bytes.end(), out.data<std::uint8_t>());
+  return out;
+}
+}  // namespace
+
+QuantizedTensor::QuantizedTensor(PackedTag, Shape shape, Tensor packed, QParams qparams)
     : shape_(std::move(shape)), packed_(std::move(packed)), qparams_(std::move(qparams)) {}
 
 QuantizedTensor::QuantizedTensor(Shape shape, const std::vector<std::int32_t>& codes,
@@ -29,22 +38,30 @@ QuantizedTensor::QuantizedTensor(Shape shape, const std::vector<std::int32_t>& c
   QK_CHECK(static_cast<std::int64_t>(codes.size()) == numel(), codes.size(),
            " codes do not fill shape ", to_string(shape_));
   check_codes(codes, dtype());
-  packed_ = pack_codes(codes, dtype().bits());
+  packed_ = byte_tensor(pack_codes(codes, dtype().bits()));
 }
 
 QuantizedTensor QuantizedTensor::from_packed(Shape shape, std::vector<std::uint8_t> packed,
                                              QParams qparams) {
+  return from_packed(std::move(shape), byte_tensor(packed), std::move(qparams));
+}
+
+QuantizedTensor QuantizedTensor::from_packed(Shape shape, Tensor packed, QParams qparams) {
   const int bits = qparams.spec.dtype.bits();
   const std::int64_t n = quantkit::numel(shape);
-  QK_CHECK(static_cast<std::int64_t>(packed.size()) == packed_size(n, bits), "packed buffer holds ",
-           packed.size(), " bytes but shape ", to_string(shape), " of ", bits, "-bit codes needs ",
+  QK_CHECK(packed.dtype() == ScalarType::uint8 && packed.dim() == 1,
+           "packed bytes must be a 1-D "
+           "uint8 tensor, got ",
+           name(packed.dtype()), " ", to_string(packed.shape()));
+  QK_CHECK(packed.numel() == packed_size(n, bits), "packed buffer holds ", packed.numel(),
+           " bytes but shape ", to_string(shape), " of ", bits, "-bit codes needs ",
            packed_size(n, bits));
   return QuantizedTensor(PackedTag{}, std::move(shape), std::move(packed), std::move(qparams));
 }
 
 std::vector<std::int32_t> QuantizedTensor::code_values() const {
   const auto& d = dtype();
-  return unpack_codes(packed_, numel(), d.bits(), d.is_signed() && !d.is_floating());
+  return unpack_codes(packed(), numel(), d.bits(), d.is_signed() && !d.is_floating());
 }
 
 Tensor QuantizedTensor::codes() const {

@@ -5,6 +5,8 @@
 #include <limits>
 #include <sstream>
 
+#include <sys/mman.h>
+
 #include "quantkit/error.hpp"
 
 namespace quantkit {
@@ -176,7 +178,7 @@ double TensorView::get(std::int64_t flat_index) const {
 }
 
 Tensor TensorView::contiguous() const {
-  Tensor out(dtype_, shape_);
+  Tensor out = Tensor::uninitialized(dtype_, shape_);
   const auto size = element_size(dtype_);
   if (is_contiguous()) {
     if (numel() > 0) std::memcpy(out.raw_data(), data_, static_cast<std::size_t>(numel()) * size);
@@ -197,9 +199,47 @@ Tensor TensorView::contiguous() const {
   return out;
 }
 
-Tensor::Tensor(ScalarType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+namespace {
+
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
+unsigned char* allocate(std::size_t bytes, bool zero) {
+  // Never a null pointer, so empty tensors can be memcpy'd from and to.
+  const std::size_t alignment = bytes >= kHugePage ? kHugePage : 64;
+  const std::size_t rounded =
+      std::max<std::size_t>((bytes + alignment - 1) / alignment * alignment, alignment);
+  void* p = std::aligned_alloc(alignment, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  if (alignment == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint; failure is harmless
+  if (zero) std::memset(p, 0, bytes);
+  return static_cast<unsigned char*>(p);
+}
+
+}  // namespace
+
+void Tensor::Free::operator()(unsigned char* p) const noexcept {
+  std::free(p);
+}
+
+Tensor::Tensor(ScalarType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std::move(shape)) {
   check_shape(shape_);
-  bytes_.assign(static_cast<std::size_t>(numel()) * element_size(dtype_), 0);
+  nbytes_ = static_cast<std::size_t>(numel()) * element_size(dtype_);
+  bytes_.reset(allocate(nbytes_, zero));
+}
+
+Tensor::Tensor(ScalarType dtype, Shape shape) : Tensor(dtype, std::move(shape), true) {}
+
+Tensor Tensor::uninitialized(ScalarType dtype, Shape shape) {
+  return Tensor(dtype, std::move(shape), false);
+}
+
+Tensor::Tensor(const Tensor& other) : Tensor(other.dtype_, other.shape_, false) {
+  std::memcpy(bytes_.get(), other.bytes_.get(), nbytes_);
+}
+
+Tensor& Tensor::operator=(const Tensor& other) {
+  if (this != &other) *this = Tensor(other);
+  return *this;
 }
 
 Tensor Tensor::from_values(const std::vector<double>& values, Shape shape, ScalarType dtype) {
@@ -239,7 +279,7 @@ Tensor Tensor::to(ScalarType dtype) const {
 void Tensor::set(std::int64_t flat_index, double value) {
   QK_CHECK(flat_index >= 0 && flat_index < numel(), "index ", flat_index,
            " is out of range for shape ", to_string(shape_));
-  store(bytes_.data() + flat_index * element_size(dtype_), dtype_, value);
+  store(bytes_.get() + flat_index * element_size(dtype_), dtype_, value);
 }
 
 std::vector<double> Tensor::to_vector() const {

@@ -18,8 +18,8 @@ namespace quantkit {
 /// Bytes needed for `count` codes of `bits` bits.
 std::int64_t packed_size(std::int64_t count, int bits);
 
-/// Packs codes[0, count) into `out`, which starts at the bit offset
-/// first_code * bits (a byte boundary) and must be zero-initialised.
+/// Packs codes[0, count) into out[0, packed_size(count, bits)), every byte of
+/// which it writes; `out` starts at a byte boundary of the stream.
 void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std::uint8_t* out);
 /// Unpacks codes [first, first + count) of a packed stream; first * bits must be
 /// a multiple of 8. Unsigned 8-bit codes above 127 come back as their byte

@@ -5,6 +5,7 @@
 // bit patterns, so an int4 tensor of n elements holds ceil(n / 2) bytes.
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "quantkit/qparams.hpp"
@@ -20,6 +21,8 @@ class QuantizedTensor {
   /// Adopts already-packed bytes (validated for size).
   static QuantizedTensor from_packed(Shape shape, std::vector<std::uint8_t> packed,
                                      QParams qparams);
+  /// Adopts a 1-D uint8 tensor of packed bytes (validated for size), without a copy.
+  static QuantizedTensor from_packed(Shape shape, Tensor packed, QParams qparams);
 
   const Shape& shape() const { return shape_; }
   std::int64_t numel() const { return quantkit::numel(shape_); }
@@ -31,13 +34,15 @@ class QuantizedTensor {
   Tensor codes() const;
   std::vector<std::int32_t> code_values() const;
   /// The packed bytes (see packing.hpp for the layout).
-  const std::vector<std::uint8_t>& packed() const { return packed_; }
+  std::span<const std::uint8_t> packed() const {
+    return {packed_.data<std::uint8_t>(), static_cast<std::size_t>(packed_.numel())};
+  }
 
  private:
   struct PackedTag {};
-  QuantizedTensor(PackedTag, Shape shape, std::vector<std::uint8_t> packed, QParams qparams);
+  QuantizedTensor(PackedTag, Shape shape, Tensor packed, QParams qparams);
   Shape shape_;
-  std::vector<std::uint8_t> packed_;
+  Tensor packed_;  // 1-D uint8
   QParams qparams_;
 };
 

@@ -98,6 +98,13 @@ class Tensor {
   Tensor() : Tensor(ScalarType::float32, Shape{0}) {}
   /// Zero-initialised tensor.
   Tensor(ScalarType dtype, Shape shape);
+  /// Tensor whose contents are unspecified: for outputs that are fully overwritten.
+  static Tensor uninitialized(ScalarType dtype, Shape shape);
+
+  Tensor(const Tensor& other);
+  Tensor& operator=(const Tensor& other);
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&&) noexcept = default;
 
   /// Tensor holding `values` converted (round-to-nearest-even) to `dtype`.
   static Tensor from_values(const std::vector<double>& values, Shape shape,
@@ -110,9 +117,9 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   std::int64_t dim() const { return static_cast<std::int64_t>(shape_.size()); }
   std::int64_t numel() const { return quantkit::numel(shape_); }
-  std::size_t nbytes() const { return bytes_.size(); }
+  std::size_t nbytes() const { return nbytes_; }
 
-  TensorView view() const { return TensorView(bytes_.data(), dtype_, shape_); }
+  TensorView view() const { return TensorView(bytes_.get(), dtype_, shape_); }
   operator TensorView() const { return view(); }  // NOLINT: a Tensor is usable wherever a view is
 
   /// Same data, new shape with the same number of elements.
@@ -125,26 +132,33 @@ class Tensor {
   void set(std::int64_t flat_index, double value);
   std::vector<double> to_vector() const;
 
-  void* raw_data() { return bytes_.data(); }
-  const void* raw_data() const { return bytes_.data(); }
+  void* raw_data() { return bytes_.get(); }
+  const void* raw_data() const { return bytes_.get(); }
 
   template <typename T>
   T* data() {
     check_type(ScalarTypeOf<T>::value);
-    return reinterpret_cast<T*>(bytes_.data());
+    return reinterpret_cast<T*>(bytes_.get());
   }
   template <typename T>
   const T* data() const {
     check_type(ScalarTypeOf<T>::value);
-    return reinterpret_cast<const T*>(bytes_.data());
+    return reinterpret_cast<const T*>(bytes_.get());
   }
 
  private:
+  struct Free {
+    void operator()(unsigned char* p) const noexcept;
+  };
+  Tensor(ScalarType dtype, Shape shape, bool zero);
   void check_type(ScalarType requested) const;
 
   ScalarType dtype_;
   Shape shape_;
-  std::vector<unsigned char> bytes_;
+  std::size_t nbytes_ = 0;
+  // 64-byte aligned; large buffers are 2 MiB aligned and backed by
+  // transparent huge pages where the OS offers them (fewer first-touch faults).
+  std::unique_ptr<unsigned char[], Free> bytes_;
 };
 
 /// True when both tensors have the same dtype, shape and bytes (so NaN == NaN

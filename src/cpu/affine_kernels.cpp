@@ -86,7 +86,8 @@ HWY_INLINE VF Load(DF df, FloatKind kind, const void* base, std::int64_t i) {
   return hn::BitCast(df, hn::Or(bits, sign));
 }
 
-// `v` is already rounded to `kind`, so the conversion below is exact.
+// `v` is already rounded to `kind`, so the conversion below is exact. Values
+// stored are dequantized results, never NaN.
 HWY_INLINE void Store(DF df, FloatKind kind, VF v, void* base, std::int64_t i) {
   if (kind == FloatKind::f32) {
     hn::StoreU(v, df, static_cast<float*>(base) + i);
@@ -100,7 +101,6 @@ HWY_INLINE void Store(DF df, FloatKind kind, VF v, void* base, std::int64_t i) {
   hn::Vec<DI> half;
   if (kind == FloatKind::bf16) {
     half = hn::BitCast(di, hn::ShiftRight<16>(bits));
-    half = hn::IfThenElse(hn::RebindMask(di, hn::IsNaN(v)), hn::Set(di, 0x7FC0), half);
   } else {
     const auto magnitude = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
     const auto sign = hn::BitCast(di, hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u)));
@@ -123,146 +123,237 @@ std::size_t ElementSize(FloatKind kind) {
 }
 
 // ---- The element formulas (src/reference/element_ops.cpp), on lanes.
+//
+// Kinds<...> fixes the rounding dtypes at compile time for the combinations
+// that occur in practice (so the branches of RoundTo fold away); -1 reads the
+// dtype from AffineOps at run time, for everything else.
+
+template <int In, int Product, int Shifted, int Out, int Dequant>
+struct Kinds {
+  static FloatKind pick(int fixed, FloatKind runtime) {
+    return fixed < 0 ? runtime : static_cast<FloatKind>(fixed);
+  }
+  static FloatKind in(const AffineOps& o) { return pick(In, o.input); }
+  static FloatKind product(const AffineOps& o) { return pick(Product, o.product); }
+  static FloatKind shifted(const AffineOps& o) { return pick(Shifted, o.shifted); }
+  static FloatKind out(const AffineOps& o) { return pick(Out, o.output); }
+  static FloatKind dequant(const AffineOps& o) { return pick(Dequant, o.dequant); }
+};
+using RuntimeKinds = Kinds<-1, -1, -1, -1, -1>;
 
 struct LaneParams {
   VF reciprocal, scale, zero_point;
 };
 
+// Roundings the reference performs that cannot change a result here are
+// skipped (every skip is covered by the exhaustive forced-target tests):
+// - round(x * r) + zp is rounded to `shifted` before the clamp; for codes of
+//   at most 8 bits the bounds lie in [-256, 256], where bf16 and fp16 hold
+//   every integer, and rounding is monotonic, so the clamped code is the same;
+// - codes and integer zero points are exact in every kind, and so is their
+//   difference except in bf16 (|q - zp| <= 510 needs 9 bits);
+// - dequant = promote(output, scale) is output or f32, so rounding to it and
+//   then to output equals rounding once to output.
+template <class K>
 HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
-  const VF scaled = hn::Round(RoundTo(df, ops.product, hn::Mul(x, p.reciprocal)));
+  const VF scaled = hn::Round(RoundTo(df, K::product(ops), hn::Mul(x, p.reciprocal)));
   // Codes are integers, so -0 must become +0 (adding +0.0 does that when
   // there is no zero point to add).
-  const VF q = ops.has_zero_point ? RoundTo(df, ops.shifted, hn::Add(scaled, p.zero_point))
-                                  : hn::Add(scaled, hn::Zero(df));
+  const VF q = hn::Add(scaled, ops.has_zero_point ? p.zero_point : hn::Zero(df));
   const VF low = hn::Set(df, ops.quant_min);
   const VF clamped = hn::Min(hn::Max(q, low), hn::Set(df, ops.quant_max));
   return hn::IfThenElse(hn::IsNaN(q), low, clamped);  // NaN -> quant_min, as fmax/fmin
 }
 
+template <class K>
 HWY_INLINE VF DequantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF code) {
-  VF d = RoundTo(df, ops.output, code);
+  const FloatKind out = K::out(ops);
+  VF d = code;
   if (ops.has_zero_point) {
-    d = RoundTo(df, ops.output, hn::Sub(d, RoundTo(df, ops.output, p.zero_point)));
+    d = hn::Sub(d, p.zero_point);
+    if (out == FloatKind::bf16) d = RoundToBF16(df, d);
   }
-  return RoundTo(df, ops.output, RoundTo(df, ops.dequant, hn::Mul(d, p.scale)));
+  return RoundTo(df, out, hn::Mul(d, p.scale));
 }
 
-// ---- Iteration: runs of elements sharing one block, or rows of per-lane blocks.
+// ---- Iteration. In a run of elements that share one block the params are
+// broadcast once; with per-lane blocks (block = i % period) they are loaded
+// per vector. `vec(i, params)` handles lanes [i, i + lanes); `tail(i, count,
+// params)` handles a shorter remainder through the same code on a padded copy.
 
-// Calls body(i, count, params) over [begin, end) in vector-sized steps; the
-// tail runs through the same body on a padded copy (count < lanes).
-template <typename Body>
+template <typename Vector, typename Tail>
 HWY_INLINE void ForEachVector(const BlockMap& map, const BlockParams& params, std::int64_t begin,
-                              std::int64_t end, Body&& body) {
+                              std::int64_t end, Vector&& vec, Tail&& tail) {
   const DF df;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
   std::int64_t i = begin;
-  while (i < end) {
-    const std::int64_t block_run = i / map.inner;
-    if (map.inner > 1 || map.period == 1) {  // run of one block: broadcast its params
-      const std::int64_t b = block_run % map.period;
+  if (map.inner > 1 || map.period == 1) {
+    while (i < end) {
+      const std::int64_t run = i / map.inner;
+      const std::int64_t b = run % map.period;
       const LaneParams lp{hn::Set(df, params.reciprocal[b]), hn::Set(df, params.scale[b]),
                           hn::Set(df, params.zero_point[b])};
-      const std::int64_t run_end = std::min(end, (block_run + 1) * map.inner);
-      for (; i + lanes <= run_end; i += lanes) body(i, lanes, lp);
-      if (i < run_end) body(i, run_end - i, lp);
+      const std::int64_t run_end = map.inner > end ? end : std::min(end, (run + 1) * map.inner);
+      for (; i + lanes <= run_end; i += lanes) vec(i, lp);
+      if (i < run_end) tail(i, run_end - i, lp);
       i = run_end;
-    } else {  // inner == 1: block = i % period, one row of `period` blocks at a time
-      const std::int64_t column = i % map.period;
-      const std::int64_t row_end = std::min(end, i - column + map.period);
-      for (; i < row_end;) {
-        const std::int64_t c = i % map.period;
-        const std::int64_t count = std::min(lanes, row_end - i);
-        alignas(64) float r[kMaxLanes], s[kMaxLanes], z[kMaxLanes];
-        std::memcpy(r, params.reciprocal + c, count * sizeof(float));
-        std::memcpy(s, params.scale + c, count * sizeof(float));
-        std::memcpy(z, params.zero_point + c, count * sizeof(float));
-        for (std::int64_t k = count; k < lanes; ++k) r[k] = s[k] = 1.0f, z[k] = 0.0f;
-        body(i, count, LaneParams{hn::Load(df, r), hn::Load(df, s), hn::Load(df, z)});
-        i += count;
+    }
+    return;
+  }
+  while (i < end) {  // inner == 1: block = i % period, one row at a time
+    const std::int64_t row_end = std::min(end, i - i % map.period + map.period);
+    for (; i + lanes <= row_end; i += lanes) {
+      const std::int64_t c = i % map.period;
+      vec(i, LaneParams{hn::LoadU(df, params.reciprocal + c), hn::LoadU(df, params.scale + c),
+                        hn::LoadU(df, params.zero_point + c)});
+    }
+    if (i < row_end) {
+      const std::int64_t c = i % map.period, count = row_end - i;
+      alignas(64) float r[kMaxLanes], s[kMaxLanes], z[kMaxLanes];
+      for (std::int64_t k = 0; k < lanes; ++k) {
+        r[k] = k < count ? params.reciprocal[c + k] : 1.0f;
+        s[k] = k < count ? params.scale[c + k] : 1.0f;
+        z[k] = k < count ? params.zero_point[c + k] : 0.0f;
       }
+      tail(i, count, LaneParams{hn::Load(df, r), hn::Load(df, s), hn::Load(df, z)});
+      i = row_end;
     }
   }
 }
 
-void FakeQuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
-                       const void* x, void* y, std::int64_t begin, std::int64_t end) {
+template <class K>
+void FakeQuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                      const void* x, void* y, std::int64_t begin, std::int64_t end) {
   const DF df;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  const std::size_t in_size = ElementSize(ops.input), out_size = ElementSize(ops.output);
+  const FloatKind in_kind = K::in(ops), out_kind = K::out(ops);
+  const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
+                       const LaneParams& p) HWY_ATTR {
+    const VF code = QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at));
+    Store(df, out_kind, DequantizeLanes<K>(df, ops, p, code), dst, to);
+  };
+  const std::size_t in_size = ElementSize(in_kind), out_size = ElementSize(out_kind);
   ForEachVector(
-      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
-        if (count == lanes) {
-          const VF code = QuantizeLanes(df, ops, p, Load(df, ops.input, x, i));
-          Store(df, ops.output, DequantizeLanes(df, ops, p, code), y, i);
-          return;
-        }
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
         std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        const VF code = QuantizeLanes(df, ops, p, Load(df, ops.input, in, 0));
-        Store(df, ops.output, DequantizeLanes(df, ops, p, code), out, 0);
+        one(in, 0, out, 0, p);
         std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
       });
 }
 
-void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
-                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
+template <class K>
+void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                  const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
   const DF df;
   const DI di;
   const hn::Rebind<std::int16_t, DF> d16;
   const hn::Rebind<std::int8_t, DF> d8;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  const std::size_t in_size = ElementSize(ops.input);
+  const FloatKind in_kind = K::in(ops);
+  // Codes lie in [-128, 255]: keep the low byte (two's complement for
+  // negatives, the packed layout's byte for unsigned 8-bit codes).
+  const auto one = [&](const void* src, std::int64_t at, std::int8_t* dst,
+                       const LaneParams& p) HWY_ATTR {
+    const auto q = hn::ConvertTo(di, QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at)));
+    const auto low =
+        hn::Sub(hn::And(hn::Add(q, hn::Set(di, 128)), hn::Set(di, 0xFF)), hn::Set(di, 128));
+    hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, low)), d8, dst);
+  };
+  const std::size_t in_size = ElementSize(in_kind);
   ForEachVector(
-      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, codes + (i - begin), p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
-        const void* source = x;
-        std::int64_t at = i;
-        if (count < lanes) {
-          std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-          source = in;
-          at = 0;
-        }
-        // Codes lie in [-128, 255]: keep the low byte (two's complement for
-        // negatives, the packed layout's byte for unsigned 8-bit codes).
-        const auto q =
-            hn::ConvertTo(di, QuantizeLanes(df, ops, p, Load(df, ops.input, source, at)));
-        const auto low_byte =
-            hn::Sub(hn::And(hn::Add(q, hn::Set(di, 128)), hn::Set(di, 0xFF)), hn::Set(di, 128));
-        const auto bytes = hn::DemoteTo(d8, hn::DemoteTo(d16, low_byte));
         alignas(64) std::int8_t out[kMaxLanes];
-        hn::Store(bytes, d8, out);
+        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        one(in, 0, out, p);
         std::memcpy(codes + (i - begin), out, count);
       });
 }
 
-void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
-                     const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
+template <class K>
+void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                    const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
   const DF df;
   const DI di;
   const hn::Rebind<std::int8_t, DF> d8;
   const hn::Rebind<std::uint8_t, DF> du8;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  const std::size_t out_size = ElementSize(ops.output);
+  const FloatKind out_kind = K::out(ops);
   const bool unsigned_codes = ops.quant_max > 127;
+  const auto one = [&](const std::int8_t* src, void* dst, std::int64_t to,
+                       const LaneParams& p) HWY_ATTR {
+    const auto q =
+        unsigned_codes
+            ? hn::PromoteTo(di, hn::LoadU(du8, reinterpret_cast<const std::uint8_t*>(src)))
+            : hn::PromoteTo(di, hn::LoadU(d8, src));
+    Store(df, out_kind, DequantizeLanes<K>(df, ops, p, hn::ConvertTo(df, q)), dst, to);
+  };
+  const std::size_t out_size = ElementSize(out_kind);
   ForEachVector(
-      map, params, begin, end, [&](std::int64_t i, std::int64_t count, const LaneParams& p) {
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(codes + (i - begin), y, i, p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) std::int8_t in[kMaxLanes] = {};
-        std::memcpy(in, codes + (i - begin), count);
-        const auto q =
-            unsigned_codes
-                ? hn::PromoteTo(di, hn::Load(du8, reinterpret_cast<const std::uint8_t*>(in)))
-                : hn::PromoteTo(di, hn::Load(d8, in));
-        const VF value = DequantizeLanes(df, ops, p, hn::ConvertTo(df, q));
-        if (count == lanes) {
-          Store(df, ops.output, value, y, i);
-          return;
-        }
         alignas(64) unsigned char out[HWY_MAX_BYTES];
-        Store(df, ops.output, value, out, 0);
+        std::memcpy(in, codes + (i - begin), count);
+        one(in, out, 0, p);
         std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
       });
 }
+
+// Compile-time kinds for the combinations that occur with an integer zero
+// point (or none): T with P = promote(T, S) in {T, f32}, output T.
+constexpr int F32 = 0, BF16 = 1, F16 = 2;
+
+#define QK_KIND_CASES(IMPL, SELECT, ...)                             \
+  switch (SELECT) {                                                  \
+    case 0:                                                          \
+      return IMPL<Kinds<F32, F32, F32, F32, F32>>(__VA_ARGS__);      \
+    case 1:                                                          \
+      return IMPL<Kinds<BF16, BF16, BF16, BF16, BF16>>(__VA_ARGS__); \
+    case 2:                                                          \
+      return IMPL<Kinds<BF16, F32, F32, BF16, F32>>(__VA_ARGS__);    \
+    case 3:                                                          \
+      return IMPL<Kinds<F16, F16, F16, F16, F16>>(__VA_ARGS__);      \
+    case 4:                                                          \
+      return IMPL<Kinds<F16, F32, F32, F16, F32>>(__VA_ARGS__);      \
+    default:                                                         \
+      return IMPL<RuntimeKinds>(__VA_ARGS__);                        \
+  }
+
+// Which fixed combination (0..4) matches, or -1.
+int FixedCombination(FloatKind in, FloatKind product, FloatKind shifted, FloatKind out,
+                     FloatKind dequant) {
+  if (shifted != product || out != in || dequant != product) return -1;
+  if (in == FloatKind::f32) return product == FloatKind::f32 ? 0 : -1;
+  if (in == FloatKind::bf16)
+    return product == FloatKind::bf16 ? 1 : (product == FloatKind::f32 ? 2 : -1);
+  return product == FloatKind::f16 ? 3 : (product == FloatKind::f32 ? 4 : -1);
+}
+
+void FakeQuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                       const void* x, void* y, std::int64_t begin, std::int64_t end) {
+  const int combo = FixedCombination(ops.input, ops.product, ops.shifted, ops.output, ops.dequant);
+  QK_KIND_CASES(FakeQuantizeImpl, combo, ops, map, params, x, y, begin, end)
+}
+
+void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
+  // Only the input / product / shifted kinds matter for codes.
+  const int combo = FixedCombination(ops.input, ops.product, ops.shifted, ops.input, ops.product);
+  QK_KIND_CASES(QuantizeImpl, combo, ops, map, params, x, codes, begin, end)
+}
+
+void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                     const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
+  // Only the output / dequant kinds matter: reuse a combination with in = out.
+  const int combo = FixedCombination(ops.output, ops.dequant, ops.dequant, ops.output, ops.dequant);
+  QK_KIND_CASES(DequantizeImpl, combo, ops, map, params, codes, y, begin, end)
+}
+
+#undef QK_KIND_CASES
 
 bool MinMaxRange(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
                  float* max) {

@@ -103,7 +103,7 @@ std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
   if (!x.is_contiguous()) return std::nullopt;
   auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
   if (!prepared) return std::nullopt;
-  Tensor y(x.dtype(), x.shape());
+  Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
   const auto params = prepared->params();
   for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
     fake_quantize_range(prepared->ops, prepared->map, params, x.data(), y.raw_data(), begin, end);
@@ -116,12 +116,13 @@ std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
   auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
   if (!prepared) return std::nullopt;
   const int bits = qparams.spec.dtype.bits();
-  std::vector<std::uint8_t> packed(static_cast<std::size_t>(packed_size(x.numel(), bits)), 0);
+  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(x.numel(), bits)});
+  auto* bytes = packed.data<std::uint8_t>();
   const auto params = prepared->params();
   for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
     std::int8_t codes[kChunk];
     quantize_range(prepared->ops, prepared->map, params, x.data(), codes, begin, end);
-    pack_codes_into(codes, end - begin, bits, packed.data() + begin * bits / 8);
+    pack_codes_into(codes, end - begin, bits, bytes + begin * bits / 8);
   });
   return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
 }
@@ -133,11 +134,11 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   if (!prepared) return std::nullopt;
   const int bits = qparams.spec.dtype.bits();
   const bool is_signed = qparams.spec.dtype.is_signed();
-  Tensor y(output_dtype, q.shape());
+  Tensor y = Tensor::uninitialized(output_dtype, q.shape());
   const auto params = prepared->params();
   for_each_chunk(q.numel(), [&](std::int64_t begin, std::int64_t end) {
     std::int8_t codes[kChunk];
-    unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);
+    unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);  // span
     dequantize_range(prepared->ops, prepared->map, params, codes, y.raw_data(), begin, end);
   });
   return y;
@@ -187,12 +188,9 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
     return std::nullopt;
   }
   if (!finite) return std::nullopt;  // the reference reports the first bad index
-  Tensor min_val(x.dtype(), grid), max_val(x.dtype(), grid);
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    min_val.set(b, mins[b]);
-    max_val.set(b, maxs[b]);
-  }
-  return quantkit::choose_qparams(min_val, max_val, spec);
+  // Minima and maxima are input values, so storing them in the input dtype is exact.
+  return quantkit::choose_qparams(reference::store_floats(mins, grid, x.dtype()),
+                                  reference::store_floats(maxs, grid, x.dtype()), spec);
 }
 
 }  // namespace quantkit::cpu

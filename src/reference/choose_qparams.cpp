@@ -168,20 +168,24 @@ QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
   QParams out;
   out.spec = spec;
   out.compute_dtype = compute;
-  out.scale = Tensor(scale_storage(spec, compute), grid);
   const auto domain = spec.resolved_zero_point_domain();
-  const bool has_zero_point = domain != ZeroPointDomain::none || spec.mapping == Mapping::stretched;
+  const bool has_zero_point = !spec.dtype.is_floating() && (domain != ZeroPointDomain::none ||
+                                                            spec.mapping == Mapping::stretched);
   const bool has_minval = !spec.dtype.is_floating() && spec.mapping != Mapping::stretched;
-  if (has_zero_point && !spec.dtype.is_floating()) {
-    out.zero_point = Tensor(zero_point_storage(spec, compute), grid);
+  const auto column = [&](float BlockQParams::*field) {
+    std::vector<float> values(blocks.size());
+    for (std::size_t b = 0; b < blocks.size(); ++b) values[b] = blocks[b].*field;
+    return values;
+  };
+  // Values are already exact in the target dtypes (scale in T, integral zero points).
+  out.scale =
+      reference::store_floats(column(&BlockQParams::scale), grid, scale_storage(spec, compute));
+  if (has_zero_point) {
+    out.zero_point = reference::store_floats(column(&BlockQParams::zero_point), grid,
+                                             zero_point_storage(spec, compute));
   }
-  if (has_minval) out.minval = Tensor(ScalarType::float32, grid);
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const auto i = static_cast<std::int64_t>(b);
-    out.scale.set(i, blocks[b].scale);
-    if (out.has_zero_point()) out.zero_point.set(i, blocks[b].zero_point);
-    if (has_minval) out.minval.set(i, blocks[b].minval);
-  }
+  if (has_minval)
+    out.minval = reference::store_floats(column(&BlockQParams::minval), grid, ScalarType::float32);
   return out;
 }
 

@@ -91,6 +91,11 @@ std::vector<float> load_floats(TensorView x) {
       for (std::int64_t i = 0; i < n; ++i) out[i] = p[i].to_float();
       break;
     }
+    case ScalarType::int32: {
+      const std::int32_t* p = contiguous.data<std::int32_t>();
+      for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+      break;
+    }
     default:
       for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(contiguous.get(i));
   }
@@ -98,7 +103,7 @@ std::vector<float> load_floats(TensorView x) {
 }
 
 Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype) {
-  Tensor out(dtype, shape);
+  Tensor out = Tensor::uninitialized(dtype, shape);
   const auto n = static_cast<std::int64_t>(values.size());
   switch (dtype) {
     case ScalarType::float32:
@@ -110,6 +115,10 @@ Tensor store_floats(const std::vector<float>& values, const Shape& shape, Scalar
       break;
     case ScalarType::float16:
       for (std::int64_t i = 0; i < n; ++i) out.data<Float16>()[i] = Float16::from_float(values[i]);
+      break;
+    case ScalarType::int32:  // integer-valued (zero points); set() checks the others
+      for (std::int64_t i = 0; i < n; ++i)
+        out.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]);
       break;
     default:
       for (std::int64_t i = 0; i < n; ++i) out.set(i, values[i]);
@@ -147,16 +156,14 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   plan.stretched_max = std::ldexp(1.0, spec.dtype.bits() - 1) - 0.5;
   if (spec.dtype.is_floating()) plan.format = &spec.dtype.minifloat();
   const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
-  plan.scale.resize(blocks);
+  plan.scale = load_floats(qparams.scale);
   plan.reciprocal.resize(blocks);
   plan.divisor.assign(blocks, 0.0f);
-  plan.zero_point.assign(blocks, 0.0f);
+  plan.zero_point =
+      qparams.has_zero_point() ? load_floats(qparams.zero_point) : std::vector<float>(blocks, 0.0f);
   plan.grid_min.assign(blocks, 0.0f);
   for (std::int64_t b = 0; b < blocks; ++b) {
-    const auto s = static_cast<float>(qparams.scale.get(b));
-    plan.scale[b] = s;
-    if (qparams.has_zero_point())
-      plan.zero_point[b] = static_cast<float>(qparams.zero_point.get(b));
+    const float s = plan.scale[b];
     switch (plan.scheme) {
       case Scheme::mx: {
         // torchao 0.18 to_mx: FLOOR divides by the scale clamped to the smallest
