@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _core
 from ._arrays import NUMPY, as_core_input, dtype_name, framework_of, to_framework
-from ._core import Granularity, QuantSpec
+from ._core import Granularity, QuantSpec, num_threads, set_num_threads
 
 __all__ = [
     "Granularity",
@@ -32,6 +32,7 @@ __all__ = [
     "fake_quantize_per_channel_mask",
     "fake_quantize_per_tensor_affine",
     "fake_quantize_per_tensor_mask",
+    "num_threads",
     "pack_codes",
     "per_axis",
     "per_block",
@@ -39,6 +40,7 @@ __all__ = [
     "per_tensor",
     "per_token",
     "quantize",
+    "set_num_threads",
     "stretched_lut",
     "unpack_codes",
 ]

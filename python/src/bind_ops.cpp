@@ -10,6 +10,7 @@
 #include "quantkit/ops.hpp"
 #include "quantkit/packing.hpp"
 #include "quantkit/stretched.hpp"
+#include "quantkit/threading.hpp"
 
 namespace quantkit::python {
 
@@ -135,6 +136,9 @@ void bind_ops(nb::module_& m) {
                             is_signed);
       },
       "packed"_a, "count"_a, "bits"_a, "is_signed"_a);
+  m.def("set_num_threads", &set_num_threads, "threads"_a,
+        "Threads for subsequent calls (0 restores the default); results never depend on it.");
+  m.def("num_threads", &num_threads);
   m.def(
       "error_report",
       [](const InArray& reference, const InArray& test) {

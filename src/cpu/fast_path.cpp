@@ -93,7 +93,8 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
 template <typename Fn>
 void for_each_chunk(std::int64_t n, Fn&& fn) {
   const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
+  // Below a few chunks, waking the thread team costs more than it saves.
+#pragma omp parallel for schedule(static) if (chunks > 4)
   for (std::int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
 }
 
@@ -162,7 +163,7 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
     const std::int64_t chunks = (n + kChunk - 1) / kChunk;
     std::vector<float> lo(chunks, HUGE_VALF), hi(chunks, -HUGE_VALF);
     std::vector<char> ok(chunks, 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 4)
     for (std::int64_t c = 0; c < chunks; ++c) {
       ok[c] = min_max_range(*input, x.data(), c * kChunk, std::min(n, (c + 1) * kChunk), &lo[c],
                             &hi[c]);
@@ -175,7 +176,7 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   } else if (map->inner * map->period == n ||
              map->inner == std::numeric_limits<std::int64_t>::max()) {
     std::vector<char> ok(blocks, 1);  // one run per block
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
     for (std::int64_t b = 0; b < blocks; ++b) {
       ok[b] =
           min_max_range(*input, x.data(), b * map->inner, (b + 1) * map->inner, &mins[b], &maxs[b]);

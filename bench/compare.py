@@ -1,0 +1,173 @@
+"""Side-by-side throughput of quantkit, torch eager, torchao eager and torchao
+under torch.compile, with a copy roofline, on the same tensors in one process.
+
+    python bench/compare.py                 # full table: 4K, 1M, 64M elements, 1 and 2 threads
+    python bench/compare.py --quick         # seconds: small sizes, no torch.compile (CI)
+
+Each cell is the best of several timed calls, in G elements/s. "vs copy" is
+quantkit's speed as a fraction of x.clone() (a read and a write of the tensor
+into a fresh output, what every op here does at least).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import warnings
+
+import torch
+
+import quantkit as qk
+
+warnings.filterwarnings("ignore")
+from torchao.quantization.quant_primitives import (  # noqa: E402
+    MappingType,
+    _fake_quantize_affine,
+    choose_qparams_affine,
+    dequantize_affine,
+    quantize_affine,
+)
+
+GRANULARITIES = {
+    "per-tensor": (qk.per_tensor(), lambda shape: tuple(shape)),
+    "per-channel": (qk.per_axis(0), lambda shape: (1, shape[1])),
+    "per-group-128": (qk.per_group(128), lambda shape: (1, 128)),
+}
+
+
+def best_seconds(fn, min_time: float, max_reps: int) -> float:
+    fn()
+    fn()
+    best, total, reps = float("inf"), 0.0, 0
+    while reps < 3 or (total < min_time and reps < max_reps):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, total, reps = min(best, elapsed), total + elapsed, reps + 1
+    return best
+
+
+def compiled(fn):
+    return torch.compile(fn, dynamic=False, fullgraph=False)
+
+
+def cases(x, granularity_name):
+    """(op name, {system: callable}) for one input tensor and granularity."""
+    granularity, block_of = GRANULARITIES[granularity_name]
+    block = block_of(x.shape)
+    spec = qk.QuantSpec(dtype="int8", granularity=granularity)
+    qp = qk.choose_qparams(x, spec)
+    s, z = qp.scale.reshape(-1), qp.zero_point.reshape(-1)
+    q = qk.quantize(x, qp)
+    codes = q.codes()
+    fp32 = x.dtype == torch.float32
+
+    def torchao_fake(t):
+        return _fake_quantize_affine(t, block, s, z, torch.int32, -128, 127)
+
+    def torchao_quantize(t):
+        return quantize_affine(t, block, s, z, torch.int8, -128, 127)
+
+    def torchao_dequantize(c):
+        return dequantize_affine(c, block, s, z, torch.int8, -128, 127, output_dtype=x.dtype)
+
+    fake = {"quantkit": lambda: qk.fake_quantize(x, qp),
+            "torchao": lambda: torchao_fake(x),
+            "torchao+compile": (compiled(torchao_fake), x)}
+    quant = {"quantkit": lambda: qk.quantize(x, qp),
+             "torchao": lambda: torchao_quantize(x),
+             "torchao+compile": (compiled(torchao_quantize), x)}
+    dequant = {"quantkit": lambda: qk.dequantize(q, x.dtype),
+               "torchao": lambda: torchao_dequantize(codes),
+               "torchao+compile": (compiled(torchao_dequantize), codes)}
+    if granularity_name == "per-tensor":
+        scale, zero = float(s[0]), int(z[0])
+        fake["torch"] = lambda: torch.fake_quantize_per_tensor_affine(x, scale, zero, -128, 127)
+        if fp32:
+            quant["torch"] = lambda: torch.quantize_per_tensor(x, scale, zero, torch.qint8)
+            qt = torch.quantize_per_tensor(x, scale, zero, torch.qint8)
+            dequant["torch"] = qt.dequantize
+    elif granularity_name == "per-channel":
+        s32 = s.float()  # torch needs float32 scales (timing only; parity is tested elsewhere)
+        fake["torch"] = lambda: torch.fake_quantize_per_channel_affine(x, s32, z, 0, -128, 127)
+        if fp32:
+            quant["torch"] = lambda: torch.quantize_per_channel(x, s.double(), z.long(), 0, torch.qint8)
+            qt = torch.quantize_per_channel(x, s.double(), z.long(), 0, torch.qint8)
+            dequant["torch"] = qt.dequantize
+    out = [("fake_quantize int8", fake), ("quantize int8", quant), ("dequantize int8", dequant)]
+    if granularity_name == "per-group-128":
+        spec4 = qk.QuantSpec(dtype="int4", mapping="asymmetric", granularity=granularity)
+
+        def torchao_choose_quantize(t):
+            s4, z4 = choose_qparams_affine(t, MappingType.ASYMMETRIC, (1, 128), torch.int8, -8, 7)
+            return quantize_affine(t, (1, 128), s4, z4, torch.int8, -8, 7)
+
+        out.append(("choose+quantize int4", {
+            "quantkit": lambda: qk.quantize(x, qk.choose_qparams(x, spec4)),
+            "torchao": lambda: torchao_choose_quantize(x),
+            "torchao+compile": (compiled(torchao_choose_quantize), x)}))
+    return out
+
+
+SYSTEMS = ["quantkit", "torch", "torchao", "torchao+compile"]
+
+
+def run(args) -> None:
+    sizes = [4096, 1 << 16] if args.quick else [4096, 1 << 20, 1 << 26]
+    threads = [1, 2]
+    print(f"# quantkit {platform.machine()} {platform.processor() or ''}; torch {torch.__version__}; "
+          f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    header = (f"| op | granularity | size | dtype | thr | copy | quantkit | torch | torchao | "
+              f"torchao+compile | vs torch | vs torchao | vs compile | vs copy |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for n in sizes:
+        for dtype in [torch.float32, torch.bfloat16]:
+            x = torch.randn(n // 4096, 4096).to(dtype)
+            for thread_count in threads:
+                torch.set_num_threads(thread_count)
+                qk.set_num_threads(thread_count)
+                min_time = 0.05 if args.quick else 0.4
+                copy = n / best_seconds(x.clone, min_time, 50) / 1e9
+                for granularity_name in GRANULARITIES:
+                    for op, systems in cases(x, granularity_name):
+                        speeds = {}
+                        for system in SYSTEMS:
+                            fn = systems.get(system)
+                            if fn is None or (system == "torchao+compile" and not args.compile_at(n)):
+                                continue
+                            if isinstance(fn, tuple):
+                                fn, arg = fn[0], fn[1]
+                                call = (lambda f, a: (lambda: f(a)))(fn, arg)
+                            else:
+                                call = fn
+                            speeds[system] = n / best_seconds(call, min_time, 50) / 1e9
+                        ours = speeds["quantkit"]
+
+                        def cell(system, speeds=speeds):
+                            return f"{speeds[system]:.3f}" if system in speeds else "-"
+
+                        def ratio(system, speeds=speeds, ours=ours):
+                            return f"{ours / speeds[system]:.1f}x" if system in speeds else "-"
+
+                        size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}[n]
+                        print(f"| {op} | {granularity_name} | {size} | {str(dtype)[6:]} | {thread_count} | "
+                              f"{copy:.3f} | {cell('quantkit')} | {cell('torch')} | {cell('torchao')} | "
+                              f"{cell('torchao+compile')} | {ratio('torch')} | {ratio('torchao')} | "
+                              f"{ratio('torchao+compile')} | {ours / copy:.0%} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, no torch.compile")
+    parser.add_argument("--compile-sizes", default="67108864",
+                        help="comma-separated sizes at which torchao is also run under torch.compile")
+    args = parser.parse_args()
+    compile_sizes = set() if args.quick else {int(v) for v in args.compile_sizes.split(",") if v}
+    args.compile_at = lambda n: n in compile_sizes
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
