@@ -4,9 +4,11 @@ under torch.compile, with a copy roofline, on the same tensors in one process.
     python bench/compare.py                 # full table: 4K, 1M, 64M elements, 1 and 2 threads
     python bench/compare.py --quick         # seconds: small sizes, no torch.compile (CI)
 
-Each cell is the best of several timed calls, in G elements/s. "vs copy" is
-quantkit's speed as a fraction of x.clone() (a read and a write of the tensor
-into a fresh output, what every op here does at least).
+Each cell is the best of several timed calls, in G elements/s. The roofline
+"copy" is y.copy_(x) into a preallocated, already-touched tensor: one read and
+one write at memory bandwidth. "clone" is x.clone(), which also allocates its
+output as every op here does (fresh pages cost first-touch faults). "vs copy"
+is quantkit's speed as a fraction of the copy roofline.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import platform
 import time
 import warnings
 
-import torch
-
 import quantkit as qk
+import torch
 
 warnings.filterwarnings("ignore")
 from torchao.quantization.quant_primitives import (  # noqa: E402
@@ -72,15 +73,21 @@ def cases(x, granularity_name):
     def torchao_dequantize(c):
         return dequantize_affine(c, block, s, z, torch.int8, -128, 127, output_dtype=x.dtype)
 
-    fake = {"quantkit": lambda: qk.fake_quantize(x, qp),
-            "torchao": lambda: torchao_fake(x),
-            "torchao+compile": (compiled(torchao_fake), x)}
-    quant = {"quantkit": lambda: qk.quantize(x, qp),
-             "torchao": lambda: torchao_quantize(x),
-             "torchao+compile": (compiled(torchao_quantize), x)}
-    dequant = {"quantkit": lambda: qk.dequantize(q, x.dtype),
-               "torchao": lambda: torchao_dequantize(codes),
-               "torchao+compile": (compiled(torchao_dequantize), codes)}
+    fake = {
+        "quantkit": lambda: qk.fake_quantize(x, qp),
+        "torchao": lambda: torchao_fake(x),
+        "torchao+compile": (compiled(torchao_fake), x),
+    }
+    quant = {
+        "quantkit": lambda: qk.quantize(x, qp),
+        "torchao": lambda: torchao_quantize(x),
+        "torchao+compile": (compiled(torchao_quantize), x),
+    }
+    dequant = {
+        "quantkit": lambda: qk.dequantize(q, x.dtype),
+        "torchao": lambda: torchao_dequantize(codes),
+        "torchao+compile": (compiled(torchao_dequantize), codes),
+    }
     if granularity_name == "per-tensor":
         scale, zero = float(s[0]), int(z[0])
         fake["torch"] = lambda: torch.fake_quantize_per_tensor_affine(x, scale, zero, -128, 127)
@@ -92,8 +99,9 @@ def cases(x, granularity_name):
         s32 = s.float()  # torch needs float32 scales (timing only; parity is tested elsewhere)
         fake["torch"] = lambda: torch.fake_quantize_per_channel_affine(x, s32, z, 0, -128, 127)
         if fp32:
-            quant["torch"] = lambda: torch.quantize_per_channel(x, s.double(), z.long(), 0, torch.qint8)
-            qt = torch.quantize_per_channel(x, s.double(), z.long(), 0, torch.qint8)
+            s64, z64 = s.double(), z.long()
+            quant["torch"] = lambda: torch.quantize_per_channel(x, s64, z64, 0, torch.qint8)
+            qt = torch.quantize_per_channel(x, s64, z64, 0, torch.qint8)
             dequant["torch"] = qt.dequantize
     out = [("fake_quantize int8", fake), ("quantize int8", quant), ("dequantize int8", dequant)]
     if granularity_name == "per-group-128":
@@ -103,10 +111,16 @@ def cases(x, granularity_name):
             s4, z4 = choose_qparams_affine(t, MappingType.ASYMMETRIC, (1, 128), torch.int8, -8, 7)
             return quantize_affine(t, (1, 128), s4, z4, torch.int8, -8, 7)
 
-        out.append(("choose+quantize int4", {
-            "quantkit": lambda: qk.quantize(x, qk.choose_qparams(x, spec4)),
-            "torchao": lambda: torchao_choose_quantize(x),
-            "torchao+compile": (compiled(torchao_choose_quantize), x)}))
+        out.append(
+            (
+                "choose+quantize int4",
+                {
+                    "quantkit": lambda: qk.quantize(x, qk.choose_qparams(x, spec4)),
+                    "torchao": lambda: torchao_choose_quantize(x),
+                    "torchao+compile": (compiled(torchao_choose_quantize), x),
+                },
+            )
+        )
     return out
 
 
@@ -116,10 +130,12 @@ SYSTEMS = ["quantkit", "torch", "torchao", "torchao+compile"]
 def run(args) -> None:
     sizes = [4096, 1 << 16] if args.quick else [4096, 1 << 20, 1 << 26]
     threads = [1, 2]
-    print(f"# quantkit {platform.machine()} {platform.processor() or ''}; torch {torch.__version__}; "
-          f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    header = (f"| op | granularity | size | dtype | thr | copy | quantkit | torch | torchao | "
-              f"torchao+compile | vs torch | vs torchao | vs compile | vs copy |")
+    capability = torch.backends.cpu.get_cpu_capability()
+    print(f"# {platform.machine()}; torch {torch.__version__} (CPU capability {capability})")
+    header = (
+        "| op | granularity | size | dtype | thr | copy | clone | quantkit | torch | torchao | "
+        "torchao+compile | vs torch | vs torchao | vs compile | vs copy |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for n in sizes:
@@ -129,17 +145,21 @@ def run(args) -> None:
                 torch.set_num_threads(thread_count)
                 qk.set_num_threads(thread_count)
                 min_time = 0.05 if args.quick else 0.4
-                copy = n / best_seconds(x.clone, min_time, 50) / 1e9
+                target = torch.empty_like(x)
+                target.copy_(x)
+                copy = n / best_seconds(lambda t=target, s=x: t.copy_(s), min_time, 50) / 1e9
+                clone = n / best_seconds(x.clone, min_time, 50) / 1e9
                 for granularity_name in GRANULARITIES:
                     for op, systems in cases(x, granularity_name):
                         speeds = {}
                         for system in SYSTEMS:
                             fn = systems.get(system)
-                            if fn is None or (system == "torchao+compile" and not args.compile_at(n)):
+                            skip_compile = system == "torchao+compile" and not args.compile_at(n)
+                            if fn is None or skip_compile:
                                 continue
                             if isinstance(fn, tuple):
                                 fn, arg = fn[0], fn[1]
-                                call = (lambda f, a: (lambda: f(a)))(fn, arg)
+                                call = (lambda f, a: lambda: f(a))(fn, arg)
                             else:
                                 call = fn
                             speeds[system] = n / best_seconds(call, min_time, 50) / 1e9
@@ -152,17 +172,30 @@ def run(args) -> None:
                             return f"{ours / speeds[system]:.1f}x" if system in speeds else "-"
 
                         size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}[n]
-                        print(f"| {op} | {granularity_name} | {size} | {str(dtype)[6:]} | {thread_count} | "
-                              f"{copy:.3f} | {cell('quantkit')} | {cell('torch')} | {cell('torchao')} | "
-                              f"{cell('torchao+compile')} | {ratio('torch')} | {ratio('torchao')} | "
-                              f"{ratio('torchao+compile')} | {ours / copy:.0%} |", flush=True)
+                        row = [
+                            op,
+                            granularity_name,
+                            size,
+                            str(dtype)[6:],
+                            str(thread_count),
+                            f"{copy:.3f}",
+                            f"{clone:.3f}",
+                        ]
+                        row += [cell(system) for system in SYSTEMS]
+                        row += [ratio(system) for system in SYSTEMS[1:]] + [f"{ours / copy:.0%}"]
+                        print("| " + " | ".join(row) + " |", flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, no torch.compile")
-    parser.add_argument("--compile-sizes", default="67108864",
-                        help="comma-separated sizes at which torchao is also run under torch.compile")
+    parser.add_argument(
+        "--compile-sizes",
+        default="67108864",
+        help="comma-separated sizes at which torchao also runs under torch.compile",
+    )
     args = parser.parse_args()
     compile_sizes = set() if args.quick else {int(v) for v in args.compile_sizes.split(",") if v}
     args.compile_at = lambda n: n in compile_sizes

@@ -7,6 +7,7 @@
 #define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
 #endif
 #define HWY_COMPILE_ALL_ATTAINABLE
+#include <hwy/cache_control.h>
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
@@ -35,6 +36,15 @@ HWY_INLINE VF RoundToBF16(DF df, VF v) {
   const auto rounded =
       hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb), hn::Set(du, 0xFFFF0000u));
   return hn::IfThenElse(hn::IsNaN(v), v, hn::BitCast(df, rounded));
+}
+
+// Round-to-nearest-even of finite lanes to bf16, as the 16-bit pattern in
+// the low half of each 32-bit lane.
+HWY_INLINE hn::Vec<DU> BF16BitsOfFinite(DF /*df*/, VF v) {
+  const DU du;
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+  return hn::ShiftRight<16>(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb));
 }
 
 HWY_INLINE VF RoundToF16(DF df, VF v) {
@@ -118,6 +128,33 @@ HWY_INLINE void Store(DF df, FloatKind kind, VF v, void* base, std::int64_t i) {
   hn::StoreU(hn::DemoteTo(d16, half), d16, p);
 }
 
+template <class D, class V, typename T>
+HWY_INLINE void StoreMaybeStream(D d, V v, T* p, bool stream) {
+  if (stream && (reinterpret_cast<std::uintptr_t>(p) % (hn::Lanes(d) * sizeof(T))) == 0) {
+    hn::Stream(v, d, p);
+  } else {
+    hn::StoreU(v, d, p);
+  }
+}
+
+// Rounds finite lanes to `kind` and stores them (the dequantized results: never
+// NaN, because scales are finite and codes in range). bf16 rounding is fused
+// with the narrowing to 16 bits.
+HWY_INLINE void StoreRounded(DF df, FloatKind kind, VF v, void* base, std::int64_t i, bool stream) {
+  if (kind == FloatKind::f32) {
+    StoreMaybeStream(df, v, static_cast<float*>(base) + i, stream);
+    return;
+  }
+  const hn::Rebind<std::uint16_t, DF> d16;
+  auto* p = static_cast<std::uint16_t*>(base) + i;
+  if (kind == FloatKind::bf16) {
+    const DI di;
+    StoreMaybeStream(d16, hn::DemoteTo(d16, hn::BitCast(di, BF16BitsOfFinite(df, v))), p, stream);
+    return;
+  }
+  Store(df, kind, RoundToF16(df, v), base, i);
+}
+
 std::size_t ElementSize(FloatKind kind) {
   return kind == FloatKind::f32 ? 4 : 2;
 }
@@ -150,30 +187,30 @@ struct LaneParams {
 // - round(x * r) + zp is rounded to `shifted` before the clamp; for codes of
 //   at most 8 bits the bounds lie in [-256, 256], where bf16 and fp16 hold
 //   every integer, and rounding is monotonic, so the clamped code is the same;
-// - codes and integer zero points are exact in every kind, and so is their
-//   difference except in bf16 (|q - zp| <= 510 needs 9 bits);
+// - codes and zero points both lie in [quant_min, quant_max] (choose_qparams
+//   clamps the zero point, QParams::make checks it), so q - zp is an integer
+//   of magnitude <= 255: exact in every kind;
 // - dequant = promote(output, scale) is output or f32, so rounding to it and
-//   then to output equals rounding once to output.
+//   then to output equals rounding once to output (done by StoreRounded).
+// x * r is NaN exactly when x is (r is finite and nonzero), so NaN is tested
+// once, on the input; the bf16 rounding of a NaN product is then discarded.
 template <class K>
 HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
-  const VF scaled = hn::Round(RoundTo(df, K::product(ops), hn::Mul(x, p.reciprocal)));
+  const VF product = hn::Mul(x, p.reciprocal);
+  const VF rounded = K::product(ops) == FloatKind::bf16
+                         ? hn::BitCast(df, hn::ShiftLeft<16>(BF16BitsOfFinite(df, product)))
+                         : RoundTo(df, K::product(ops), product);
   // Codes are integers, so -0 must become +0 (adding +0.0 does that when
   // there is no zero point to add).
-  const VF q = hn::Add(scaled, ops.has_zero_point ? p.zero_point : hn::Zero(df));
+  const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
   const VF low = hn::Set(df, ops.quant_min);
   const VF clamped = hn::Min(hn::Max(q, low), hn::Set(df, ops.quant_max));
-  return hn::IfThenElse(hn::IsNaN(q), low, clamped);  // NaN -> quant_min, as fmax/fmin
+  return hn::IfThenElse(hn::IsNaN(x), low, clamped);  // NaN -> quant_min, as fmax/fmin
 }
 
-template <class K>
-HWY_INLINE VF DequantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF code) {
-  const FloatKind out = K::out(ops);
-  VF d = code;
-  if (ops.has_zero_point) {
-    d = hn::Sub(d, p.zero_point);
-    if (out == FloatKind::bf16) d = RoundToBF16(df, d);
-  }
-  return RoundTo(df, out, hn::Mul(d, p.scale));
+// (q - zp) * s before its final rounding to the output kind.
+HWY_INLINE VF DequantizeUnrounded(const AffineOps& ops, const LaneParams& p, VF code) {
+  return hn::Mul(ops.has_zero_point ? hn::Sub(code, p.zero_point) : code, p.scale);
 }
 
 // ---- Iteration. In a run of elements that share one block the params are
@@ -227,20 +264,21 @@ void FakeQuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockPara
   const DF df;
   const FloatKind in_kind = K::in(ops), out_kind = K::out(ops);
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
-                       const LaneParams& p) HWY_ATTR {
+                       const LaneParams& p, bool stream) HWY_ATTR {
     const VF code = QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at));
-    Store(df, out_kind, DequantizeLanes<K>(df, ops, p, code), dst, to);
+    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, code), dst, to, stream);
   };
   const std::size_t in_size = ElementSize(in_kind), out_size = ElementSize(out_kind);
   ForEachVector(
       map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p); },
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p, ops.stream); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
         std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        one(in, 0, out, 0, p);
+        one(in, 0, out, 0, p, false);
         std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
       });
+  if (ops.stream) hwy::FlushStream();
 }
 
 template <class K>
@@ -282,25 +320,27 @@ void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams
   const hn::Rebind<std::uint8_t, DF> du8;
   const FloatKind out_kind = K::out(ops);
   const bool unsigned_codes = ops.quant_max > 127;
-  const auto one = [&](const std::int8_t* src, void* dst, std::int64_t to,
-                       const LaneParams& p) HWY_ATTR {
+  const auto one = [&](const std::int8_t* src, void* dst, std::int64_t to, const LaneParams& p,
+                       bool stream) HWY_ATTR {
     const auto q =
         unsigned_codes
             ? hn::PromoteTo(di, hn::LoadU(du8, reinterpret_cast<const std::uint8_t*>(src)))
             : hn::PromoteTo(di, hn::LoadU(d8, src));
-    Store(df, out_kind, DequantizeLanes<K>(df, ops, p, hn::ConvertTo(df, q)), dst, to);
+    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, hn::ConvertTo(df, q)), dst, to, stream);
   };
   const std::size_t out_size = ElementSize(out_kind);
   ForEachVector(
       map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(codes + (i - begin), y, i, p); },
+      [&](std::int64_t i, const LaneParams& p)
+          HWY_ATTR { one(codes + (i - begin), y, i, p, ops.stream); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) std::int8_t in[kMaxLanes] = {};
         alignas(64) unsigned char out[HWY_MAX_BYTES];
         std::memcpy(in, codes + (i - begin), count);
-        one(in, out, 0, p);
+        one(in, out, 0, p, false);
         std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
       });
+  if (ops.stream) hwy::FlushStream();
 }
 
 // Compile-time kinds for the combinations that occur with an integer zero

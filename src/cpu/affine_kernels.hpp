@@ -23,6 +23,9 @@ struct AffineOps {
   bool has_zero_point;
   float quant_min;
   float quant_max;
+  /// Write outputs with non-temporal stores (outputs larger than the caches:
+  /// skips reading every destination line before overwriting it).
+  bool stream = false;
 };
 
 /// Where the per-block parameters of element i are: block(i) = (i / inner) % period.

@@ -87,6 +87,8 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain;
   p.ops.quant_min = static_cast<float>(p.plan.quant_min);
   p.ops.quant_max = static_cast<float>(p.plan.quant_max);
+  // Outputs beyond the last-level cache bypass it (non-temporal stores).
+  p.ops.stream = numel(shape) * 4 > (std::int64_t{16} << 20);
   return p;
 }
 
