@@ -11,6 +11,7 @@ std::int64_t packed_size(std::int64_t count, int bits) {
 }
 
 void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std::uint8_t* out) {
+  if (count == 0) return;  // buffers of empty tensors may be null
   const std::uint32_t mask = (1u << bits) - 1;
   if (bits == 8) {
     std::memcpy(out, codes, static_cast<std::size_t>(count));
@@ -36,6 +37,7 @@ void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std
 
 void unpack_codes_into(const std::uint8_t* packed, std::int64_t first, std::int64_t count, int bits,
                        bool is_signed, std::int8_t* out) {
+  if (count == 0) return;  // buffers of empty tensors may be null
   if (bits == 8) {
     std::memcpy(out, packed + first, static_cast<std::size_t>(count));
     return;
