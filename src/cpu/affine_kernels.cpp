@@ -29,15 +29,6 @@ constexpr std::size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
 // ---- Rounding float32 lanes to bf16 / fp16 precision (round to nearest even).
 
-HWY_INLINE VF RoundToBF16(DF df, VF v) {
-  const DU du;
-  const auto bits = hn::BitCast(du, v);
-  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
-  const auto rounded =
-      hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb), hn::Set(du, 0xFFFF0000u));
-  return hn::IfThenElse(hn::IsNaN(v), v, hn::BitCast(df, rounded));
-}
-
 // Round-to-nearest-even of finite lanes to bf16, as the 16-bit pattern in
 // the low half of each 32-bit lane.
 HWY_INLINE hn::Vec<DU> BF16BitsOfFinite(DF /*df*/, VF v) {
@@ -65,8 +56,10 @@ HWY_INLINE VF RoundToF16(DF df, VF v) {
   return hn::IfThenElse(hn::IsNaN(v), v, rounded);
 }
 
-HWY_INLINE VF RoundTo(DF df, FloatKind kind, VF v) {
-  if (kind == FloatKind::bf16) return RoundToBF16(df, v);
+// Rounds finite lanes to `kind` (NaN lanes come out unspecified: callers test
+// the input for NaN instead).
+HWY_INLINE VF RoundFiniteTo(DF df, FloatKind kind, VF v) {
+  if (kind == FloatKind::bf16) return hn::BitCast(df, hn::ShiftLeft<16>(BF16BitsOfFinite(df, v)));
   if (kind == FloatKind::f16) return RoundToF16(df, v);
   return v;
 }
@@ -162,21 +155,19 @@ std::size_t ElementSize(FloatKind kind) {
 // ---- The element formulas (src/reference/element_ops.cpp), on lanes.
 //
 // Kinds<...> fixes the rounding dtypes at compile time for the combinations
-// that occur in practice (so the branches of RoundTo fold away); -1 reads the
+// that occur in practice (so the branches of RoundFiniteTo fold away); -1 reads the
 // dtype from AffineOps at run time, for everything else.
 
-template <int In, int Product, int Shifted, int Out, int Dequant>
+template <int In, int Product, int Out>
 struct Kinds {
   static FloatKind pick(int fixed, FloatKind runtime) {
     return fixed < 0 ? runtime : static_cast<FloatKind>(fixed);
   }
   static FloatKind in(const AffineOps& o) { return pick(In, o.input); }
   static FloatKind product(const AffineOps& o) { return pick(Product, o.product); }
-  static FloatKind shifted(const AffineOps& o) { return pick(Shifted, o.shifted); }
   static FloatKind out(const AffineOps& o) { return pick(Out, o.output); }
-  static FloatKind dequant(const AffineOps& o) { return pick(Dequant, o.dequant); }
 };
-using RuntimeKinds = Kinds<-1, -1, -1, -1, -1>;
+using RuntimeKinds = Kinds<-1, -1, -1>;
 
 struct LaneParams {
   VF reciprocal, scale, zero_point;
@@ -184,7 +175,7 @@ struct LaneParams {
 
 // Roundings the reference performs that cannot change a result here are
 // skipped (every skip is covered by the exhaustive forced-target tests):
-// - round(x * r) + zp is rounded to `shifted` before the clamp; for codes of
+// - round(x * r) + zp is rounded to promote(P, Z) before the clamp; for codes of
 //   at most 8 bits the bounds lie in [-256, 256], where bf16 and fp16 hold
 //   every integer, and rounding is monotonic, so the clamped code is the same;
 // - codes and zero points both lie in [quant_min, quant_max] (choose_qparams
@@ -196,10 +187,7 @@ struct LaneParams {
 // once, on the input; the bf16 rounding of a NaN product is then discarded.
 template <class K>
 HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
-  const VF product = hn::Mul(x, p.reciprocal);
-  const VF rounded = K::product(ops) == FloatKind::bf16
-                         ? hn::BitCast(df, hn::ShiftLeft<16>(BF16BitsOfFinite(df, product)))
-                         : RoundTo(df, K::product(ops), product);
+  const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(x, p.reciprocal));
   // Codes are integers, so -0 must become +0 (adding +0.0 does that when
   // there is no zero point to add).
   const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
@@ -343,54 +331,52 @@ void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams
   if (ops.stream) hwy::FlushStream();
 }
 
-// Compile-time kinds for the combinations that occur with an integer zero
-// point (or none): T with P = promote(T, S) in {T, f32}, output T.
+// Compile-time kinds for the combinations that occur: T with P = promote(T, S)
+// in {T, f32}, output T.
 constexpr int F32 = 0, BF16 = 1, F16 = 2;
 
-#define QK_KIND_CASES(IMPL, SELECT, ...)                             \
-  switch (SELECT) {                                                  \
-    case 0:                                                          \
-      return IMPL<Kinds<F32, F32, F32, F32, F32>>(__VA_ARGS__);      \
-    case 1:                                                          \
-      return IMPL<Kinds<BF16, BF16, BF16, BF16, BF16>>(__VA_ARGS__); \
-    case 2:                                                          \
-      return IMPL<Kinds<BF16, F32, F32, BF16, F32>>(__VA_ARGS__);    \
-    case 3:                                                          \
-      return IMPL<Kinds<F16, F16, F16, F16, F16>>(__VA_ARGS__);      \
-    case 4:                                                          \
-      return IMPL<Kinds<F16, F32, F32, F16, F32>>(__VA_ARGS__);      \
-    default:                                                         \
-      return IMPL<RuntimeKinds>(__VA_ARGS__);                        \
+#define QK_KIND_CASES(IMPL, SELECT, ...)                 \
+  switch (SELECT) {                                      \
+    case 0:                                              \
+      return IMPL<Kinds<F32, F32, F32>>(__VA_ARGS__);    \
+    case 1:                                              \
+      return IMPL<Kinds<BF16, BF16, BF16>>(__VA_ARGS__); \
+    case 2:                                              \
+      return IMPL<Kinds<BF16, F32, BF16>>(__VA_ARGS__);  \
+    case 3:                                              \
+      return IMPL<Kinds<F16, F16, F16>>(__VA_ARGS__);    \
+    case 4:                                              \
+      return IMPL<Kinds<F16, F32, F16>>(__VA_ARGS__);    \
+    default:                                             \
+      return IMPL<RuntimeKinds>(__VA_ARGS__);            \
   }
 
-// Which fixed combination (0..4) matches, or -1.
-int FixedCombination(FloatKind in, FloatKind product, FloatKind shifted, FloatKind out,
-                     FloatKind dequant) {
-  if (shifted != product || out != in || dequant != product) return -1;
+// Which fixed combination (0..4) has these input / product kinds, or -1.
+int FixedCombination(FloatKind in, FloatKind product) {
   if (in == FloatKind::f32) return product == FloatKind::f32 ? 0 : -1;
-  if (in == FloatKind::bf16)
-    return product == FloatKind::bf16 ? 1 : (product == FloatKind::f32 ? 2 : -1);
-  return product == FloatKind::f16 ? 3 : (product == FloatKind::f32 ? 4 : -1);
+  if (product == in) return in == FloatKind::bf16 ? 1 : 3;
+  if (product == FloatKind::f32) return in == FloatKind::bf16 ? 2 : 4;
+  return -1;
 }
 
 void FakeQuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                        const void* x, void* y, std::int64_t begin, std::int64_t end) {
-  const int combo = FixedCombination(ops.input, ops.product, ops.shifted, ops.output, ops.dequant);
+  const int combo = ops.output == ops.input ? FixedCombination(ops.input, ops.product) : -1;
   QK_KIND_CASES(FakeQuantizeImpl, combo, ops, map, params, x, y, begin, end)
 }
 
 void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                    const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
-  // Only the input / product / shifted kinds matter for codes.
-  const int combo = FixedCombination(ops.input, ops.product, ops.shifted, ops.input, ops.product);
-  QK_KIND_CASES(QuantizeImpl, combo, ops, map, params, x, codes, begin, end)
+  // The output kind does not matter for codes.
+  QK_KIND_CASES(QuantizeImpl, FixedCombination(ops.input, ops.product), ops, map, params, x, codes,
+                begin, end)
 }
 
 void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                      const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
-  // Only the output / dequant kinds matter: reuse a combination with in = out.
-  const int combo = FixedCombination(ops.output, ops.dequant, ops.dequant, ops.output, ops.dequant);
-  QK_KIND_CASES(DequantizeImpl, combo, ops, map, params, codes, y, begin, end)
+  // Only the output kind matters: pick a combination whose output is it.
+  QK_KIND_CASES(DequantizeImpl, FixedCombination(ops.output, ops.output), ops, map, params, codes,
+                y, begin, end)
 }
 
 #undef QK_KIND_CASES

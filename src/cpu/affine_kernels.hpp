@@ -14,12 +14,13 @@ namespace quantkit::cpu {
 enum class FloatKind : std::uint8_t { f32 = 0, bf16 = 1, f16 = 2 };
 
 /// The per-call constants of an affine kernel; per-block values live in arrays.
+/// The reference also rounds round(x * r) + zp to promote(P, Z) and (q - zp) * s
+/// to promote(O, S) before O; neither can change a result of these kernels
+/// (see affine_kernels.cpp), so they are not parameters.
 struct AffineOps {
   FloatKind input;    // T: how x is stored
   FloatKind product;  // P = promote(T, S): x * r is rounded to it
-  FloatKind shifted;  // promote(P, Z): round(x * r) + zp is rounded to it
   FloatKind output;   // O: stored output (fake quantize: T)
-  FloatKind dequant;  // promote(O, S): (q - zp) * s is rounded to it
   bool has_zero_point;
   float quant_min;
   float quant_max;

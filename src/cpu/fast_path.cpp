@@ -81,9 +81,7 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   const ScalarType product = reference::op_dtype(input, p.plan.scale_dtype);
   p.ops.input = *kind_of(input);
   p.ops.product = kind_or_f32(product);
-  p.ops.shifted = kind_or_f32(reference::op_dtype(product, p.plan.zero_dtype));
   p.ops.output = *kind_of(output);
-  p.ops.dequant = kind_or_f32(reference::op_dtype(output, p.plan.scale_dtype));
   p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain;
   p.ops.quant_min = static_cast<float>(p.plan.quant_min);
   p.ops.quant_max = static_cast<float>(p.plan.quant_max);
