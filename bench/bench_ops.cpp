@@ -117,7 +117,7 @@ void BM_ChooseAndQuantizeInt4G128(benchmark::State& state) {
   const qk::QuantSpec spec{.dtype = qk::QuantDType::int_(4),
                            .mapping = qk::Mapping::asymmetric,
                            .granularity = qk::Granularity::per_group(128)};
-  for (auto _ : state) benchmark::DoNotOptimize(qk::quantize(x, qk::choose_qparams(x, spec)));
+  for (auto _ : state) benchmark::DoNotOptimize(qk::quantize(x, spec));  // fused choose + quantize
   report(state, x, x.nbytes() + x.numel() / 2);
 }
 

@@ -115,7 +115,7 @@ def cases(x, granularity_name):
             (
                 "choose+quantize int4",
                 {
-                    "quantkit": lambda: qk.quantize(x, qk.choose_qparams(x, spec4)),
+                    "quantkit": lambda: qk.quantize(x, spec4),
                     "torchao": lambda: torchao_choose_quantize(x),
                     "torchao+compile": (compiled(torchao_choose_quantize), x),
                 },

@@ -16,6 +16,11 @@ QuantizedTensor quantize(TensorView x, const QParams& qparams) {
   return reference::quantize(x, qparams);
 }
 
+QuantizedTensor quantize(TensorView x, const QuantSpec& spec) {
+  if (auto fast = cpu::choose_qparams_and_quantize(x, spec)) return std::move(*fast);
+  return quantize(x, choose_qparams(x, spec));
+}
+
 Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
   if (auto fast = cpu::dequantize(q, output_dtype)) return std::move(*fast);
   return reference::dequantize(q, output_dtype);

@@ -38,6 +38,9 @@
 namespace quantkit {
 
 QuantizedTensor quantize(TensorView x, const QParams& qparams);
+/// choose_qparams(x, spec), then quantize: in one pass over the data where the
+/// SIMD path covers the spec. Bit-identical to quantize(x, choose_qparams(x, spec)).
+QuantizedTensor quantize(TensorView x, const QuantSpec& spec);
 Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype = ScalarType::float32);
 Tensor fake_quantize(TensorView x, const QParams& qparams);
 

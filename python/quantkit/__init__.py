@@ -164,8 +164,14 @@ def choose_qparams_from_min_max(min_val: Any, max_val: Any, spec: QuantSpec) -> 
     return QParams._wrap(core, framework_of(min_val))
 
 
-def quantize(x: Any, qparams: QParams) -> QuantizedTensor:
-    return QuantizedTensor(_core.quantize(as_core_input(x), qparams._core), framework_of(x))
+def quantize(x: Any, qparams: QParams | QuantSpec) -> QuantizedTensor:
+    """Quantize with given qparams, or with a spec: qparams chosen from ``x`` (in the same
+    pass over the data where possible; identical to ``quantize(x, choose_qparams(x, spec))``)."""
+    if isinstance(qparams, QuantSpec):
+        core = _core.choose_and_quantize(as_core_input(x), qparams)
+    else:
+        core = _core.quantize(as_core_input(x), qparams._core)
+    return QuantizedTensor(core, framework_of(x))
 
 
 def dequantize(q: QuantizedTensor, dtype: Any = "float32") -> Any:

@@ -86,6 +86,11 @@ void bind_ops(nb::module_& m) {
       "quantize", [](const InArray& x, const QParams& qp) { return quantize(view_of(x, "x"), qp); },
       "x"_a, "qparams"_a);
   m.def(
+      "choose_and_quantize",
+      [](const InArray& x, const QuantSpec& spec) { return quantize(view_of(x, "x"), spec); },
+      "x"_a, "spec"_a,
+      "choose_qparams + quantize, in one pass where the SIMD path covers the spec.");
+  m.def(
       "dequantize",
       [](const QuantizedTensor& q, const std::string& dtype) {
         return to_array(dequantize(q, scalar_type_from_name(dtype)));

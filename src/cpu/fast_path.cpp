@@ -7,6 +7,7 @@
 
 #include "cpu/affine_kernels.hpp"
 #include "quantkit/packing.hpp"
+#include "reference/block_chooser.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
 
@@ -192,6 +193,68 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   // Minima and maxima are input values, so storing them in the input dtype is exact.
   return quantkit::choose_qparams(reference::store_floats(mins, grid, x.dtype()),
                                   reference::store_floats(maxs, grid, x.dtype()), spec);
+}
+
+std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec) {
+  const auto input = kind_of(x.dtype());
+  if (!input || !x.is_contiguous() || x.numel() == 0 || !supported_scheme(spec))
+    return std::nullopt;
+  spec.validate();
+  const Shape block = spec.granularity.block_size(x.shape());
+  const auto map = block_map(x.shape(), block);
+  const std::int64_t n = x.numel();
+  if (!map || map->inner > kChunk || map->inner * map->period != n) return std::nullopt;
+  const ScalarType compute = x.dtype();
+  const ScalarType scale_dtype = reference::scale_storage(spec, compute);
+  const ScalarType zero_dtype = reference::zero_point_storage(spec, compute);
+  if (!kind_of(scale_dtype)) return std::nullopt;
+
+  const std::int64_t blocks = map->period, inner = map->inner;
+  const int bits = spec.dtype.bits();
+  // Work items are whole blocks, about a chunk long, starting on a byte of the packed stream.
+  std::int64_t per_item = std::max<std::int64_t>(1, kChunk / inner);
+  while ((per_item * inner * bits) % 8 != 0) ++per_item;
+  const std::int64_t items = (blocks + per_item - 1) / per_item;
+
+  AffineOps ops{};
+  ops.input = *input;
+  ops.product = kind_or_f32(reference::op_dtype(compute, scale_dtype));
+  ops.output = *input;
+  ops.has_zero_point = spec.resolved_zero_point_domain() == ZeroPointDomain::int_;
+  ops.quant_min = static_cast<float>(spec.dtype.quant_min());
+  ops.quant_max = static_cast<float>(spec.dtype.quant_max());
+
+  const reference::BlockChooser chooser(spec, compute);
+  std::vector<reference::BlockQParams> chosen(blocks);
+  // The stored values (scale in its dtype, zero point in its dtype) drive the
+  // kernel, exactly as quantize() reads them back from QParams.
+  std::vector<float> scale(blocks), reciprocal(blocks), zero_point(blocks, 0.0f);
+  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(n, bits)});
+  std::vector<char> item_ok(items, 1);
+#pragma omp parallel for schedule(static) if (items > 4)
+  for (std::int64_t item = 0; item < items; ++item) {
+    const std::int64_t b0 = item * per_item, b1 = std::min(blocks, b0 + per_item);
+    for (std::int64_t b = b0; b < b1 && item_ok[item]; ++b) {
+      float lo = HUGE_VALF, hi = -HUGE_VALF;
+      const bool finite = min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo, &hi);
+      chosen[b] = chooser.choose(lo, hi, 0.0f, b);
+      scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
+      reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
+      if (ops.has_zero_point) zero_point[b] = reference::round_to(zero_dtype, chosen[b].zero_point);
+      // Non-finite data or an overflowing scale: the reference reports it.
+      item_ok[item] = finite && std::isfinite(chosen[b].scale);
+    }
+    if (!item_ok[item]) continue;
+    std::vector<std::int8_t> codes(static_cast<std::size_t>((b1 - b0) * inner));
+    quantize_range(ops, *map, BlockParams{reciprocal.data(), scale.data(), zero_point.data()},
+                   x.data(), codes.data(), b0 * inner, b1 * inner);
+    pack_codes_into(codes.data(), (b1 - b0) * inner, bits,
+                    packed.data<std::uint8_t>() + b0 * inner * bits / 8);
+  }
+  if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; }))
+    return std::nullopt;
+  QParams qparams = reference::assemble(spec, compute, block_grid_shape(x.shape(), block), chosen);
+  return QuantizedTensor::from_packed(x.shape(), std::move(packed), std::move(qparams));
 }
 
 }  // namespace quantkit::cpu

@@ -17,6 +17,10 @@
 namespace quantkit::cpu {
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec);
+/// choose_qparams and quantize in one pass (blocks that are single runs of at
+/// most one chunk: per-token, per-group, per-row), each block quantized while
+/// it is still in cache. Bit-identical to quantize(x, choose_qparams(x, spec)).
+std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec);
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);

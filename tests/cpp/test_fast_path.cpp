@@ -160,6 +160,36 @@ TEST_P(ForcedTarget, EveryTailLengthAndSpec) {
   }
 }
 
+TEST_P(ForcedTarget, FusedChooseAndQuantizeEqualsTwoSteps) {
+  std::uint32_t seed = 11;
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    for (const Shape& shape : {Shape{3, 264}, Shape{64, 4096}, Shape{5, 8, 24}}) {
+      const Tensor x = random_tensor(shape, dtype, seed++);
+      for (const auto& spec : fast_specs()) {
+        const auto ref_qp = reference::choose_qparams(x, spec);
+        const auto ref_q = reference::quantize(x, ref_qp);
+        const auto fused = cpu::choose_qparams_and_quantize(x, spec);
+        const auto kind = spec.granularity.kind();
+        const bool runs = kind == Granularity::Kind::per_token ||
+                          kind == Granularity::Kind::per_group ||
+                          (kind == Granularity::Kind::per_axis && spec.granularity.axis() == 0);
+        ASSERT_EQ(fused.has_value(), runs) << spec.describe();
+        const QuantizedTensor q = fused ? *fused : quantize(x, spec);  // the public op either way
+        ASSERT_TRUE(std::ranges::equal(q.packed(), ref_q.packed()))
+            << spec.describe() << " " << name(dtype);
+        ASSERT_TRUE(bitwise_equal(q.qparams().scale, ref_qp.scale)) << spec.describe();
+        ASSERT_TRUE(bitwise_equal(q.qparams().zero_point, ref_qp.zero_point)) << spec.describe();
+        ASSERT_TRUE(bitwise_equal(q.qparams().minval, ref_qp.minval)) << spec.describe();
+      }
+    }
+  }
+  // Non-finite data falls back to the reference, which names the index.
+  EXPECT_FALSE(cpu::choose_qparams_and_quantize(
+                   Tensor::from_values({1.0, NAN}),
+                   QuantSpec{.dtype = QuantDType::int_(8), .granularity = Granularity::per_token()})
+                   .has_value());
+}
+
 TEST_P(ForcedTarget, LargeTensorsAndThreadCounts) {
   const Tensor x = random_tensor({37, 4099}, ScalarType::float32, 99);  // chunks straddle rows
   for (const auto& spec : {QuantSpec{.dtype = QuantDType::int_(8)},

@@ -115,6 +115,16 @@ def test_quantized_tensor_pack_unpack_roundtrip():
     assert qk.unpack_codes(qk.pack_codes([1, -2, 3], 4), 3, 4, True) == [1, -2, 3]
 
 
+def test_quantize_with_a_spec_equals_two_steps():
+    x = torch.randn(6, 256, dtype=torch.bfloat16)
+    spec = qk.QuantSpec(dtype="int4", mapping="asymmetric", granularity=qk.per_group(128))
+    one_pass = qk.quantize(x, spec)
+    two_steps = qk.quantize(x, qk.choose_qparams(x, spec))
+    assert torch.equal(one_pass.pack(), two_steps.pack())
+    assert torch.equal(one_pass.scale, two_steps.scale)
+    assert torch.equal(one_pass.zero_point, two_steps.zero_point)
+
+
 def test_minval_and_empty_inputs():
     x = np.array([-0.5, 3.0], np.float32)
     qp = qk.choose_qparams(x, qk.QuantSpec(dtype="uint8", mapping="asymmetric"))

@@ -1,0 +1,73 @@
+// Per-block qparams formulas and their assembly into QParams, shared by the
+// reference choose_qparams and the fused SIMD choose-and-quantize path.
+#include "reference/block_chooser.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quantkit/error.hpp"
+#include "reference/eager_math.hpp"
+#include "reference/element_ops.hpp"
+
+namespace quantkit::reference {
+
+ScalarType scale_storage(const QuantSpec& spec, ScalarType compute) {
+  if (spec.dtype.is_floating()) {
+    return ScalarType::float32;  // e8m0 / fp8_e4m3 values are exact in float32
+  }
+  if (!spec.scale_dtype) return compute;
+  switch (*spec.scale_dtype) {
+    case ScaleDType::bfloat16:
+      return ScalarType::bfloat16;
+    case ScaleDType::float16:
+      return ScalarType::float16;
+    default:
+      return ScalarType::float32;
+  }
+}
+
+ScalarType zero_point_storage(const QuantSpec& spec, ScalarType compute) {
+  if (spec.zero_point_dtype) return *spec.zero_point_dtype;
+  const bool float_valued = spec.mapping == Mapping::stretched ||
+                            spec.resolved_zero_point_domain() == ZeroPointDomain::float_;
+  return float_valued ? compute : ScalarType::int32;
+}
+
+// A range wider than the compute dtype can hold gives an infinite scale, and
+// (q - zp) * inf is NaN: refuse instead of returning a poisoned grid.
+void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute) {
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    QK_CHECK(std::isfinite(blocks[b].scale), "the scale of block ", b, " overflows ", name(compute),
+             " (its range exceeds the largest ", name(compute),
+             "); compute qparams from a float32 copy of the data");
+  }
+}
+
+QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
+                 const std::vector<BlockQParams>& blocks) {
+  check_scales_finite(blocks, compute);
+  QParams out;
+  out.spec = spec;
+  out.compute_dtype = compute;
+  const auto domain = spec.resolved_zero_point_domain();
+  const bool has_zero_point = !spec.dtype.is_floating() && (domain != ZeroPointDomain::none ||
+                                                            spec.mapping == Mapping::stretched);
+  const bool has_minval = !spec.dtype.is_floating() && spec.mapping != Mapping::stretched;
+  const auto column = [&](float BlockQParams::*field) {
+    std::vector<float> values(blocks.size());
+    for (std::size_t b = 0; b < blocks.size(); ++b) values[b] = blocks[b].*field;
+    return values;
+  };
+  // Values are already exact in the target dtypes (scale in T, integral zero points).
+  out.scale =
+      reference::store_floats(column(&BlockQParams::scale), grid, scale_storage(spec, compute));
+  if (has_zero_point) {
+    out.zero_point = reference::store_floats(column(&BlockQParams::zero_point), grid,
+                                             zero_point_storage(spec, compute));
+  }
+  if (has_minval)
+    out.minval = reference::store_floats(column(&BlockQParams::minval), grid, ScalarType::float32);
+  return out;
+}
+
+}  // namespace quantkit::reference

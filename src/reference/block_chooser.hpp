@@ -1,0 +1,127 @@
+#pragma once
+// The per-block formulas of choose_qparams (qparams.hpp) and the assembly of
+// per-block results into QParams. Shared by the reference choose_qparams and
+// the fused SIMD choose-and-quantize path, so both compute the same bits.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "quantkit/error.hpp"
+#include "quantkit/qparams.hpp"
+#include "reference/eager_math.hpp"
+
+namespace quantkit::reference {
+
+struct BlockQParams {
+  float scale = 0;  // value in the compute dtype, before the cast to the scale dtype
+  float zero_point = 0;
+  float minval = 0;
+};
+
+/// Storage dtype of the scale / zero point chosen for `spec` from data of dtype `compute`.
+ScalarType scale_storage(const QuantSpec& spec, ScalarType compute);
+ScalarType zero_point_storage(const QuantSpec& spec, ScalarType compute);
+
+/// The qparams of one block from its min, max and mean |x| (the latter for
+/// the stretched mapping only), every step rounded to the compute dtype.
+class BlockChooser {
+ public:
+  BlockChooser(const QuantSpec& spec, ScalarType compute) : spec_(spec), t_(compute) {
+    const auto info = finfo(compute);
+    const double default_eps = spec.mapping == Mapping::stretched ? info.eps : info.smallest_normal;
+    eps_ = round_to(t_, static_cast<float>(spec.eps.value_or(default_eps)));
+    qmin_ = static_cast<float>(spec.dtype.quant_min());
+    qmax_ = static_cast<float>(spec.dtype.quant_max());
+  }
+
+  BlockQParams choose(float min_val, float max_val, float mean_abs, std::int64_t block) const {
+    if (spec_.dtype.is_floating()) return choose_floating(std::max(-min_val, max_val), block);
+    if (spec_.mapping == Mapping::stretched) return choose_stretched(min_val, max_val, mean_abs);
+    if (spec_.resolved_zero_point_domain() == ZeroPointDomain::float_) {
+      return choose_tinygemm(min_val, max_val);
+    }
+    const float min_neg = std::min(min_val, 0.0f);
+    const float max_pos = std::max(max_val, 0.0f);
+    BlockQParams out;
+    if (spec_.mapping == Mapping::asymmetric) {
+      const float range = r(max_pos - min_neg);
+      out.scale = clamp_eps(r(range / (qmax_ - qmin_)));
+      const float shift = reference::round_half_even(r(min_neg / out.scale));
+      out.zero_point = std::clamp(r(qmin_ - shift), qmin_, qmax_);
+      out.minval = min_neg;
+      return out;
+    }
+    const float amax = std::max(-min_neg, max_pos);
+    if (spec_.mapping == Mapping::symmetric) {
+      out.scale = r(amax / ((qmax_ - qmin_) / 2));
+    } else {  // symmetric_no_clipping_err
+      const float smin = r(min_neg / qmin_);
+      const float smax = r(max_pos / qmax_);
+      out.scale = smin > smax ? smin : smax;
+    }
+    out.scale = clamp_eps(out.scale);
+    out.zero_point = std::trunc((qmax_ + qmin_ + 1) / 2);
+    out.minval = -amax;
+    return out;
+  }
+
+ private:
+  float r(float value) const { return round_to(t_, value); }
+  float clamp_eps(float scale) const { return std::max(scale, eps_); }
+
+  BlockQParams choose_tinygemm(float min_val, float max_val) const {
+    BlockQParams out;
+    out.scale = clamp_eps(r(r(max_val - min_val) / (qmax_ - qmin_)));
+    const float mid = (qmax_ + qmin_ + 1) / 2;
+    out.zero_point = r(min_val + r(out.scale * mid));
+    out.minval = min_val;
+    return out;
+  }
+
+  BlockQParams choose_stretched(float min_val, float max_val, float mean_abs) const {
+    const float amax = std::max(-min_val, max_val);
+    const auto bits = static_cast<float>(spec_.dtype.bits());
+    const float level_max = std::ldexp(1.0f, spec_.dtype.bits() - 1) - 0.5f;
+    const float bounded = std::min(r(bits * mean_abs), amax);
+    BlockQParams out;
+    out.scale = r(clamp_eps(bounded) / level_max);
+    out.zero_point = -0.5f;
+    return out;
+  }
+
+  BlockQParams choose_floating(float amax, std::int64_t block) const {
+    const auto& format = spec_.dtype.minifloat();
+    const auto element_max = static_cast<float>(format.max_value);
+    BlockQParams out;
+    if (spec_.scale_dtype == ScaleDType::e8m0) {
+      out.scale = e8m0_to_float(e8m0_from_amax(amax, format, spec_.e8m0_rounding));
+    } else if (spec_.scale_dtype == ScaleDType::fp8_e4m3) {
+      const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
+      const float block_scale = std::clamp(amax / element_max, std::ldexp(1.0f, -6), 448.0f);
+      out.scale = decode_minifloat(encode_minifloat(block_scale, e4m3), e4m3);
+    } else {
+      const float bounded = spec_.eps ? std::max(amax, eps_) : amax;
+      QK_CHECK(bounded > 0, "block ", block, " is all zeros, so its ", format.name,
+               " scale would be 0 and every value NaN; set eps (a lower bound on the block "
+               "amax, e.g. 1e-12)");
+      out.scale = r(bounded / element_max);
+    }
+    return out;
+  }
+
+  const QuantSpec& spec_;
+  ScalarType t_;
+  float eps_;
+  float qmin_;
+  float qmax_;
+};
+
+/// Throws Error when a scale overflowed the compute dtype.
+void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute);
+/// QParams of shape `grid` from per-block results (row-major grid order).
+QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
+                 const std::vector<BlockQParams>& blocks);
+
+}  // namespace quantkit::reference
