@@ -31,4 +31,9 @@ Tensor fake_quantize(TensorView x, const QParams& qparams) {
   return reference::fake_quantize(x, qparams);
 }
 
+Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {
+  if (auto fast = cpu::fake_quantize_backward(x, grad_output, qparams)) return std::move(*fast);
+  return reference::fake_quantize_backward(x, grad_output, qparams);
+}
+
 }  // namespace quantkit

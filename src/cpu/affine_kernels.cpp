@@ -148,6 +148,29 @@ HWY_INLINE void StoreRounded(DF df, FloatKind kind, VF v, void* base, std::int64
   Store(df, kind, RoundToF16(df, v), base, i);
 }
 
+// Stores lanes that are exact in `kind` and may be NaN; NaN becomes the
+// pattern the scalar conversions produce (bf16 0x7FC0, fp16 sign | 0x7E00).
+HWY_INLINE void StoreExact(DF df, FloatKind kind, VF v, void* base, std::int64_t i) {
+  if (kind == FloatKind::f32) {
+    hn::StoreU(v, df, static_cast<float*>(base) + i);
+    return;
+  }
+  const auto nan = hn::IsNaN(v);
+  Store(df, kind, hn::IfThenElse(nan, hn::Zero(df), v), base, i);
+  if (hn::AllFalse(df, nan)) return;
+  alignas(64) float values[kMaxLanes];
+  hn::Store(v, df, values);
+  auto* out = static_cast<std::uint16_t*>(base) + i;
+  for (std::size_t k = 0; k < hn::Lanes(df); ++k) {
+    if (values[k] == values[k]) continue;
+    std::uint32_t bits;
+    std::memcpy(&bits, &values[k], sizeof bits);
+    out[k] = kind == FloatKind::bf16
+                 ? std::uint16_t{0x7FC0}
+                 : static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | 0x7E00u);
+  }
+}
+
 std::size_t ElementSize(FloatKind kind) {
   return kind == FloatKind::f32 ? 4 : 2;
 }
@@ -331,6 +354,40 @@ void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams
   if (ops.stream) hwy::FlushStream();
 }
 
+// The mask tests the unclamped code. Skipping its rounding to promote(P, Z) is
+// exact here too: for codes of at most 8 bits, quant_min - 1 and quant_max + 1
+// are representable in every kind, so rounding cannot carry a code across a
+// bound. NaN inputs never pass (their bf16-rounded product is meaningless).
+template <class K>
+void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                     const void* x, const void* grad, FloatKind grad_kind, void* out,
+                     std::int64_t begin, std::int64_t end) {
+  const DF df;
+  const FloatKind in_kind = K::in(ops);
+  const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
+                       std::int64_t di, const LaneParams& p) HWY_ATTR {
+    const VF xv = Load(df, in_kind, xs, xi);
+    const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(xv, p.reciprocal));
+    const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
+    const auto outside =
+        hn::Or(hn::Lt(q, hn::Set(df, ops.quant_min)), hn::Gt(q, hn::Set(df, ops.quant_max)));
+    const auto passes = hn::Not(hn::Or(outside, hn::IsNaN(xv)));
+    const VF g = Load(df, grad_kind, gs, gi);
+    StoreExact(df, grad_kind, hn::Mul(g, hn::IfThenElseZero(passes, hn::Set(df, 1.0f))), dst, di);
+  };
+  const std::size_t in_size = ElementSize(in_kind), grad_size = ElementSize(grad_kind);
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
+        std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        std::memcpy(gb, static_cast<const unsigned char*>(grad) + i * grad_size, count * grad_size);
+        one(xb, 0, gb, 0, ob, 0, p);
+        std::memcpy(static_cast<unsigned char*>(out) + i * grad_size, ob, count * grad_size);
+      });
+}
+
 // Compile-time kinds for the combinations that occur: T with P = promote(T, S)
 // in {T, f32}, output T.
 constexpr int F32 = 0, BF16 = 1, F16 = 2;
@@ -377,6 +434,13 @@ void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParam
   // Only the output kind matters: pick a combination whose output is it.
   QK_KIND_CASES(DequantizeImpl, FixedCombination(ops.output, ops.output), ops, map, params, codes,
                 y, begin, end)
+}
+
+void SteBackwardRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                      const void* x, const void* grad, FloatKind grad_kind, void* out,
+                      std::int64_t begin, std::int64_t end) {
+  QK_KIND_CASES(SteBackwardImpl, FixedCombination(ops.input, ops.product), ops, map, params, x,
+                grad, grad_kind, out, begin, end)
 }
 
 #undef QK_KIND_CASES
@@ -452,6 +516,7 @@ namespace quantkit::cpu {
 HWY_EXPORT(FakeQuantizeRange);
 HWY_EXPORT(QuantizeRange);
 HWY_EXPORT(DequantizeRange);
+HWY_EXPORT(SteBackwardRange);
 HWY_EXPORT(MinMaxRange);
 HWY_EXPORT(ColumnMinMax);
 HWY_EXPORT(TargetName);
@@ -467,6 +532,11 @@ void quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams
 void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                       const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
   HWY_DYNAMIC_DISPATCH(DequantizeRange)(ops, map, params, codes, y, begin, end);
+}
+void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                        const void* x, const void* grad, FloatKind grad_kind, void* out,
+                        std::int64_t begin, std::int64_t end) {
+  HWY_DYNAMIC_DISPATCH(SteBackwardRange)(ops, map, params, x, grad, grad_kind, out, begin, end);
 }
 bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
                    float* max) {

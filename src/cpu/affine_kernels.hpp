@@ -50,6 +50,12 @@ void quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams
 /// y[i] = dequantize(codes[i - begin]).
 void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                       const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end);
+/// out[i] = grad[i] * (straight-through mask at x[i]): the gradient where the
+/// unclamped code round(x * r) + zp lies in [quant_min, quant_max], else
+/// grad * 0 (so -0 for negative gradients, as PyTorch multiplies by the mask).
+void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                        const void* x, const void* grad, FloatKind grad_kind, void* out,
+                        std::int64_t begin, std::int64_t end);
 /// Running min / max of x[begin, end) folded into *min / *max; returns false if
 /// a NaN or Inf was seen (the caller then reports the exact index).
 bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,

@@ -1,6 +1,8 @@
 #pragma once
-// SIMD + OpenMP implementations of the public ops for the cases they cover;
-// each returns std::nullopt when it does not apply and the reference runs.
+// SIMD + OpenMP implementations of the public ops (choose_qparams, quantize,
+// dequantize, fake_quantize and its straight-through backward) for the cases
+// they cover; each returns std::nullopt when it does not apply and the
+// reference runs.
 //
 // Covered: integer formats in the int or none zero-point domain (every
 // mapping but stretched); float32 / bfloat16 / float16 inputs, contiguous; any
@@ -24,5 +26,7 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);
+std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
+                                             const QParams& qparams);
 
 }  // namespace quantkit::cpu

@@ -48,8 +48,6 @@ Tensor fake_quantize(TensorView x, const QParams& qparams) {
   return reference::store_floats(values, x.shape(), x.dtype());
 }
 
-}  // namespace reference
-
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {
   QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ",
            to_string(grad_output.shape()), " must match x of shape ", to_string(x.shape()));
@@ -64,6 +62,8 @@ Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParam
   });
   return reference::store_floats(grad, x.shape(), grad_output.dtype());
 }
+
+}  // namespace reference
 
 namespace {
 constexpr std::array<std::pair<Convention, std::string_view>, 2> kConventions{{

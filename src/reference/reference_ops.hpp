@@ -12,5 +12,6 @@ QParams choose_qparams(TensorView x, const QuantSpec& spec);
 QuantizedTensor quantize(TensorView x, const QParams& qparams);
 Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 Tensor fake_quantize(TensorView x, const QParams& qparams);
+Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams);
 
 }  // namespace quantkit::reference

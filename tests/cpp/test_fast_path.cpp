@@ -62,6 +62,15 @@ void expect_identical(const Tensor& x, const QParams& qp, const std::string& wha
   ASSERT_TRUE(fast_q.has_value());
   const auto ref_q = reference::quantize(x, qp);
   ASSERT_TRUE(std::ranges::equal(fast_q->packed(), ref_q.packed())) << "quantize " << what;
+  // STE backward, with gradients that include negatives, zeros and NaN.
+  Tensor grad = Tensor::uninitialized(x.dtype(), x.shape());
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    grad.set(i, i % 7 == 0 ? NAN : (i % 3 == 0 ? -0.75 : (i % 5 == 0 ? 0.0 : 1.5)));
+  }
+  const auto fast_grad = cpu::fake_quantize_backward(x, grad, qp);
+  ASSERT_TRUE(fast_grad.has_value());
+  ASSERT_TRUE(bitwise_equal(*fast_grad, reference::fake_quantize_backward(x, grad, qp)))
+      << "fake_quantize_backward " << what;
   for (ScalarType out : {x.dtype(), ScalarType::float32}) {
     const auto fast_dq = cpu::dequantize(ref_q, out);
     ASSERT_TRUE(fast_dq.has_value());
