@@ -192,8 +192,7 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
       maxs[0] = std::max(maxs[0], hi[c]);
       finite = finite && ok[c];
     }
-  } else if (map->inner * map->period == n ||
-             map->inner == std::numeric_limits<std::int64_t>::max()) {
+  } else if (map->inner * map->period == n) {
     std::vector<char> ok(blocks, 1);  // one run per block
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
     for (std::int64_t b = 0; b < blocks; ++b) {

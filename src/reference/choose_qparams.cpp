@@ -8,15 +8,12 @@
 #include "quantkit/qparams.hpp"
 #include "reference/block_chooser.hpp"
 #include "reference/block_layout.hpp"
-#include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
 #include "reference/reference_ops.hpp"
 #include "reference/torch_sum.hpp"
 
 namespace quantkit {
 namespace {
-
-using reference::round_to;
 
 struct BlockStats {
   float min = std::numeric_limits<float>::infinity();
