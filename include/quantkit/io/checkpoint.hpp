@@ -1,0 +1,86 @@
+#pragma once
+// Quantizing safetensors checkpoints tensor by tensor, in bounded memory.
+//
+// A checkpoint is one .safetensors file or a folder (sharded with
+// model.safetensors.index.json, or holding .safetensors files). Planning
+// decides, before any byte is written, what happens to every tensor and the
+// exact layout of the output; running streams each input tensor in row blocks
+// from the memory map into the output writer. The output follows the
+// compressed-tensors layout (docs/formats.md): a quantized `<name>` becomes
+// `<name>_packed` (or `<name>` for FP8), `<name>_scale`, `<name>_zero_point`
+// (asymmetric), `<name>_global_scale` (NVFP4) and `<name>_shape`.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "quantkit/io/safetensors.hpp"
+#include "quantkit/io/schemes.hpp"
+
+namespace quantkit::io {
+
+struct QuantizeOptions {
+  std::string scheme = "int4-g128";
+  /// "REGEX=SCHEME": tensors whose name matches REGEX use SCHEME; first match wins.
+  std::vector<std::string> overrides;
+  /// ECMAScript regexes searched in tensor names; empty include selects all.
+  std::string include;
+  std::string exclude;
+  /// Quantize embedding tables (names containing "embed") too.
+  bool embeddings = false;
+};
+
+/// An opened input checkpoint.
+class Checkpoint {
+ public:
+  static Checkpoint open(const std::string& path);
+  bool is_folder() const { return is_folder_; }
+  const std::string& path() const { return path_; }
+  /// Shard file names (relative to the folder) or the file's own name.
+  const std::vector<std::string>& shard_names() const { return shard_names_; }
+  const std::vector<SafetensorsFile>& shards() const { return shards_; }
+  std::uint64_t total_bytes() const;
+
+ private:
+  bool is_folder_ = false;
+  std::string path_;
+  std::vector<std::string> shard_names_;
+  std::vector<SafetensorsFile> shards_;
+};
+
+struct TensorPlan {
+  const TensorEntry* entry = nullptr;
+  const Scheme* scheme = nullptr;  // nullptr: copied unchanged
+  std::string note;                // why it is kept, for --dry-run and inspect
+  std::vector<TensorDecl> outputs;
+  std::uint64_t output_bytes() const;
+};
+
+struct ShardPlan {
+  std::vector<TensorPlan> tensors;
+};
+
+struct QuantizationPlan {
+  std::vector<ShardPlan> shards;  // parallel to Checkpoint::shards()
+  std::string quantization_config;  // compressed-tensors JSON
+  std::uint64_t input_bytes = 0;
+  std::uint64_t output_bytes = 0;
+  std::int64_t quantized_tensors = 0;
+};
+
+/// Throws Error (naming the tensor and the rule) when a selected tensor cannot
+/// take its scheme, e.g. a group size that does not divide its columns.
+QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options);
+
+/// Called with the input bytes processed so far and the total.
+using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+/// Writes the quantized checkpoint: a file when the input is a file, else a
+/// folder (shards, index, config.json with quantization_config, and the
+/// folder's other files copied). Nothing appears at `output` unless the whole
+/// run succeeds; an existing output folder is replaced only with `replace`.
+void run_quantization(const Checkpoint& input, const QuantizationPlan& plan,
+                      const std::string& output, bool replace = false,
+                      const Progress& progress = {});
+
+}  // namespace quantkit::io

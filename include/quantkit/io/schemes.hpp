@@ -1,0 +1,36 @@
+#pragma once
+// Weight quantization schemes of the checkpoint tool: one table row per
+// scheme. The table feeds `quantkit quantize --scheme`, `quantkit schemes` and
+// `--help`, so a new scheme is one new row.
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "quantkit/quant_spec.hpp"
+
+namespace quantkit::io {
+
+/// compressed-tensors storage format of a quantized weight (docs/formats.md).
+enum class CheckpointFormat : std::uint8_t {
+  pack_quantized,        // int codes + offset, 32/b per int32 word, LSB first
+  float_quantized,       // FP8 codes stored as F8_E4M3, one per byte
+  mxfp4_pack_quantized,  // FP4 pairs per byte (low nibble first) + E8M0 bytes
+  nvfp4_pack_quantized,  // FP4 pairs per byte + F8_E4M3 block scales + global scale
+};
+
+/// "pack-quantized", "float-quantized", ...
+std::string_view name(CheckpointFormat format);
+
+struct Scheme {
+  std::string name;     // "int4-g128-asym"
+  std::string summary;  // one line for `quantkit schemes`
+  QuantSpec spec;       // applied to a [rows, columns] weight
+  CheckpointFormat format;
+};
+
+/// The table, in the order `quantkit schemes` prints it.
+std::span<const Scheme> schemes();
+/// Throws Error listing every scheme name when `name` is not one.
+const Scheme& find_scheme(std::string_view name);
+
+}  // namespace quantkit::io

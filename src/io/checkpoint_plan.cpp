@@ -1,0 +1,245 @@
+// Opening a checkpoint and deciding, before anything is written, what happens
+// to each tensor.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "compressed_tensors.hpp"
+#include "quantkit/io/checkpoint.hpp"
+
+namespace quantkit::io {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kIndexSuffix = ".safetensors.index.json";
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+std::regex compile(const std::string& pattern, std::string_view option) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& error) {
+    throw Error(detail::concat(option, " '", pattern, "' is not a valid regular expression: ",
+                               error.what()));
+  }
+}
+
+struct Override {
+  std::regex pattern;
+  const Scheme* scheme;
+};
+
+std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
+  std::vector<Override> overrides;
+  for (const auto& text : texts) {
+    const std::size_t split = text.rfind('=');  // scheme names have no '='; regexes may
+    QK_CHECK(split != std::string::npos && split > 0 && split + 1 < text.size(), "--override '",
+             text, "' must be REGEX=SCHEME");
+    overrides.push_back({compile(text.substr(0, split), "--override regex"),
+                         &find_scheme(text.substr(split + 1))});
+  }
+  return overrides;
+}
+
+// Empty when the tensor is quantized, else why it is kept as it is.
+std::string reason_to_keep(const TensorEntry& entry, const QuantizeOptions& options,
+                           const std::optional<std::regex>& include,
+                           const std::optional<std::regex>& exclude) {
+  if (include && !std::regex_search(entry.name, *include)) return "not matched by --include";
+  if (exclude && std::regex_search(entry.name, *exclude)) return "matched by --exclude";
+  const auto scalar = to_scalar_type(entry.dtype);
+  if (scalar != ScalarType::float32 && scalar != ScalarType::bfloat16 && scalar != ScalarType::float16) {
+    return detail::concat("dtype ", dtype_info(entry.dtype).name);
+  }
+  if (entry.shape.size() != 2) return detail::concat(entry.shape.size(), "-D");
+  if (entry.shape[0] == 0 || entry.shape[1] == 0) return "empty";
+  if (!ends_with(entry.name, "weight")) return "not a weight";
+  if (!options.embeddings && entry.name.find("embed") != std::string::npos) {
+    return "embedding (--embeddings quantizes it)";
+  }
+  return {};
+}
+
+std::string escape_regex(const std::string& text) {
+  static const std::string special = R"(\^$.|?*+()[]{})";
+  std::string out;
+  for (char c : text) {
+    if (special.find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string make_config(const QuantizationPlan& plan) {
+  std::vector<const Scheme*> used;
+  std::vector<std::vector<std::string>> targets;
+  for (const auto& shard : plan.shards) {
+    for (const auto& tensor : shard.tensors) {
+      if (tensor.scheme == nullptr) continue;
+      auto it = std::find(used.begin(), used.end(), tensor.scheme);
+      if (it == used.end()) {
+        used.push_back(tensor.scheme);
+        targets.emplace_back();
+        it = used.end() - 1;
+      }
+      std::string module = tensor.entry->name;
+      if (ends_with(module, ".weight")) module.resize(module.size() - 7);
+      targets[static_cast<std::size_t>(it - used.begin())].push_back("re:^" + escape_regex(module) + "$");
+    }
+  }
+  nlohmann::ordered_json groups = nlohmann::ordered_json::object();
+  nlohmann::ordered_json extension = nlohmann::ordered_json::object();
+  std::set<std::string> formats;
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    const std::string group = "group_" + std::to_string(i);
+    const std::string format(name(used[i]->format));
+    formats.insert(format);
+    groups[group] = {{"targets", targets[i]},
+                     {"weights", nlohmann::ordered_json::parse(ct::quantization_args(*used[i]))},
+                     {"input_activations", nullptr},
+                     {"output_activations", nullptr},
+                     {"format", format}};
+    extension[group] = {{"scheme", used[i]->name}, {"spec", used[i]->spec.describe()}};
+    if (used[i]->spec.mapping == Mapping::stretched) {
+      extension[group]["dequantize"] = "(q + 0.5) * scale";
+    }
+  }
+  nlohmann::ordered_json config;
+  config["quant_method"] = "compressed-tensors";
+  config["format"] = formats.size() == 1 ? *formats.begin() : "mixed-precision";
+  config["quantization_status"] = "compressed";
+  config["config_groups"] = groups;
+  config["ignore"] = nlohmann::ordered_json::array();
+  config["kv_cache_scheme"] = nullptr;
+  config["quantkit"] = extension;
+  return config.dump();
+}
+
+}  // namespace
+
+Checkpoint Checkpoint::open(const std::string& path) {
+  Checkpoint checkpoint;
+  checkpoint.path_ = path;
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (error || !fs::exists(status)) throw IoError(detail::concat("cannot open '", path, "': no such file or folder"));
+  if (!fs::is_directory(status)) {
+    checkpoint.shard_names_.push_back(fs::path(path).filename().string());
+    checkpoint.shards_.push_back(SafetensorsFile::open(path));
+    return checkpoint;
+  }
+  checkpoint.is_folder_ = true;
+  std::vector<fs::path> indexes;
+  std::vector<std::string> files;
+  for (const auto& item : fs::directory_iterator(path)) {
+    const std::string file = item.path().filename().string();
+    if (ends_with(file, kIndexSuffix)) indexes.push_back(item.path());
+    else if (ends_with(file, ".safetensors") && item.is_regular_file()) files.push_back(file);
+  }
+  QK_CHECK(indexes.size() <= 1, "folder '", path, "' holds ", indexes.size(),
+           " *.safetensors.index.json files; keep one");
+  if (indexes.empty()) {
+    std::sort(files.begin(), files.end());
+    QK_CHECK(!files.empty(), "folder '", path, "' holds no .safetensors file");
+    checkpoint.shard_names_ = files;
+  } else {
+    nlohmann::json index;
+    try {
+      index = nlohmann::json::parse(std::ifstream(indexes[0]));
+    } catch (const nlohmann::json::exception& parse_error) {
+      throw FileFormatError(detail::concat("'", indexes[0].string(), "' is not valid JSON: ", parse_error.what()));
+    }
+    const auto map = index.find("weight_map");
+    if (!index.is_object() || map == index.end() || !map->is_object()) {
+      throw FileFormatError(detail::concat("'", indexes[0].string(), "' has no weight_map object"));
+    }
+    std::set<std::string> names;
+    for (const auto& [tensor, shard] : map->items()) {
+      if (!shard.is_string()) throw FileFormatError(detail::concat("'", indexes[0].string(), "': weight_map['", tensor, "'] is not a file name"));
+      names.insert(shard.get<std::string>());
+    }
+    checkpoint.shard_names_.assign(names.begin(), names.end());
+    for (const auto& name : checkpoint.shard_names_) {
+      QK_CHECK(name.find('/') == std::string::npos && name != ".." && !name.empty(),
+               "index names shard '", name, "' outside its folder");
+    }
+    for (const auto& name : checkpoint.shard_names_) {
+      checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
+    }
+    for (const auto& [tensor, shard] : map->items()) {
+      const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(), shard.get<std::string>());
+      if (checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())].header().find(tensor) == nullptr) {
+        throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '", shard.get<std::string>(),
+                                             "', which does not hold it"));
+      }
+    }
+    return checkpoint;
+  }
+  for (const auto& name : checkpoint.shard_names_) {
+    checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
+  }
+  return checkpoint;
+}
+
+std::uint64_t Checkpoint::total_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& shard : shards_) {
+    for (const auto& entry : shard.header().tensors) total += entry.nbytes();
+  }
+  return total;
+}
+
+std::uint64_t TensorPlan::output_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& output : outputs) total += output.nbytes();
+  return total;
+}
+
+QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options) {
+  const Scheme& default_scheme = find_scheme(options.scheme);
+  const auto overrides = parse_overrides(options.overrides);
+  std::optional<std::regex> include, exclude;
+  if (!options.include.empty()) include = compile(options.include, "--include");
+  if (!options.exclude.empty()) exclude = compile(options.exclude, "--exclude");
+
+  QuantizationPlan plan;
+  std::set<std::string> output_names;
+  for (const auto& shard : input.shards()) {
+    ShardPlan& shard_plan = plan.shards.emplace_back();
+    for (const auto& entry : shard.header().tensors) {
+      TensorPlan tensor;
+      tensor.entry = &entry;
+      tensor.note = reason_to_keep(entry, options, include, exclude);
+      if (tensor.note.empty()) {
+        tensor.scheme = &default_scheme;
+        for (const auto& rule : overrides) {
+          if (std::regex_search(entry.name, rule.pattern)) {
+            tensor.scheme = rule.scheme;
+            break;
+          }
+        }
+        ct::check_applicable(entry.name, *tensor.scheme, entry.shape, entry.dtype);
+        tensor.outputs = ct::declare_outputs(entry.name, *tensor.scheme, entry.shape[0], entry.shape[1], entry.dtype);
+        ++plan.quantized_tensors;
+      } else {
+        tensor.outputs.push_back({entry.name, entry.dtype, entry.shape});
+      }
+      for (const auto& output : tensor.outputs) {
+        QK_CHECK(output_names.insert(output.name).second, "output tensor '", output.name,
+                 "' would be written twice (is the input already quantized?)");
+      }
+      plan.input_bytes += entry.nbytes();
+      plan.output_bytes += tensor.output_bytes();
+      shard_plan.tensors.push_back(std::move(tensor));
+    }
+  }
+  plan.quantization_config = make_config(plan);
+  return plan;
+}
+
+}  // namespace quantkit::io

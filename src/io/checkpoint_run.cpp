@@ -1,0 +1,205 @@
+// Streaming a planned quantization: row blocks from the memory map into the
+// output writer, so memory stays bounded whatever the checkpoint size.
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "compressed_tensors.hpp"
+#include "quantkit/io/checkpoint.hpp"
+#include "quantkit/ops.hpp"
+
+namespace quantkit::io {
+namespace fs = std::filesystem;
+namespace {
+
+// Input bytes per block: enough for both threads to stream, small enough that
+// the buffers stay a few tens of MB.
+constexpr std::uint64_t kBlockBytes = 16u << 20;
+
+class ProgressCounter {
+ public:
+  ProgressCounter(const Progress& progress, std::uint64_t total) : progress_(progress), total_(total) {}
+  void advance(std::uint64_t bytes) {
+    done_ += bytes;
+    if (progress_) progress_(done_, total_);
+  }
+
+ private:
+  const Progress& progress_;
+  std::uint64_t total_;
+  std::uint64_t done_ = 0;
+};
+
+void copy_tensor(const SafetensorsFile& file, const TensorEntry& entry, SafetensorsWriter& writer,
+                 ProgressCounter& counter) {
+  const auto bytes = file.bytes(entry);
+  for (std::uint64_t offset = 0; offset < bytes.size(); offset += kBlockBytes) {
+    const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, bytes.size() - offset);
+    writer.write(bytes.subspan(offset, length));
+    file.release(entry, offset, length);
+    counter.advance(length);
+  }
+}
+
+template <typename T>
+std::span<const std::uint8_t> as_bytes_of(const T& value) {
+  return {reinterpret_cast<const std::uint8_t*>(&value), sizeof(T)};
+}
+
+void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, SafetensorsWriter& writer,
+                     ProgressCounter& counter) {
+  const TensorEntry& entry = *plan.entry;
+  const Scheme& scheme = *plan.scheme;
+  const ScalarType dtype = *to_scalar_type(entry.dtype);
+  const std::int64_t rows = entry.shape[0];
+  const std::int64_t columns = entry.shape[1];
+  const std::uint64_t row_bytes = static_cast<std::uint64_t>(columns) * element_size(dtype);
+  const std::int64_t block_rows =
+      std::clamp<std::int64_t>(static_cast<std::int64_t>(kBlockBytes / row_bytes), 1, rows);
+  const auto bytes = file.bytes(entry);
+  const bool aligned = reinterpret_cast<std::uintptr_t>(bytes.data()) % element_size(dtype) == 0;
+
+  // A misaligned tensor (the format allows any offset) is copied block by
+  // block into aligned storage before the kernels see it.
+  Tensor staging;
+  auto view_rows = [&](std::int64_t first, std::int64_t count) {
+    const std::uint8_t* data = bytes.data() + static_cast<std::uint64_t>(first) * row_bytes;
+    if (aligned) return TensorView(data, dtype, {count, columns});
+    staging = Tensor::uninitialized(dtype, {count, columns});
+    std::memcpy(staging.raw_data(), data, static_cast<std::size_t>(count) * row_bytes);
+    return staging.view();
+  };
+
+  std::optional<QParams> whole;  // per-tensor scales need the whole tensor first
+  if (scheme.spec.granularity.kind() == Granularity::Kind::per_tensor) {
+    whole = choose_qparams(view_rows(0, rows), scheme.spec);
+    staging = Tensor();
+    file.release(entry, 0, entry.nbytes());
+  }
+  std::vector<std::uint8_t> codes, scales;
+  std::vector<std::int32_t> zero_points;
+  for (std::int64_t first = 0; first < rows; first += block_rows) {
+    const std::int64_t count = std::min(block_rows, rows - first);
+    const TensorView block = view_rows(first, count);
+    const QuantizedTensor q = whole ? quantize(block, *whole) : quantize(block, scheme.spec);
+    codes.clear();
+    ct::append_codes(scheme, q, columns, codes);
+    writer.write(codes);
+    if (!whole) ct::append_scales(scheme, q.qparams(), scales);
+    if (ct::has_zero_point(scheme)) {
+      const Tensor& zp = q.qparams().zero_point;
+      zero_points.insert(zero_points.end(), zp.data<std::int32_t>(), zp.data<std::int32_t>() + zp.numel());
+    }
+    file.release(entry, static_cast<std::uint64_t>(first) * row_bytes, static_cast<std::uint64_t>(count) * row_bytes);
+    counter.advance(static_cast<std::uint64_t>(count) * row_bytes);
+  }
+  if (whole) ct::append_scales(scheme, *whole, scales);
+  writer.write(scales);
+  if (ct::has_zero_point(scheme)) {
+    const auto groups = static_cast<std::int64_t>(zero_points.size()) / rows;
+    writer.write(ct::pack_zero_points(zero_points, rows, groups, scheme.spec.dtype.bits()));
+  }
+  if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
+    const float global_scale = 1.0f;  // single-level NVFP4: the e4m3 block scales carry it all
+    writer.write(as_bytes_of(global_scale));
+  }
+  const std::int64_t shape[2] = {rows, columns};
+  writer.write({reinterpret_cast<const std::uint8_t*>(shape), sizeof(shape)});
+}
+
+void write_shard(const SafetensorsFile& file, const ShardPlan& plan, const std::string& path,
+                 const std::map<std::string, std::string>& metadata, ProgressCounter& counter) {
+  std::vector<TensorDecl> declared;
+  for (const auto& tensor : plan.tensors) {
+    declared.insert(declared.end(), tensor.outputs.begin(), tensor.outputs.end());
+  }
+  SafetensorsWriter writer(path, std::move(declared), metadata);
+  for (const auto& tensor : plan.tensors) {
+    if (tensor.scheme == nullptr) {
+      copy_tensor(file, *tensor.entry, writer, counter);
+      continue;
+    }
+    try {
+      quantize_tensor(file, tensor, writer, counter);
+    } catch (const IoError&) {
+      throw;
+    } catch (const Error& error) {
+      throw Error(detail::concat("tensor '", tensor.entry->name, "': ", error.what()));
+    }
+  }
+  writer.commit();
+}
+
+nlohmann::ordered_json read_json_or_empty(const fs::path& path) {
+  if (!fs::exists(path)) return nlohmann::ordered_json::object();
+  try {
+    return nlohmann::ordered_json::parse(std::ifstream(path));
+  } catch (const nlohmann::json::exception& error) {
+    throw FileFormatError(detail::concat("'", path.string(), "' is not valid JSON: ", error.what()));
+  }
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw IoError(detail::concat("cannot write '", path.string(), "'"));
+}
+
+void write_folder(const Checkpoint& input, const QuantizationPlan& plan, const fs::path& folder,
+                  const std::map<std::string, std::string>& metadata, ProgressCounter& counter) {
+  fs::create_directories(folder);
+  bool has_index = false;
+  for (const auto& item : fs::directory_iterator(input.path())) {
+    const std::string file = item.path().filename().string();
+    if (file.ends_with(".safetensors.index.json")) has_index = true;
+    if (file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json") || file == "config.json") continue;
+    fs::copy(item.path(), folder / file, fs::copy_options::recursive);
+  }
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (std::size_t i = 0; i < input.shards().size(); ++i) {
+    write_shard(input.shards()[i], plan.shards[i], (folder / input.shard_names()[i]).string(), metadata, counter);
+    for (const auto& tensor : plan.shards[i].tensors) {
+      for (const auto& output : tensor.outputs) weight_map[output.name] = input.shard_names()[i];
+    }
+  }
+  if (has_index || input.shards().size() > 1) {
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", plan.output_bytes}};
+    index["weight_map"] = weight_map;
+    write_text(folder / "model.safetensors.index.json", index.dump(2));
+  }
+  auto config = read_json_or_empty(fs::path(input.path()) / "config.json");
+  config["quantization_config"] = nlohmann::ordered_json::parse(plan.quantization_config);
+  write_text(folder / "config.json", config.dump(2));
+}
+
+}  // namespace
+
+void run_quantization(const Checkpoint& input, const QuantizationPlan& plan, const std::string& output,
+                      bool replace, const Progress& progress) {
+  QK_CHECK(plan.shards.size() == input.shards().size(), "the plan was made for another checkpoint");
+  const std::map<std::string, std::string> metadata{{"format", "pt"},
+                                                    {"quantization_config", plan.quantization_config}};
+  ProgressCounter counter(progress, plan.input_bytes);
+  if (!input.is_folder()) {
+    QK_CHECK(!fs::is_directory(output), "output '", output, "' is a folder; the input is a file");
+    write_shard(input.shards()[0], plan.shards[0], output, metadata, counter);
+    return;
+  }
+  QK_CHECK(replace || !fs::exists(output), "output folder '", output, "' exists; pass --force to replace it");
+  const fs::path partial = output + ".partial";
+  fs::remove_all(partial);
+  try {
+    write_folder(input, plan, partial, metadata, counter);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(partial, ignored);
+    throw;
+  }
+  if (fs::exists(output)) fs::remove_all(output);
+  fs::rename(partial, output);
+}
+
+}  // namespace quantkit::io

@@ -1,0 +1,182 @@
+#include "compressed_tensors.hpp"
+
+#include <bit>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "quantkit/packing.hpp"
+
+namespace quantkit::io::ct {
+namespace {
+
+int codes_per_word(const Scheme& scheme) { return 32 / scheme.spec.dtype.bits(); }
+
+std::int64_t columns_per_scale(const Scheme& scheme, std::int64_t columns) {
+  const auto& granularity = scheme.spec.granularity;
+  return granularity.kind() == Granularity::Kind::per_group ? granularity.group_size() : columns;
+}
+
+// Flipping the top bit of each b-bit field turns two's-complement codes into
+// the offset (code + 2^(b-1)) codes compressed-tensors stores.
+std::uint8_t offset_mask(int bits) {
+  std::uint8_t mask = 0;
+  for (int field = 0; field < 8; field += bits) mask |= static_cast<std::uint8_t>(1u << (field + bits - 1));
+  return mask;
+}
+
+std::uint8_t e8m0_byte(float scale) {
+  if (scale == 0x1p-127f) return 0;  // the one subnormal E8M0 value
+  return static_cast<std::uint8_t>(std::bit_cast<std::uint32_t>(scale) >> 23);
+}
+
+void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, int bits,
+                           std::vector<std::uint8_t>& out) {
+  const std::int64_t per_word = 32 / bits;
+  const std::int64_t rows = columns == 0 ? 0 : block.numel() / columns;
+  const std::int64_t words = (columns + per_word - 1) / per_word;
+  const std::uint8_t mask = offset_mask(bits);
+  const auto packed = block.packed();
+  const std::size_t start = out.size();
+  if (columns % per_word == 0) {  // rows end on word boundaries: the bit streams agree
+    out.resize(start + packed.size());
+    for (std::size_t i = 0; i < packed.size(); ++i) out[start + i] = packed[i] ^ mask;
+    return;
+  }
+  out.resize(start + static_cast<std::size_t>(rows * words * 4), 0);
+  std::vector<std::int8_t> row(static_cast<std::size_t>(words * per_word));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    unpack_codes_into(packed.data(), r * columns, columns, bits, true, row.data());
+    for (std::int64_t c = 0; c < columns; ++c) row[c] = static_cast<std::int8_t>(row[c] + (1 << (bits - 1)));
+    std::fill(row.begin() + columns, row.end(), 0);  // padding stays 0 after the offset
+    pack_codes_into(row.data(), words * per_word, bits, out.data() + start + r * words * 4);
+  }
+}
+
+}  // namespace
+
+bool has_zero_point(const Scheme& scheme) { return scheme.spec.mapping == Mapping::asymmetric; }
+
+void check_applicable(const std::string& name, const Scheme& scheme, const Shape& shape,
+                      StDType dtype) {
+  QK_CHECK(shape.size() == 2, "tensor '", name, "' has shape ", to_string(shape),
+           ": scheme ", scheme.name, " quantizes 2-D weights only");
+  QK_CHECK(to_scalar_type(dtype) == ScalarType::float32 || to_scalar_type(dtype) == ScalarType::bfloat16 ||
+               to_scalar_type(dtype) == ScalarType::float16,
+           "tensor '", name, "' has dtype ", dtype_info(dtype).name,
+           ": scheme ", scheme.name, " needs F32, BF16 or F16");
+  const auto& granularity = scheme.spec.granularity;
+  if (granularity.kind() == Granularity::Kind::per_group) {
+    QK_CHECK(shape[1] % granularity.group_size() == 0, "tensor '", name, "' has ", shape[1],
+             " columns, not a multiple of the group size ", granularity.group_size(),
+             " of scheme ", scheme.name, ": exclude it (--exclude) or give it another scheme (--override)");
+  }
+}
+
+std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& scheme,
+                                        std::int64_t rows, std::int64_t columns, StDType dtype) {
+  const std::int64_t groups = columns == 0 ? 0 : columns / columns_per_scale(scheme, columns);
+  const bool per_tensor = scheme.spec.granularity.kind() == Granularity::Kind::per_tensor;
+  const Shape scale_shape = per_tensor ? Shape{1} : Shape{rows, groups};
+  std::vector<TensorDecl> outputs;
+  switch (scheme.format) {
+    case CheckpointFormat::pack_quantized: {
+      const std::int64_t per_word = codes_per_word(scheme);
+      outputs.push_back({name + "_packed", StDType::I32, {rows, (columns + per_word - 1) / per_word}});
+      outputs.push_back({name + "_scale", dtype, scale_shape});
+      if (has_zero_point(scheme)) {
+        outputs.push_back({name + "_zero_point", StDType::I32, {(rows + per_word - 1) / per_word, groups}});
+      }
+      break;
+    }
+    case CheckpointFormat::float_quantized:
+      outputs.push_back({name, StDType::F8_E4M3, {rows, columns}});
+      outputs.push_back({name + "_scale",
+                         scheme.spec.scale_dtype == ScaleDType::e8m0 ? StDType::U8 : StDType::F32,
+                         scale_shape});
+      break;
+    case CheckpointFormat::mxfp4_pack_quantized:
+      outputs.push_back({name + "_packed", StDType::U8, {rows, columns / 2}});
+      outputs.push_back({name + "_scale", StDType::U8, scale_shape});
+      break;
+    case CheckpointFormat::nvfp4_pack_quantized:
+      outputs.push_back({name + "_packed", StDType::U8, {rows, columns / 2}});
+      outputs.push_back({name + "_scale", StDType::F8_E4M3, scale_shape});
+      outputs.push_back({name + "_global_scale", StDType::F32, {1}});
+      break;
+  }
+  outputs.push_back({name + "_shape", StDType::I64, {2}});
+  return outputs;
+}
+
+void append_codes(const Scheme& scheme, const QuantizedTensor& block, std::int64_t columns,
+                  std::vector<std::uint8_t>& out) {
+  if (scheme.format == CheckpointFormat::pack_quantized) {
+    append_pack_quantized(block, columns, scheme.spec.dtype.bits(), out);
+    return;
+  }
+  // FP8 one byte per code; FP4 two per byte, low nibble first: the packed stream as is.
+  const auto packed = block.packed();
+  out.insert(out.end(), packed.begin(), packed.end());
+}
+
+void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std::uint8_t>& out) {
+  const Tensor& scale = qparams.scale;
+  const auto count = static_cast<std::size_t>(scale.numel());
+  switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
+    case ScaleDType::e8m0:
+      for (std::size_t i = 0; i < count; ++i) out.push_back(e8m0_byte(scale.data<float>()[i]));
+      return;
+    case ScaleDType::fp8_e4m3: {
+      const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
+      for (std::size_t i = 0; i < count; ++i) out.push_back(encode_minifloat(scale.data<float>()[i], e4m3));
+      return;
+    }
+    default: {  // plain floats, already in the output dtype
+      const auto* bytes = static_cast<const std::uint8_t*>(scale.raw_data());
+      out.insert(out.end(), bytes, bytes + scale.nbytes());
+      return;
+    }
+  }
+}
+
+std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero_points,
+                                           std::int64_t rows, std::int64_t groups, int bits) {
+  const std::int64_t per_word = 32 / bits;
+  const std::int64_t word_rows = (rows + per_word - 1) / per_word;
+  std::vector<std::uint32_t> words(static_cast<std::size_t>(word_rows * groups), 0);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const auto offset = static_cast<std::uint32_t>(zero_points[r * groups + g] + (1 << (bits - 1)));
+      words[(r / per_word) * groups + g] |= offset << (bits * (r % per_word));
+    }
+  }
+  std::vector<std::uint8_t> bytes(words.size() * 4);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    for (int k = 0; k < 4; ++k) bytes[4 * i + k] = static_cast<std::uint8_t>(words[i] >> (8 * k));
+  }
+  return bytes;
+}
+
+std::string quantization_args(const Scheme& scheme) {
+  const auto& spec = scheme.spec;
+  const auto kind = spec.granularity.kind();
+  nlohmann::ordered_json args;
+  args["num_bits"] = spec.dtype.bits();
+  args["type"] = spec.dtype.is_floating() ? "float" : "int";
+  args["symmetric"] = spec.mapping != Mapping::asymmetric;
+  const bool nvfp4 = scheme.format == CheckpointFormat::nvfp4_pack_quantized;
+  args["group_size"] = kind == Granularity::Kind::per_group ? nlohmann::ordered_json(spec.granularity.group_size())
+                                                            : nlohmann::ordered_json(nullptr);
+  args["strategy"] = nvfp4 ? "tensor_group"
+                     : kind == Granularity::Kind::per_group ? "group"
+                     : kind == Granularity::Kind::per_axis ? "channel"
+                                                           : "tensor";
+  args["block_structure"] = nullptr;
+  args["dynamic"] = false;
+  args["actorder"] = nullptr;
+  args["observer"] = spec.mapping == Mapping::stretched ? "mean_abs" : "minmax";
+  args["observer_kwargs"] = nlohmann::ordered_json::object();
+  return args.dump();
+}
+
+}  // namespace quantkit::io::ct

@@ -1,0 +1,38 @@
+#pragma once
+// The compressed-tensors layout of one quantized weight (docs/formats.md):
+// which output tensors it has and how codes, scales and zero points become
+// their bytes.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "quantkit/io/safetensors.hpp"
+#include "quantkit/io/schemes.hpp"
+#include "quantkit/quantized_tensor.hpp"
+
+namespace quantkit::io::ct {
+
+/// Throws Error naming the tensor and the rule when `scheme` cannot apply to
+/// a weight of this shape and dtype.
+void check_applicable(const std::string& name, const Scheme& scheme, const Shape& shape,
+                      StDType dtype);
+
+/// Output tensors, in the order their bytes are written: codes, scale, zero
+/// point (asymmetric), global scale (NVFP4), shape.
+std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& scheme,
+                                        std::int64_t rows, std::int64_t columns, StDType dtype);
+
+/// Bytes of the code tensor for a block of whole rows, appended to `out`.
+void append_codes(const Scheme& scheme, const QuantizedTensor& block, std::int64_t columns,
+                  std::vector<std::uint8_t>& out);
+/// Bytes of the scale tensor for a block of whole rows, appended to `out`.
+void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std::uint8_t>& out);
+/// The int32 words of the zero-point tensor [ceil(rows / (32 / b)), groups]:
+/// offset codes packed along dim 0, LSB first.
+std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero_points,
+                                           std::int64_t rows, std::int64_t groups, int bits);
+/// The `weights` QuantizationArgs of a scheme, as a JSON text.
+std::string quantization_args(const Scheme& scheme);
+bool has_zero_point(const Scheme& scheme);
+
+}  // namespace quantkit::io::ct
