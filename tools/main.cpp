@@ -1,0 +1,79 @@
+// quantkit: the command-line tool. Exit codes: 0 success, 1 invalid request
+// (bad scheme, tensor that cannot take it, ...), 2 usage error, 3 malformed
+// input file, 4 file-system error.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "quantkit/io/schemes.hpp"
+
+namespace {
+
+std::string scheme_names() {
+  std::string names;
+  for (const auto& scheme : quantkit::io::schemes()) names += (names.empty() ? "" : ", ") + scheme.name;
+  return names;
+}
+
+int fail(const char* what, const std::exception& error, int code) {
+  std::fprintf(stderr, "quantkit: %s%s\n", what, error.what());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace quantkit;
+  CLI::App app{"quantkit: quantize safetensors checkpoints (compressed-tensors layout), inspect and compare them"};
+  app.require_subcommand(1);
+
+  cli::QuantizeArgs quantize;
+  auto* quantize_cmd = app.add_subcommand("quantize", "Quantize the matrix weights of a checkpoint");
+  quantize_cmd->add_option("input", quantize.input, "A .safetensors file or a (sharded) checkpoint folder")->required();
+  quantize_cmd->add_option("-o,--output", quantize.output, "Output file (or folder for a folder input)")->required();
+  quantize_cmd->add_option("-s,--scheme", quantize.options.scheme, "One of: " + scheme_names())
+      ->capture_default_str();
+  quantize_cmd->add_option("--include", quantize.options.include, "Only tensors whose name matches this regex");
+  quantize_cmd->add_option("--exclude", quantize.options.exclude, "Skip tensors whose name matches this regex");
+  quantize_cmd->add_option("--override", quantize.options.overrides,
+                           "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
+  quantize_cmd->add_flag("--embeddings", quantize.options.embeddings, "Quantize embedding tables too");
+  quantize_cmd->add_option("-t,--threads", quantize.threads, "Worker threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  quantize_cmd->add_flag("-n,--dry-run", quantize.dry_run, "Print the plan, write nothing");
+  quantize_cmd->add_flag("-f,--force", quantize.force, "Replace an existing output folder");
+  quantize_cmd->add_flag("-q,--quiet", quantize.quiet, "No progress bar");
+
+  std::string inspect_path;
+  auto* inspect_cmd = app.add_subcommand("inspect", "List tensors, dtypes, shapes, sizes and quantization");
+  inspect_cmd->add_option("file", inspect_path, "A .safetensors file or checkpoint folder")->required();
+
+  cli::ReportArgs report;
+  auto* report_cmd = app.add_subcommand("report", "Per-tensor error of a quantized checkpoint against its original");
+  report_cmd->add_option("reference", report.reference, "The original checkpoint")->required();
+  report_cmd->add_option("quantized", report.quantized, "Its quantized version (written by quantkit quantize)")->required();
+  report_cmd->add_option("--plot", report.plot_dir, "Write SVG charts into this folder");
+
+  app.add_subcommand("schemes", "List the quantization schemes");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+  try {
+    if (quantize_cmd->parsed()) return cli::run_quantize(quantize);
+    if (inspect_cmd->parsed()) return cli::run_inspect(inspect_path);
+    if (report_cmd->parsed()) return cli::run_report(report);
+    return cli::run_schemes();
+  } catch (const io::FileFormatError& error) {
+    return fail("", error, 3);
+  } catch (const io::IoError& error) {
+    return fail("", error, 4);
+  } catch (const std::filesystem::filesystem_error& error) {
+    return fail("", error, 4);
+  } catch (const std::exception& error) {
+    return fail("error: ", error, 1);
+  }
+}

@@ -1,0 +1,55 @@
+#include <cstdio>
+
+#include "commands.hpp"
+#include "progress_bar.hpp"
+#include "quantkit/threading.hpp"
+
+namespace quantkit::cli {
+namespace {
+
+void print_plan(const io::QuantizationPlan& plan) {
+  std::printf("%-48s %-8s %-16s %-16s %s\n", "tensor", "dtype", "shape", "action", "bytes in -> out");
+  for (const auto& shard : plan.shards) {
+    for (const auto& tensor : shard.tensors) {
+      const std::string action = tensor.scheme ? tensor.scheme->name : "keep (" + tensor.note + ")";
+      std::printf("%-48s %-8s %-16s %-16s %s -> %s\n", tensor.entry->name.c_str(),
+                  std::string(io::dtype_info(tensor.entry->dtype).name).c_str(),
+                  to_string(tensor.entry->shape).c_str(), action.c_str(),
+                  format_bytes(static_cast<double>(tensor.entry->nbytes())).c_str(),
+                  format_bytes(static_cast<double>(tensor.output_bytes())).c_str());
+    }
+  }
+}
+
+}  // namespace
+
+int run_quantize(const QuantizeArgs& args) {
+  if (args.threads > 0) set_num_threads(args.threads);
+  const io::Checkpoint input = io::Checkpoint::open(args.input);
+  const io::QuantizationPlan plan = io::plan_quantization(input, args.options);
+  if (args.dry_run) print_plan(plan);
+  if (!args.dry_run) {
+    ProgressBar bar("quantizing", !args.quiet);
+    io::run_quantization(input, plan, args.output, args.force,
+                         [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
+    const double seconds = bar.finish();
+    std::printf("wrote %s: ", args.output.c_str());
+    std::printf("%lld of %zu tensors quantized, %s -> %s in %.2f s (%s/s)\n",
+                static_cast<long long>(plan.quantized_tensors), [&] {
+                  std::size_t count = 0;
+                  for (const auto& shard : plan.shards) count += shard.tensors.size();
+                  return count;
+                }(),
+                format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
+                format_bytes(static_cast<double>(plan.output_bytes)).c_str(), seconds,
+                format_bytes(seconds > 0 ? static_cast<double>(plan.input_bytes) / seconds : 0).c_str());
+    return 0;
+  }
+  std::printf("plan: %lld tensors quantized, %s -> %s (dry run: nothing written)\n",
+              static_cast<long long>(plan.quantized_tensors),
+              format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
+              format_bytes(static_cast<double>(plan.output_bytes)).c_str());
+  return 0;
+}
+
+}  // namespace quantkit::cli

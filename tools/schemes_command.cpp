@@ -1,0 +1,26 @@
+#include <cstdio>
+
+#include "commands.hpp"
+#include "quantkit/io/schemes.hpp"
+
+namespace quantkit::cli {
+
+int run_schemes() {
+  std::printf("%-18s %-22s %s\n", "scheme", "format", "what it stores");
+  for (const auto& scheme : io::schemes()) {
+    std::printf("%-18s %-22s %s\n", scheme.name.c_str(), std::string(name(scheme.format)).c_str(),
+                scheme.summary.c_str());
+  }
+  return 0;
+}
+
+std::string format_bytes(double bytes) {
+  static const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  int unit = 0;
+  while (bytes >= 1000.0 && unit < 4) bytes /= 1000.0, ++unit;
+  char text[32];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.2f %s", bytes, units[unit]);
+  return text;
+}
+
+}  // namespace quantkit::cli
