@@ -37,18 +37,27 @@ void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, i
   const std::uint8_t mask = offset_mask(bits);
   const auto packed = block.packed();
   const std::size_t start = out.size();
-  if (columns % per_word == 0) {  // rows end on word boundaries: the bit streams agree
+  if (32 % bits == 0 && columns % per_word == 0) {  // words tile the rows: the bit streams agree
     out.resize(start + packed.size());
     for (std::size_t i = 0; i < packed.size(); ++i) out[start + i] = packed[i] ^ mask;
     return;
   }
+  // Widths that do not divide 32 (3 bits: ten codes, two bits unused) or rows
+  // that end inside a word: compose each word.
   out.resize(start + static_cast<std::size_t>(rows * words * 4), 0);
-  std::vector<std::int8_t> row(static_cast<std::size_t>(words * per_word));
+  std::vector<std::int8_t> row(static_cast<std::size_t>(columns));
   for (std::int64_t r = 0; r < rows; ++r) {
     unpack_codes_into(packed.data(), r * columns, columns, bits, true, row.data());
-    for (std::int64_t c = 0; c < columns; ++c) row[c] = static_cast<std::int8_t>(row[c] + (1 << (bits - 1)));
-    std::fill(row.begin() + columns, row.end(), 0);  // padding stays 0 after the offset
-    pack_codes_into(row.data(), words * per_word, bits, out.data() + start + r * words * 4);
+    for (std::int64_t w = 0; w < words; ++w) {
+      std::uint32_t word = 0;
+      for (std::int64_t i = 0; i < per_word && w * per_word + i < columns; ++i) {
+        const auto offset = static_cast<std::uint32_t>(row[w * per_word + i] + (1 << (bits - 1)));
+        word |= offset << (bits * i);
+      }
+      for (int k = 0; k < 4; ++k) {
+        out[start + static_cast<std::size_t>((r * words + w) * 4 + k)] = static_cast<std::uint8_t>(word >> (8 * k));
+      }
+    }
   }
 }
 

@@ -1,0 +1,129 @@
+"""`quantkit quantize` writes the compressed-tensors layout: decoding each file
+with the safetensors package and the layout rules alone (no quantkit code)
+reproduces quantkit.fake_quantize of the original weight bit for bit."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import quantkit as qk
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+
+
+def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
+    """The QuantSpec each scheme stands for (docs/formats.md), and its format."""
+    if scheme.startswith(("int", "stretched")):
+        head, *rest = scheme.split("-")
+        bits = int(head.removeprefix("int").removeprefix("stretched"))
+        group = next((int(p[1:]) for p in rest if p.startswith("g")), None)
+        mapping = (
+            "stretched" if head.startswith("stretched") else "asymmetric" if "asym" in rest else "symmetric"
+        )
+        granularity = qk.per_group(group) if group else qk.per_axis(0)
+        return qk.QuantSpec(dtype=f"int{bits}", mapping=mapping, granularity=granularity), "pack"
+    if scheme == "fp8":
+        return qk.QuantSpec(dtype="fp8_e4m3fn", scale_dtype="float32"), "fp8"
+    if scheme == "fp8-channel":
+        return qk.QuantSpec(dtype="fp8_e4m3fn", granularity=qk.per_axis(0), scale_dtype="float32"), "fp8"
+    if scheme == "mxfp8":
+        return qk.QuantSpec(dtype="fp8_e4m3fn", granularity=qk.per_group(32), scale_dtype="e8m0"), "mx8"
+    if scheme == "mxfp4":
+        return qk.QuantSpec(dtype="fp4_e2m1", granularity=qk.per_group(32), scale_dtype="e8m0"), "mx4"
+    assert scheme == "nvfp4"
+    return qk.QuantSpec(dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3"), "nv4"
+
+
+def unpack_int32_rows(words: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    """compressed-tensors pack-quantized: 32/bits offset codes per int32, LSB first."""
+    per_word = 32 // bits
+    w = words.to(torch.int64) & 0xFFFFFFFF
+    shifts = torch.arange(per_word, dtype=torch.int64) * bits
+    fields = (w.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
+    return fields.reshape(*words.shape[:-1], -1)[..., :count] - (1 << (bits - 1))
+
+
+def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1).long()
+    sign = torch.where(codes & 8 != 0, -1.0, 1.0)
+    return sign * E2M1[codes & 7]
+
+
+def e8m0(byte: torch.Tensor) -> torch.Tensor:
+    return torch.where(byte == 0, torch.tensor(2.0**-127), torch.exp2(byte.double() - 127).float())
+
+
+def decode(tensors: dict, name: str, scheme: str, dtype: torch.dtype) -> torch.Tensor:
+    spec, kind = spec_of(scheme)
+    rows, cols = tensors[name + "_shape"].tolist()
+    group = cols // tensors[name + "_scale"].shape[-1]  # scales are [rows, cols / group] or [1]
+    if kind == "pack":
+        bits = int(spec.dtype.removeprefix("int"))
+        q = unpack_int32_rows(tensors[name + "_packed"], bits, cols).to(dtype)
+        scale = tensors[name + "_scale"].repeat_interleave(group, dim=1)
+        if spec.mapping == "stretched":
+            return (q + 0.5) * scale
+        if spec.mapping == "asymmetric":
+            zp = unpack_int32_rows(tensors[name + "_zero_point"].T, bits, rows).T
+            return (q - zp.repeat_interleave(group, dim=1).to(dtype)) * scale
+        return q * scale
+    if kind == "fp8":
+        scale = tensors[name + "_scale"]
+        return (tensors[name].float() * scale).to(dtype)
+    if kind == "mx8":
+        scale = e8m0(tensors[name + "_scale"]).repeat_interleave(32, dim=1)
+        return tensors[name].to(dtype) * scale.to(dtype)
+    values = unpack_nibbles(tensors[name + "_packed"])
+    if kind == "mx4":
+        return values.to(dtype) * e8m0(tensors[name + "_scale"]).repeat_interleave(32, dim=1).to(dtype)
+    scale = tensors[name + "_scale"].float().repeat_interleave(16, dim=1)
+    return (values * scale / tensors[name + "_global_scale"]).to(dtype)
+
+
+SCHEMES = [
+    "int8", "int4-g32", "int4-g128-asym", "int4-g64", "int2-g32-asym", "int2-g64",
+    "stretched2-g64", "stretched3-g32", "fp8", "fp8-channel", "mxfp8", "mxfp4", "nvfp4",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_dequantized_file_equals_fake_quantize(tmp_path, run, make_checkpoint, scheme, dtype_name):
+    dtype = DTYPES[dtype_name]
+    original = make_checkpoint(tmp_path / "in.safetensors", dtype)
+    out = tmp_path / "out.safetensors"
+    run("quantize", tmp_path / "in.safetensors", "-o", out, "--scheme", scheme, "--quiet")
+    tensors = load_file(str(out))  # the reference reader accepts the file
+    quantized = [n for n in original if n.endswith("proj.weight")]
+    for name in quantized:
+        spec, _ = spec_of(scheme)
+        expected = qk.fake_quantize(original[name], qk.choose_qparams(original[name], spec))
+        got = decode(tensors, name, scheme, dtype)
+        assert got.dtype == dtype
+        bits = torch.int32 if dtype == torch.float32 else torch.int16
+        assert torch.equal(got.view(bits), expected.view(bits)), name
+    for name in ["model.layers.0.mlp.down_proj.bias", "model.norm.weight", "model.embed_tokens.weight",
+                 "model.position_ids"]:  # fmt: skip
+        assert torch.equal(tensors[name], original[name]), f"{name} must be copied unchanged"
+    with safe_open(str(out), "pt") as handle:
+        config = json.loads(handle.metadata()["quantization_config"])
+    assert config["quant_method"] == "compressed-tensors"
+    assert config["quantkit"]["group_0"]["scheme"] == scheme
+
+
+def test_report_matches_python_error_metrics(tmp_path, run, make_checkpoint):
+    original = make_checkpoint(tmp_path / "in.safetensors", torch.float32)
+    run("quantize", tmp_path / "in.safetensors", "-o", tmp_path / "q.safetensors", "-s", "int4-g32", "-q")
+    result = run("report", tmp_path / "in.safetensors", tmp_path / "q.safetensors", "--plot", tmp_path / "plots")
+    spec, _ = spec_of("int4-g32")
+    for name in ["model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"]:
+        w = original[name]
+        diff = w.double() - qk.fake_quantize(w, qk.choose_qparams(w, spec)).double()
+        sqnr = 10 * torch.log10(w.double().pow(2).sum() / diff.pow(2).sum()).item()
+        line = next(line for line in result.stdout.splitlines() if line.startswith(name))
+        assert f"{sqnr:9.2f}" in line
+    assert (tmp_path / "plots/sqnr.svg").read_text().startswith("<svg")
