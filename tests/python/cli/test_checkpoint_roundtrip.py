@@ -5,11 +5,10 @@ reproduces quantkit.fake_quantize of the original weight bit for bit."""
 import json
 
 import pytest
+import quantkit as qk
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-
-import quantkit as qk
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
@@ -22,20 +21,32 @@ def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
         bits = int(head.removeprefix("int").removeprefix("stretched"))
         group = next((int(p[1:]) for p in rest if p.startswith("g")), None)
         mapping = (
-            "stretched" if head.startswith("stretched") else "asymmetric" if "asym" in rest else "symmetric"
+            "stretched"
+            if head.startswith("stretched")
+            else "asymmetric"
+            if "asym" in rest
+            else "symmetric"
         )
         granularity = qk.per_group(group) if group else qk.per_axis(0)
         return qk.QuantSpec(dtype=f"int{bits}", mapping=mapping, granularity=granularity), "pack"
     if scheme == "fp8":
         return qk.QuantSpec(dtype="fp8_e4m3fn", scale_dtype="float32"), "fp8"
     if scheme == "fp8-channel":
-        return qk.QuantSpec(dtype="fp8_e4m3fn", granularity=qk.per_axis(0), scale_dtype="float32"), "fp8"
+        return qk.QuantSpec(
+            dtype="fp8_e4m3fn", granularity=qk.per_axis(0), scale_dtype="float32"
+        ), "fp8"
     if scheme == "mxfp8":
-        return qk.QuantSpec(dtype="fp8_e4m3fn", granularity=qk.per_group(32), scale_dtype="e8m0"), "mx8"
+        return qk.QuantSpec(
+            dtype="fp8_e4m3fn", granularity=qk.per_group(32), scale_dtype="e8m0"
+        ), "mx8"
     if scheme == "mxfp4":
-        return qk.QuantSpec(dtype="fp4_e2m1", granularity=qk.per_group(32), scale_dtype="e8m0"), "mx4"
+        return qk.QuantSpec(
+            dtype="fp4_e2m1", granularity=qk.per_group(32), scale_dtype="e8m0"
+        ), "mx4"
     assert scheme == "nvfp4"
-    return qk.QuantSpec(dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3"), "nv4"
+    return qk.QuantSpec(
+        dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3"
+    ), "nv4"
 
 
 def unpack_int32_rows(words: torch.Tensor, bits: int, count: int) -> torch.Tensor:
@@ -79,15 +90,28 @@ def decode(tensors: dict, name: str, scheme: str, dtype: torch.dtype) -> torch.T
         return tensors[name].to(dtype) * scale.to(dtype)
     values = unpack_nibbles(tensors[name + "_packed"])
     if kind == "mx4":
-        return values.to(dtype) * e8m0(tensors[name + "_scale"]).repeat_interleave(32, dim=1).to(dtype)
+        return values.to(dtype) * e8m0(tensors[name + "_scale"]).repeat_interleave(32, dim=1).to(
+            dtype
+        )
     scale = tensors[name + "_scale"].float().repeat_interleave(16, dim=1)
     return (values * scale / tensors[name + "_global_scale"]).to(dtype)
 
 
 SCHEMES = [
-    "int8", "int4-g32", "int4-g128-asym", "int4-g64", "int2-g32-asym", "int2-g64",
-    "stretched2-g64", "stretched3-g32", "fp8", "fp8-channel", "mxfp8", "mxfp4", "nvfp4",
-]  # fmt: skip
+    "int8",
+    "int4-g32",
+    "int4-g128-asym",
+    "int4-g64",
+    "int2-g32-asym",
+    "int2-g64",
+    "stretched2-g64",
+    "stretched3-g32",
+    "fp8",
+    "fp8-channel",
+    "mxfp8",
+    "mxfp4",
+    "nvfp4",
+]
 
 
 @pytest.mark.parametrize("dtype_name", DTYPES)
@@ -106,8 +130,12 @@ def test_dequantized_file_equals_fake_quantize(tmp_path, run, make_checkpoint, s
         assert got.dtype == dtype
         bits = torch.int32 if dtype == torch.float32 else torch.int16
         assert torch.equal(got.view(bits), expected.view(bits)), name
-    for name in ["model.layers.0.mlp.down_proj.bias", "model.norm.weight", "model.embed_tokens.weight",
-                 "model.position_ids"]:  # fmt: skip
+    for name in [
+        "model.layers.0.mlp.down_proj.bias",
+        "model.norm.weight",
+        "model.embed_tokens.weight",
+        "model.position_ids",
+    ]:
         assert torch.equal(tensors[name], original[name]), f"{name} must be copied unchanged"
     with safe_open(str(out), "pt") as handle:
         config = json.loads(handle.metadata()["quantization_config"])
@@ -117,8 +145,22 @@ def test_dequantized_file_equals_fake_quantize(tmp_path, run, make_checkpoint, s
 
 def test_report_matches_python_error_metrics(tmp_path, run, make_checkpoint):
     original = make_checkpoint(tmp_path / "in.safetensors", torch.float32)
-    run("quantize", tmp_path / "in.safetensors", "-o", tmp_path / "q.safetensors", "-s", "int4-g32", "-q")
-    result = run("report", tmp_path / "in.safetensors", tmp_path / "q.safetensors", "--plot", tmp_path / "plots")
+    run(
+        "quantize",
+        tmp_path / "in.safetensors",
+        "-o",
+        tmp_path / "q.safetensors",
+        "-s",
+        "int4-g32",
+        "-q",
+    )
+    result = run(
+        "report",
+        tmp_path / "in.safetensors",
+        tmp_path / "q.safetensors",
+        "--plot",
+        tmp_path / "plots",
+    )
     spec, _ = spec_of("int4-g32")
     for name in ["model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"]:
         w = original[name]
