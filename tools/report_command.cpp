@@ -87,11 +87,11 @@ int run_report(const ReportArgs& args) {
   }
   QK_CHECK(!rows.empty(), "'", args.quantized, "' holds no weight quantized by quantkit");
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.report.sqnr_db < b.report.sqnr_db; });
-  std::printf("%-44s %-14s %11s %11s %9s %8s %9s\n", "tensor (worst first)", "scheme", "mean|diff|", "max|diff|",
+  std::printf("%-50s %-14s %11s %11s %9s %8s %9s\n", "tensor (worst first)", "scheme", "mean|diff|", "max|diff|",
               "SQNR dB", "PEIR %", "cosine");
   for (const auto& row : rows) {
     const auto& r = row.report;
-    std::printf("%-44s %-14s %11.4g %11.4g %9.2f %8.3f %9.6f\n", row.name.c_str(), row.scheme.c_str(),
+    std::printf("%-50s %-14s %11.4g %11.4g %9.2f %8.3f %9.6f\n", row.name.c_str(), row.scheme.c_str(),
                 r.mean_abs_diff, r.max_abs_diff, r.sqnr_db, 100.0 * r.peir, r.cosine);
   }
   if (!args.plot_dir.empty()) {
