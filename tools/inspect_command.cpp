@@ -13,11 +13,13 @@ int run_inspect(const std::string& path) {
   for (std::size_t i = 0; i < checkpoint.shards().size(); ++i) {
     const auto& shard = checkpoint.shards()[i];
     std::printf("%s (%s, %zu tensors)\n", checkpoint.shard_names()[i].c_str(),
-                format_bytes(static_cast<double>(shard.file_size())).c_str(), shard.header().tensors.size());
+                format_bytes(static_cast<double>(shard.file_size())).c_str(),
+                shard.header().tensors.size());
     std::printf("  %-52s %-8s %-18s %s\n", "tensor", "dtype", "shape", "bytes");
     for (const auto& entry : shard.header().tensors) {
       const std::string dtype(io::dtype_info(entry.dtype).name);
-      std::printf("  %-52s %-8s %-18s %s\n", entry.name.c_str(), dtype.c_str(), to_string(entry.shape).c_str(),
+      std::printf("  %-52s %-8s %-18s %s\n", entry.name.c_str(), dtype.c_str(),
+                  to_string(entry.shape).c_str(),
                   format_bytes(static_cast<double>(entry.nbytes())).c_str());
       bytes_by_dtype[dtype] += entry.nbytes();
       ++count;
@@ -35,7 +37,8 @@ int run_inspect(const std::string& path) {
       std::printf("  no quantization detected\n");
     }
   }
-  std::printf("total: %zu tensors, %s", count, format_bytes(static_cast<double>(checkpoint.total_bytes())).c_str());
+  std::printf("total: %zu tensors, %s", count,
+              format_bytes(static_cast<double>(checkpoint.total_bytes())).c_str());
   for (const auto& [dtype, bytes] : bytes_by_dtype) {
     std::printf("; %s %s", dtype.c_str(), format_bytes(static_cast<double>(bytes)).c_str());
   }

@@ -12,7 +12,8 @@ namespace {
 
 std::string scheme_names() {
   std::string names;
-  for (const auto& scheme : quantkit::io::schemes()) names += (names.empty() ? "" : ", ") + scheme.name;
+  for (const auto& scheme : quantkit::io::schemes())
+    names += (names.empty() ? "" : ", ") + scheme.name;
   return names;
 }
 
@@ -25,20 +26,31 @@ int fail(const char* what, const std::exception& error, int code) {
 
 int main(int argc, char** argv) {
   using namespace quantkit;
-  CLI::App app{"quantkit: quantize safetensors checkpoints (compressed-tensors layout), inspect and compare them"};
+  CLI::App app{
+      "quantkit: quantize safetensors checkpoints (compressed-tensors layout), inspect and compare "
+      "them"};
   app.require_subcommand(1);
 
   cli::QuantizeArgs quantize;
-  auto* quantize_cmd = app.add_subcommand("quantize", "Quantize the matrix weights of a checkpoint");
-  quantize_cmd->add_option("input", quantize.input, "A .safetensors file or a (sharded) checkpoint folder")->required();
-  quantize_cmd->add_option("-o,--output", quantize.output, "Output file (or folder for a folder input)")->required();
+  auto* quantize_cmd =
+      app.add_subcommand("quantize", "Quantize the matrix weights of a checkpoint");
+  quantize_cmd
+      ->add_option("input", quantize.input, "A .safetensors file or a (sharded) checkpoint folder")
+      ->required();
+  quantize_cmd
+      ->add_option("-o,--output", quantize.output, "Output file (or folder for a folder input)")
+      ->required();
   quantize_cmd->add_option("-s,--scheme", quantize.options.scheme, "One of: " + scheme_names())
       ->capture_default_str();
-  quantize_cmd->add_option("--include", quantize.options.include, "Only tensors whose name matches this regex");
-  quantize_cmd->add_option("--exclude", quantize.options.exclude, "Skip tensors whose name matches this regex");
-  quantize_cmd->add_option("--override", quantize.options.overrides,
-                           "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
-  quantize_cmd->add_flag("--embeddings", quantize.options.embeddings, "Quantize embedding tables too");
+  quantize_cmd->add_option("--include", quantize.options.include,
+                           "Only tensors whose name matches this regex");
+  quantize_cmd->add_option("--exclude", quantize.options.exclude,
+                           "Skip tensors whose name matches this regex");
+  quantize_cmd->add_option(
+      "--override", quantize.options.overrides,
+      "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
+  quantize_cmd->add_flag("--embeddings", quantize.options.embeddings,
+                         "Quantize embedding tables too");
   quantize_cmd->add_option("-t,--threads", quantize.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   quantize_cmd->add_flag("-n,--dry-run", quantize.dry_run, "Print the plan, write nothing");
@@ -46,13 +58,19 @@ int main(int argc, char** argv) {
   quantize_cmd->add_flag("-q,--quiet", quantize.quiet, "No progress bar");
 
   std::string inspect_path;
-  auto* inspect_cmd = app.add_subcommand("inspect", "List tensors, dtypes, shapes, sizes and quantization");
-  inspect_cmd->add_option("file", inspect_path, "A .safetensors file or checkpoint folder")->required();
+  auto* inspect_cmd =
+      app.add_subcommand("inspect", "List tensors, dtypes, shapes, sizes and quantization");
+  inspect_cmd->add_option("file", inspect_path, "A .safetensors file or checkpoint folder")
+      ->required();
 
   cli::ReportArgs report;
-  auto* report_cmd = app.add_subcommand("report", "Per-tensor error of a quantized checkpoint against its original");
+  auto* report_cmd = app.add_subcommand(
+      "report", "Per-tensor error of a quantized checkpoint against its original");
   report_cmd->add_option("reference", report.reference, "The original checkpoint")->required();
-  report_cmd->add_option("quantized", report.quantized, "Its quantized version (written by quantkit quantize)")->required();
+  report_cmd
+      ->add_option("quantized", report.quantized,
+                   "Its quantized version (written by quantkit quantize)")
+      ->required();
   report_cmd->add_option("--plot", report.plot_dir, "Write SVG charts into this folder");
 
   app.add_subcommand("schemes", "List the quantization schemes");

@@ -8,7 +8,8 @@ namespace quantkit::cli {
 namespace {
 
 void print_plan(const io::QuantizationPlan& plan) {
-  std::printf("%-48s %-8s %-16s %-16s %s\n", "tensor", "dtype", "shape", "action", "bytes in -> out");
+  std::printf("%-48s %-8s %-16s %-16s %s\n", "tensor", "dtype", "shape", "action",
+              "bytes in -> out");
   for (const auto& shard : plan.shards) {
     for (const auto& tensor : shard.tensors) {
       const std::string action = tensor.scheme ? tensor.scheme->name : "keep (" + tensor.note + ")";
@@ -34,15 +35,17 @@ int run_quantize(const QuantizeArgs& args) {
                          [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
     const double seconds = bar.finish();
     std::printf("wrote %s: ", args.output.c_str());
-    std::printf("%lld of %zu tensors quantized, %s -> %s in %.2f s (%s/s)\n",
-                static_cast<long long>(plan.quantized_tensors), [&] {
-                  std::size_t count = 0;
-                  for (const auto& shard : plan.shards) count += shard.tensors.size();
-                  return count;
-                }(),
-                format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
-                format_bytes(static_cast<double>(plan.output_bytes)).c_str(), seconds,
-                format_bytes(seconds > 0 ? static_cast<double>(plan.input_bytes) / seconds : 0).c_str());
+    std::printf(
+        "%lld of %zu tensors quantized, %s -> %s in %.2f s (%s/s)\n",
+        static_cast<long long>(plan.quantized_tensors),
+        [&] {
+          std::size_t count = 0;
+          for (const auto& shard : plan.shards) count += shard.tensors.size();
+          return count;
+        }(),
+        format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
+        format_bytes(static_cast<double>(plan.output_bytes)).c_str(), seconds,
+        format_bytes(seconds > 0 ? static_cast<double>(plan.input_bytes) / seconds : 0).c_str());
     return 0;
   }
   std::printf("plan: %lld tensors quantized, %s -> %s (dry run: nothing written)\n",

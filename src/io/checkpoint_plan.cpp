@@ -24,8 +24,8 @@ std::regex compile(const std::string& pattern, std::string_view option) {
   try {
     return std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& error) {
-    throw Error(detail::concat(option, " '", pattern, "' is not a valid regular expression: ",
-                               error.what()));
+    throw Error(detail::concat(option, " '", pattern,
+                               "' is not a valid regular expression: ", error.what()));
   }
 }
 
@@ -40,8 +40,8 @@ std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
     const std::size_t split = text.rfind('=');  // scheme names have no '='; regexes may
     QK_CHECK(split != std::string::npos && split > 0 && split + 1 < text.size(), "--override '",
              text, "' must be REGEX=SCHEME");
-    overrides.push_back({compile(text.substr(0, split), "--override regex"),
-                         &find_scheme(text.substr(split + 1))});
+    overrides.push_back(
+        {compile(text.substr(0, split), "--override regex"), &find_scheme(text.substr(split + 1))});
   }
   return overrides;
 }
@@ -53,7 +53,8 @@ std::string reason_to_keep(const TensorEntry& entry, const QuantizeOptions& opti
   if (include && !std::regex_search(entry.name, *include)) return "not matched by --include";
   if (exclude && std::regex_search(entry.name, *exclude)) return "matched by --exclude";
   const auto scalar = to_scalar_type(entry.dtype);
-  if (scalar != ScalarType::float32 && scalar != ScalarType::bfloat16 && scalar != ScalarType::float16) {
+  if (scalar != ScalarType::float32 && scalar != ScalarType::bfloat16 &&
+      scalar != ScalarType::float16) {
     return detail::concat("dtype ", dtype_info(entry.dtype).name);
   }
   if (entry.shape.size() != 2) return detail::concat(entry.shape.size(), "-D");
@@ -89,7 +90,8 @@ std::string make_config(const QuantizationPlan& plan) {
       }
       std::string module = tensor.entry->name;
       if (ends_with(module, ".weight")) module.resize(module.size() - 7);
-      targets[static_cast<std::size_t>(it - used.begin())].push_back("re:^" + escape_regex(module) + "$");
+      targets[static_cast<std::size_t>(it - used.begin())].push_back("re:^" + escape_regex(module) +
+                                                                     "$");
     }
   }
   nlohmann::ordered_json groups = nlohmann::ordered_json::object();
@@ -127,7 +129,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
   checkpoint.path_ = path;
   std::error_code error;
   const auto status = fs::status(path, error);
-  if (error || !fs::exists(status)) throw IoError(detail::concat("cannot open '", path, "': no such file or folder"));
+  if (error || !fs::exists(status))
+    throw IoError(detail::concat("cannot open '", path, "': no such file or folder"));
   if (!fs::is_directory(status)) {
     checkpoint.shard_names_.push_back(fs::path(path).filename().string());
     checkpoint.shards_.push_back(SafetensorsFile::open(path));
@@ -138,8 +141,10 @@ Checkpoint Checkpoint::open(const std::string& path) {
   std::vector<std::string> files;
   for (const auto& item : fs::directory_iterator(path)) {
     const std::string file = item.path().filename().string();
-    if (ends_with(file, kIndexSuffix)) indexes.push_back(item.path());
-    else if (ends_with(file, ".safetensors") && item.is_regular_file()) files.push_back(file);
+    if (ends_with(file, kIndexSuffix))
+      indexes.push_back(item.path());
+    else if (ends_with(file, ".safetensors") && item.is_regular_file())
+      files.push_back(file);
   }
   QK_CHECK(indexes.size() <= 1, "folder '", path, "' holds ", indexes.size(),
            " *.safetensors.index.json files; keep one");
@@ -152,7 +157,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
     try {
       index = nlohmann::json::parse(std::ifstream(indexes[0]));
     } catch (const nlohmann::json::exception& parse_error) {
-      throw FileFormatError(detail::concat("'", indexes[0].string(), "' is not valid JSON: ", parse_error.what()));
+      throw FileFormatError(
+          detail::concat("'", indexes[0].string(), "' is not valid JSON: ", parse_error.what()));
     }
     const auto map = index.find("weight_map");
     if (!index.is_object() || map == index.end() || !map->is_object()) {
@@ -160,7 +166,9 @@ Checkpoint Checkpoint::open(const std::string& path) {
     }
     std::set<std::string> names;
     for (const auto& [tensor, shard] : map->items()) {
-      if (!shard.is_string()) throw FileFormatError(detail::concat("'", indexes[0].string(), "': weight_map['", tensor, "'] is not a file name"));
+      if (!shard.is_string())
+        throw FileFormatError(detail::concat("'", indexes[0].string(), "': weight_map['", tensor,
+                                             "'] is not a file name"));
       names.insert(shard.get<std::string>());
     }
     checkpoint.shard_names_.assign(names.begin(), names.end());
@@ -172,9 +180,13 @@ Checkpoint Checkpoint::open(const std::string& path) {
       checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
     }
     for (const auto& [tensor, shard] : map->items()) {
-      const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(), shard.get<std::string>());
-      if (checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())].header().find(tensor) == nullptr) {
-        throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '", shard.get<std::string>(),
+      const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(),
+                                shard.get<std::string>());
+      if (checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())]
+              .header()
+              .find(tensor) == nullptr) {
+        throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '",
+                                             shard.get<std::string>(),
                                              "', which does not hold it"));
       }
     }
@@ -224,7 +236,8 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
           }
         }
         ct::check_applicable(entry.name, *tensor.scheme, entry.shape, entry.dtype);
-        tensor.outputs = ct::declare_outputs(entry.name, *tensor.scheme, entry.shape[0], entry.shape[1], entry.dtype);
+        tensor.outputs = ct::declare_outputs(entry.name, *tensor.scheme, entry.shape[0],
+                                             entry.shape[1], entry.dtype);
         ++plan.quantized_tensors;
       } else {
         tensor.outputs.push_back({entry.name, entry.dtype, entry.shape});

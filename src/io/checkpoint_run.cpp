@@ -20,7 +20,8 @@ constexpr std::uint64_t kBlockBytes = 16u << 20;
 
 class ProgressCounter {
  public:
-  ProgressCounter(const Progress& progress, std::uint64_t total) : progress_(progress), total_(total) {}
+  ProgressCounter(const Progress& progress, std::uint64_t total)
+      : progress_(progress), total_(total) {}
   void advance(std::uint64_t bytes) {
     done_ += bytes;
     if (progress_) progress_(done_, total_);
@@ -90,9 +91,11 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
     if (!whole) ct::append_scales(scheme, q.qparams(), scales);
     if (ct::has_zero_point(scheme)) {
       const Tensor& zp = q.qparams().zero_point;
-      zero_points.insert(zero_points.end(), zp.data<std::int32_t>(), zp.data<std::int32_t>() + zp.numel());
+      zero_points.insert(zero_points.end(), zp.data<std::int32_t>(),
+                         zp.data<std::int32_t>() + zp.numel());
     }
-    file.release(entry, static_cast<std::uint64_t>(first) * row_bytes, static_cast<std::uint64_t>(count) * row_bytes);
+    file.release(entry, static_cast<std::uint64_t>(first) * row_bytes,
+                 static_cast<std::uint64_t>(count) * row_bytes);
     counter.advance(static_cast<std::uint64_t>(count) * row_bytes);
   }
   if (whole) ct::append_scales(scheme, *whole, scales);
@@ -137,7 +140,8 @@ nlohmann::ordered_json read_json_or_empty(const fs::path& path) {
   try {
     return nlohmann::ordered_json::parse(std::ifstream(path));
   } catch (const nlohmann::json::exception& error) {
-    throw FileFormatError(detail::concat("'", path.string(), "' is not valid JSON: ", error.what()));
+    throw FileFormatError(
+        detail::concat("'", path.string(), "' is not valid JSON: ", error.what()));
   }
 }
 
@@ -154,12 +158,15 @@ void write_folder(const Checkpoint& input, const QuantizationPlan& plan, const f
   for (const auto& item : fs::directory_iterator(input.path())) {
     const std::string file = item.path().filename().string();
     if (file.ends_with(".safetensors.index.json")) has_index = true;
-    if (file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json") || file == "config.json") continue;
+    if (file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json") ||
+        file == "config.json")
+      continue;
     fs::copy(item.path(), folder / file, fs::copy_options::recursive);
   }
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   for (std::size_t i = 0; i < input.shards().size(); ++i) {
-    write_shard(input.shards()[i], plan.shards[i], (folder / input.shard_names()[i]).string(), metadata, counter);
+    write_shard(input.shards()[i], plan.shards[i], (folder / input.shard_names()[i]).string(),
+                metadata, counter);
     for (const auto& tensor : plan.shards[i].tensors) {
       for (const auto& output : tensor.outputs) weight_map[output.name] = input.shard_names()[i];
     }
@@ -177,18 +184,19 @@ void write_folder(const Checkpoint& input, const QuantizationPlan& plan, const f
 
 }  // namespace
 
-void run_quantization(const Checkpoint& input, const QuantizationPlan& plan, const std::string& output,
-                      bool replace, const Progress& progress) {
+void run_quantization(const Checkpoint& input, const QuantizationPlan& plan,
+                      const std::string& output, bool replace, const Progress& progress) {
   QK_CHECK(plan.shards.size() == input.shards().size(), "the plan was made for another checkpoint");
-  const std::map<std::string, std::string> metadata{{"format", "pt"},
-                                                    {"quantization_config", plan.quantization_config}};
+  const std::map<std::string, std::string> metadata{
+      {"format", "pt"}, {"quantization_config", plan.quantization_config}};
   ProgressCounter counter(progress, plan.input_bytes);
   if (!input.is_folder()) {
     QK_CHECK(!fs::is_directory(output), "output '", output, "' is a folder; the input is a file");
     write_shard(input.shards()[0], plan.shards[0], output, metadata, counter);
     return;
   }
-  QK_CHECK(replace || !fs::exists(output), "output folder '", output, "' exists; pass --force to replace it");
+  QK_CHECK(replace || !fs::exists(output), "output folder '", output,
+           "' exists; pass --force to replace it");
   const fs::path partial = output + ".partial";
   fs::remove_all(partial);
   try {

@@ -9,7 +9,9 @@
 namespace quantkit::io::ct {
 namespace {
 
-int codes_per_word(const Scheme& scheme) { return 32 / scheme.spec.dtype.bits(); }
+int codes_per_word(const Scheme& scheme) {
+  return 32 / scheme.spec.dtype.bits();
+}
 
 std::int64_t columns_per_scale(const Scheme& scheme, std::int64_t columns) {
   const auto& granularity = scheme.spec.granularity;
@@ -20,7 +22,8 @@ std::int64_t columns_per_scale(const Scheme& scheme, std::int64_t columns) {
 // the offset (code + 2^(b-1)) codes compressed-tensors stores.
 std::uint8_t offset_mask(int bits) {
   std::uint8_t mask = 0;
-  for (int field = 0; field < 8; field += bits) mask |= static_cast<std::uint8_t>(1u << (field + bits - 1));
+  for (int field = 0; field < 8; field += bits)
+    mask |= static_cast<std::uint8_t>(1u << (field + bits - 1));
   return mask;
 }
 
@@ -55,7 +58,8 @@ void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, i
         word |= offset << (bits * i);
       }
       for (int k = 0; k < 4; ++k) {
-        out[start + static_cast<std::size_t>((r * words + w) * 4 + k)] = static_cast<std::uint8_t>(word >> (8 * k));
+        out[start + static_cast<std::size_t>((r * words + w) * 4 + k)] =
+            static_cast<std::uint8_t>(word >> (8 * k));
       }
     }
   }
@@ -63,21 +67,24 @@ void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, i
 
 }  // namespace
 
-bool has_zero_point(const Scheme& scheme) { return scheme.spec.mapping == Mapping::asymmetric; }
+bool has_zero_point(const Scheme& scheme) {
+  return scheme.spec.mapping == Mapping::asymmetric;
+}
 
 void check_applicable(const std::string& name, const Scheme& scheme, const Shape& shape,
                       StDType dtype) {
-  QK_CHECK(shape.size() == 2, "tensor '", name, "' has shape ", to_string(shape),
-           ": scheme ", scheme.name, " quantizes 2-D weights only");
-  QK_CHECK(to_scalar_type(dtype) == ScalarType::float32 || to_scalar_type(dtype) == ScalarType::bfloat16 ||
+  QK_CHECK(shape.size() == 2, "tensor '", name, "' has shape ", to_string(shape), ": scheme ",
+           scheme.name, " quantizes 2-D weights only");
+  QK_CHECK(to_scalar_type(dtype) == ScalarType::float32 ||
+               to_scalar_type(dtype) == ScalarType::bfloat16 ||
                to_scalar_type(dtype) == ScalarType::float16,
-           "tensor '", name, "' has dtype ", dtype_info(dtype).name,
-           ": scheme ", scheme.name, " needs F32, BF16 or F16");
+           "tensor '", name, "' has dtype ", dtype_info(dtype).name, ": scheme ", scheme.name,
+           " needs F32, BF16 or F16");
   const auto& granularity = scheme.spec.granularity;
   if (granularity.kind() == Granularity::Kind::per_group) {
     QK_CHECK(shape[1] % granularity.group_size() == 0, "tensor '", name, "' has ", shape[1],
-             " columns, not a multiple of the group size ", granularity.group_size(),
-             " of scheme ", scheme.name, ": exclude it (--exclude) or give it another scheme (--override)");
+             " columns, not a multiple of the group size ", granularity.group_size(), " of scheme ",
+             scheme.name, ": exclude it (--exclude) or give it another scheme (--override)");
   }
 }
 
@@ -90,10 +97,12 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
   switch (scheme.format) {
     case CheckpointFormat::pack_quantized: {
       const std::int64_t per_word = codes_per_word(scheme);
-      outputs.push_back({name + "_packed", StDType::I32, {rows, (columns + per_word - 1) / per_word}});
+      outputs.push_back(
+          {name + "_packed", StDType::I32, {rows, (columns + per_word - 1) / per_word}});
       outputs.push_back({name + "_scale", dtype, scale_shape});
       if (has_zero_point(scheme)) {
-        outputs.push_back({name + "_zero_point", StDType::I32, {(rows + per_word - 1) / per_word, groups}});
+        outputs.push_back(
+            {name + "_zero_point", StDType::I32, {(rows + per_word - 1) / per_word, groups}});
       }
       break;
     }
@@ -137,7 +146,8 @@ void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std
       return;
     case ScaleDType::fp8_e4m3: {
       const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
-      for (std::size_t i = 0; i < count; ++i) out.push_back(encode_minifloat(scale.data<float>()[i], e4m3));
+      for (std::size_t i = 0; i < count; ++i)
+        out.push_back(encode_minifloat(scale.data<float>()[i], e4m3));
       return;
     }
     default: {  // plain floats, already in the output dtype
@@ -155,7 +165,8 @@ std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero
   std::vector<std::uint32_t> words(static_cast<std::size_t>(word_rows * groups), 0);
   for (std::int64_t r = 0; r < rows; ++r) {
     for (std::int64_t g = 0; g < groups; ++g) {
-      const auto offset = static_cast<std::uint32_t>(zero_points[r * groups + g] + (1 << (bits - 1)));
+      const auto offset =
+          static_cast<std::uint32_t>(zero_points[r * groups + g] + (1 << (bits - 1)));
       words[(r / per_word) * groups + g] |= offset << (bits * (r % per_word));
     }
   }
@@ -174,12 +185,13 @@ std::string quantization_args(const Scheme& scheme) {
   args["type"] = spec.dtype.is_floating() ? "float" : "int";
   args["symmetric"] = spec.mapping != Mapping::asymmetric;
   const bool nvfp4 = scheme.format == CheckpointFormat::nvfp4_pack_quantized;
-  args["group_size"] = kind == Granularity::Kind::per_group ? nlohmann::ordered_json(spec.granularity.group_size())
-                                                            : nlohmann::ordered_json(nullptr);
-  args["strategy"] = nvfp4 ? "tensor_group"
+  args["group_size"] = kind == Granularity::Kind::per_group
+                           ? nlohmann::ordered_json(spec.granularity.group_size())
+                           : nlohmann::ordered_json(nullptr);
+  args["strategy"] = nvfp4                                  ? "tensor_group"
                      : kind == Granularity::Kind::per_group ? "group"
-                     : kind == Granularity::Kind::per_axis ? "channel"
-                                                           : "tensor";
+                     : kind == Granularity::Kind::per_axis  ? "channel"
+                                                            : "tensor";
   args["block_structure"] = nullptr;
   args["dynamic"] = false;
   args["actorder"] = nullptr;

@@ -13,17 +13,28 @@ namespace quantkit::io {
 namespace {
 
 constexpr std::array<StDTypeInfo, 22> kDTypes{{
-    {StDType::BOOL, "BOOL", 8},        {StDType::F4, "F4", 4},
-    {StDType::F6_E2M3, "F6_E2M3", 6},  {StDType::F6_E3M2, "F6_E3M2", 6},
-    {StDType::U8, "U8", 8},            {StDType::I8, "I8", 8},
-    {StDType::F8_E5M2, "F8_E5M2", 8},  {StDType::F8_E4M3, "F8_E4M3", 8},
-    {StDType::F8_E8M0, "F8_E8M0", 8},  {StDType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
-    {StDType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8}, {StDType::I16, "I16", 16},
-    {StDType::U16, "U16", 16},         {StDType::F16, "F16", 16},
-    {StDType::BF16, "BF16", 16},       {StDType::I32, "I32", 32},
-    {StDType::U32, "U32", 32},         {StDType::F32, "F32", 32},
-    {StDType::C64, "C64", 64},         {StDType::F64, "F64", 64},
-    {StDType::I64, "I64", 64},         {StDType::U64, "U64", 64},
+    {StDType::BOOL, "BOOL", 8},
+    {StDType::F4, "F4", 4},
+    {StDType::F6_E2M3, "F6_E2M3", 6},
+    {StDType::F6_E3M2, "F6_E3M2", 6},
+    {StDType::U8, "U8", 8},
+    {StDType::I8, "I8", 8},
+    {StDType::F8_E5M2, "F8_E5M2", 8},
+    {StDType::F8_E4M3, "F8_E4M3", 8},
+    {StDType::F8_E8M0, "F8_E8M0", 8},
+    {StDType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
+    {StDType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8},
+    {StDType::I16, "I16", 16},
+    {StDType::U16, "U16", 16},
+    {StDType::F16, "F16", 16},
+    {StDType::BF16, "BF16", 16},
+    {StDType::I32, "I32", 32},
+    {StDType::U32, "U32", 32},
+    {StDType::F32, "F32", 32},
+    {StDType::C64, "C64", 64},
+    {StDType::F64, "F64", 64},
+    {StDType::I64, "I64", 64},
+    {StDType::U64, "U64", 64},
 }};
 
 constexpr std::uint64_t kMaxHeaderLength = 100'000'000;
@@ -88,7 +99,8 @@ TensorEntry parse_entry(const std::string& name, const nlohmann::json& value) {
   TensorEntry entry;
   entry.name = name;
   const auto dtype = value.find("dtype");
-  if (dtype == value.end() || !dtype->is_string()) reject("tensor '", name, "' has no dtype string");
+  if (dtype == value.end() || !dtype->is_string())
+    reject("tensor '", name, "' has no dtype string");
   const auto parsed = safetensors_dtype_from_name(dtype->get<std::string>());
   if (!parsed) reject("tensor '", name, "' has unknown dtype '", dtype->get<std::string>(), "'");
   entry.dtype = *parsed;
@@ -96,8 +108,10 @@ TensorEntry parse_entry(const std::string& name, const nlohmann::json& value) {
   if (shape == value.end() || !shape->is_array()) reject("tensor '", name, "' has no shape array");
   for (const auto& dim : *shape) {
     if (!dim.is_number_unsigned() ||
-        dim.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      reject("tensor '", name, "' has a shape entry that is not a non-negative integer: ", dim.dump());
+        dim.get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      reject("tensor '", name,
+             "' has a shape entry that is not a non-negative integer: ", dim.dump());
     }
     entry.shape.push_back(dim.get<std::int64_t>());
   }
@@ -119,8 +133,8 @@ TensorEntry parse_entry(const std::string& name, const nlohmann::json& value) {
   }
   if (entry.nbytes() != bits / 8) {
     reject("tensor '", name, "' of dtype ", dtype_info(entry.dtype).name, " and shape ",
-           to_string(entry.shape), " needs ", bits / 8, " bytes but data_offsets [",
-           entry.begin, ", ", entry.end, "] hold ", entry.nbytes());
+           to_string(entry.shape), " needs ", bits / 8, " bytes but data_offsets [", entry.begin,
+           ", ", entry.end, "] hold ", entry.nbytes());
   }
   return entry;
 }
@@ -141,9 +155,13 @@ nlohmann::json parse_rejecting_duplicate_keys(std::string_view text) {
 
 }  // namespace
 
-std::span<const StDTypeInfo> safetensors_dtypes() { return kDTypes; }
+std::span<const StDTypeInfo> safetensors_dtypes() {
+  return kDTypes;
+}
 
-const StDTypeInfo& dtype_info(StDType dtype) { return kDTypes[static_cast<std::size_t>(dtype)]; }
+const StDTypeInfo& dtype_info(StDType dtype) {
+  return kDTypes[static_cast<std::size_t>(dtype)];
+}
 
 std::optional<StDType> safetensors_dtype_from_name(std::string_view name) {
   for (const auto& row : kDTypes) {
@@ -154,16 +172,26 @@ std::optional<StDType> safetensors_dtype_from_name(std::string_view name) {
 
 std::optional<ScalarType> to_scalar_type(StDType dtype) {
   switch (dtype) {
-    case StDType::F32: return ScalarType::float32;
-    case StDType::F64: return ScalarType::float64;
-    case StDType::F16: return ScalarType::float16;
-    case StDType::BF16: return ScalarType::bfloat16;
-    case StDType::I8: return ScalarType::int8;
-    case StDType::U8: return ScalarType::uint8;
-    case StDType::I16: return ScalarType::int16;
-    case StDType::I32: return ScalarType::int32;
-    case StDType::I64: return ScalarType::int64;
-    default: return std::nullopt;
+    case StDType::F32:
+      return ScalarType::float32;
+    case StDType::F64:
+      return ScalarType::float64;
+    case StDType::F16:
+      return ScalarType::float16;
+    case StDType::BF16:
+      return ScalarType::bfloat16;
+    case StDType::I8:
+      return ScalarType::int8;
+    case StDType::U8:
+      return ScalarType::uint8;
+    case StDType::I16:
+      return ScalarType::int16;
+    case StDType::I32:
+      return ScalarType::int32;
+    case StDType::I64:
+      return ScalarType::int64;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -219,7 +247,8 @@ SafetensorsHeader parse_safetensors(std::span<const std::uint8_t> file) {
     if (key == "__metadata__") {
       if (!value.is_object()) reject("__metadata__ is not a JSON object");
       for (const auto& [meta_key, meta_value] : value.items()) {
-        if (!meta_value.is_string()) reject("__metadata__ value of '", meta_key, "' is not a string");
+        if (!meta_value.is_string())
+          reject("__metadata__ value of '", meta_key, "' is not a string");
         header.metadata[meta_key] = meta_value.get<std::string>();
       }
       continue;

@@ -12,10 +12,10 @@ Scheme integer(int bits, std::int64_t group, bool asymmetric) {
   const std::string where = group > 0 ? "per group of " + std::to_string(group) : "per channel";
   return {"int" + std::to_string(bits) + groups + (asymmetric ? "-asym" : ""),
           "int" + std::to_string(bits) + (asymmetric ? " asymmetric " : " symmetric ") + where,
-          QuantSpec{.dtype = QuantDType::int_(bits),
-                    .mapping = asymmetric ? Mapping::asymmetric : Mapping::symmetric,
-                    .granularity = group > 0 ? Granularity::per_group(group)
-                                             : Granularity::per_axis(0)},
+          QuantSpec{
+              .dtype = QuantDType::int_(bits),
+              .mapping = asymmetric ? Mapping::asymmetric : Mapping::symmetric,
+              .granularity = group > 0 ? Granularity::per_group(group) : Granularity::per_axis(0)},
           CheckpointFormat::pack_quantized};
 }
 
@@ -44,8 +44,8 @@ std::vector<Scheme> make_table() {
   const QuantSpec fp8{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32};
   QuantSpec fp8_channel = fp8;
   fp8_channel.granularity = Granularity::per_axis(0);
-  table.push_back({"fp8", "FP8 e4m3fn, one float32 scale per tensor", fp8,
-                   CheckpointFormat::float_quantized});
+  table.push_back(
+      {"fp8", "FP8 e4m3fn, one float32 scale per tensor", fp8, CheckpointFormat::float_quantized});
   table.push_back({"fp8-channel", "FP8 e4m3fn, one float32 scale per output channel", fp8_channel,
                    CheckpointFormat::float_quantized});
   table.push_back({"mxfp8", "MXFP8: e4m3fn, E8M0 scale per block of 32 (floor)",
@@ -70,10 +70,14 @@ std::vector<Scheme> make_table() {
 
 std::string_view name(CheckpointFormat format) {
   switch (format) {
-    case CheckpointFormat::pack_quantized: return "pack-quantized";
-    case CheckpointFormat::float_quantized: return "float-quantized";
-    case CheckpointFormat::mxfp4_pack_quantized: return "mxfp4-pack-quantized";
-    case CheckpointFormat::nvfp4_pack_quantized: return "nvfp4-pack-quantized";
+    case CheckpointFormat::pack_quantized:
+      return "pack-quantized";
+    case CheckpointFormat::float_quantized:
+      return "float-quantized";
+    case CheckpointFormat::mxfp4_pack_quantized:
+      return "mxfp4-pack-quantized";
+    case CheckpointFormat::nvfp4_pack_quantized:
+      return "nvfp4-pack-quantized";
   }
   return "unknown";
 }

@@ -12,10 +12,12 @@ namespace {
 
 const TensorEntry& part(const SafetensorsFile& file, const std::string& name, StDType dtype) {
   const TensorEntry* entry = file.header().find(name);
-  if (entry == nullptr) throw FileFormatError(detail::concat("quantized weight tensor '", name, "' is missing"));
+  if (entry == nullptr)
+    throw FileFormatError(detail::concat("quantized weight tensor '", name, "' is missing"));
   if (entry->dtype != dtype) {
-    throw FileFormatError(detail::concat("tensor '", name, "' has dtype ", dtype_info(entry->dtype).name,
-                                         ", expected ", dtype_info(dtype).name));
+    throw FileFormatError(detail::concat("tensor '", name, "' has dtype ",
+                                         dtype_info(entry->dtype).name, ", expected ",
+                                         dtype_info(dtype).name));
   }
   return *entry;
 }
@@ -27,11 +29,12 @@ std::uint32_t word_at(std::span<const std::uint8_t> bytes, std::int64_t index) {
 }
 
 // Offset codes of a pack-quantized weight back to our two's-complement stream.
-Tensor unpack_words(std::span<const std::uint8_t> words, std::int64_t rows, std::int64_t columns, int bits) {
+Tensor unpack_words(std::span<const std::uint8_t> words, std::int64_t rows, std::int64_t columns,
+                    int bits) {
   const std::int64_t per_word = 32 / bits;
   const std::int64_t words_per_row = (columns + per_word - 1) / per_word;
-  QK_CHECK(static_cast<std::int64_t>(words.size()) == rows * words_per_row * 4, "packed weight holds ",
-           words.size(), " bytes, expected ", rows * words_per_row * 4);
+  QK_CHECK(static_cast<std::int64_t>(words.size()) == rows * words_per_row * 4,
+           "packed weight holds ", words.size(), " bytes, expected ", rows * words_per_row * 4);
   std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * columns));
   const std::uint32_t field = (1u << bits) - 1;
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -52,11 +55,12 @@ Tensor float_tensor(const std::vector<float>& values, const Shape& shape) {
   return out;
 }
 
-Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const Scheme& scheme, const Shape& grid) {
+Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const Scheme& scheme,
+                  const Shape& grid) {
   const auto bytes = file.bytes(entry);
   const std::int64_t count = numel(grid);
-  QK_CHECK(numel(entry.shape) == count, "tensor '", entry.name, "' has shape ", to_string(entry.shape),
-           ", expected ", count, " scales");
+  QK_CHECK(numel(entry.shape) == count, "tensor '", entry.name, "' has shape ",
+           to_string(entry.shape), ", expected ", count, " scales");
   std::vector<float> values(static_cast<std::size_t>(count));
   switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
     case ScaleDType::e8m0:
@@ -78,16 +82,18 @@ Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const S
   }
 }
 
-Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows, std::int64_t groups, int bits) {
+Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows,
+                          std::int64_t groups, int bits) {
   const std::int64_t per_word = 32 / bits;
   const std::int64_t expected = (rows + per_word - 1) / per_word * groups * 4;
-  QK_CHECK(static_cast<std::int64_t>(words.size()) == expected, "zero-point tensor holds ", words.size(),
-           " bytes, expected ", expected);
+  QK_CHECK(static_cast<std::int64_t>(words.size()) == expected, "zero-point tensor holds ",
+           words.size(), " bytes, expected ", expected);
   Tensor out = Tensor::uninitialized(ScalarType::int32, {rows, groups});
   for (std::int64_t r = 0; r < rows; ++r) {
     for (std::int64_t g = 0; g < groups; ++g) {
       const std::uint32_t word = word_at(words, (r / per_word) * groups + g);
-      const auto offset = static_cast<std::int32_t>((word >> (bits * (r % per_word))) & ((1u << bits) - 1));
+      const auto offset =
+          static_cast<std::int32_t>((word >> (bits * (r % per_word))) & ((1u << bits) - 1));
       out.data<std::int32_t>()[r * groups + g] = offset - (1 << (bits - 1));
     }
   }
@@ -121,68 +127,83 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
       groups.push_back(std::move(parsed));
     }
   } catch (const std::exception& error) {
-    throw FileFormatError(detail::concat("quantization_config is not one quantkit wrote: ", error.what()));
+    throw FileFormatError(
+        detail::concat("quantization_config is not one quantkit wrote: ", error.what()));
   }
   std::vector<StoredWeight> weights;
   for (const auto& entry : file.header().tensors) {
-    if (!entry.name.ends_with("_shape") || entry.dtype != StDType::I64 || numel(entry.shape) != 2) continue;
+    if (!entry.name.ends_with("_shape") || entry.dtype != StDType::I64 || numel(entry.shape) != 2)
+      continue;
     StoredWeight weight;
     weight.name = entry.name.substr(0, entry.name.size() - 6);
     std::int64_t shape[2];
     std::memcpy(shape, file.bytes(entry).data(), sizeof(shape));
-    QK_CHECK(shape[0] >= 0 && shape[1] >= 0, "tensor '", entry.name, "' holds a negative dimension");
+    QK_CHECK(shape[0] >= 0 && shape[1] >= 0, "tensor '", entry.name,
+             "' holds a negative dimension");
     weight.shape = {shape[0], shape[1]};
-    const std::string module = weight.name.ends_with(".weight") ? weight.name.substr(0, weight.name.size() - 7) : weight.name;
+    const std::string module = weight.name.ends_with(".weight")
+                                   ? weight.name.substr(0, weight.name.size() - 7)
+                                   : weight.name;
     for (const auto& group : groups) {
       for (const auto& target : group.targets) {
-        if (weight.scheme == nullptr && std::regex_search(module, target)) weight.scheme = group.scheme;
+        if (weight.scheme == nullptr && std::regex_search(module, target))
+          weight.scheme = group.scheme;
       }
     }
     if (weight.scheme == nullptr) {
-      throw FileFormatError(detail::concat("no config group of quantization_config targets '", weight.name, "'"));
+      throw FileFormatError(
+          detail::concat("no config group of quantization_config targets '", weight.name, "'"));
     }
     weights.push_back(std::move(weight));
   }
   return weights;
 }
 
-QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& weight, ScalarType compute_dtype) {
+QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& weight,
+                               ScalarType compute_dtype) {
   const Scheme& scheme = *weight.scheme;
   const std::int64_t rows = weight.shape[0];
   const std::int64_t columns = weight.shape[1];
-  const Shape grid = block_grid_shape(weight.shape, scheme.spec.granularity.block_size(weight.shape));
+  const Shape grid =
+      block_grid_shape(weight.shape, scheme.spec.granularity.block_size(weight.shape));
   const int bits = scheme.spec.dtype.bits();
   const bool packed_ints = scheme.format == CheckpointFormat::pack_quantized;
-  const StDType code_dtype = packed_ints ? StDType::I32
+  const StDType code_dtype = packed_ints                                          ? StDType::I32
                              : scheme.format == CheckpointFormat::float_quantized ? StDType::F8_E4M3
                                                                                   : StDType::U8;
-  const std::string code_name = scheme.format == CheckpointFormat::float_quantized ? weight.name : weight.name + "_packed";
+  const std::string code_name =
+      scheme.format == CheckpointFormat::float_quantized ? weight.name : weight.name + "_packed";
   const TensorEntry& codes = part(file, code_name, code_dtype);
   Tensor packed;
   if (packed_ints) {
     packed = unpack_words(file.bytes(codes), rows, columns, bits);
   } else {
     const auto bytes = file.bytes(codes);
-    QK_CHECK(static_cast<std::int64_t>(bytes.size()) == packed_size(rows * columns, bits), "tensor '",
-             code_name, "' holds ", bytes.size(), " bytes, expected ", packed_size(rows * columns, bits));
+    QK_CHECK(static_cast<std::int64_t>(bytes.size()) == packed_size(rows * columns, bits),
+             "tensor '", code_name, "' holds ", bytes.size(), " bytes, expected ",
+             packed_size(rows * columns, bits));
     packed = Tensor::uninitialized(ScalarType::uint8, {static_cast<std::int64_t>(bytes.size())});
     std::memcpy(packed.raw_data(), bytes.data(), bytes.size());
   }
   const TensorEntry* scale_entry = file.header().find(weight.name + "_scale");
-  if (scale_entry == nullptr) throw FileFormatError(detail::concat("quantized weight tensor '", weight.name, "_scale' is missing"));
+  if (scale_entry == nullptr)
+    throw FileFormatError(
+        detail::concat("quantized weight tensor '", weight.name, "_scale' is missing"));
   Tensor scale = load_scale(file, *scale_entry, scheme, grid);
   Tensor zero_point;
   if (scheme.spec.mapping == Mapping::asymmetric) {
     const TensorEntry& zp = part(file, weight.name + "_zero_point", StDType::I32);
-    zero_point = unpack_zero_points(file.bytes(zp), rows, numel(grid) / std::max<std::int64_t>(rows, 1), bits)
+    zero_point = unpack_zero_points(file.bytes(zp), rows,
+                                    numel(grid) / std::max<std::int64_t>(rows, 1), bits)
                      .reshape(grid);
   } else if (scheme.spec.mapping == Mapping::stretched) {
     zero_point = Tensor::full(grid, -0.5, scale.dtype());
   } else if (!scheme.spec.dtype.is_floating()) {
     zero_point = Tensor(ScalarType::int32, grid);  // symmetric: zero point 0
   }
-  return QuantizedTensor::from_packed(weight.shape, std::move(packed),
-                                      QParams::make(scheme.spec, std::move(scale), std::move(zero_point), compute_dtype));
+  return QuantizedTensor::from_packed(
+      weight.shape, std::move(packed),
+      QParams::make(scheme.spec, std::move(scale), std::move(zero_point), compute_dtype));
 }
 
 }  // namespace quantkit::io

@@ -28,9 +28,11 @@ Tensor random_weight(Shape shape, ScalarType dtype, unsigned seed) {
   return Tensor::from_values(values, shape, dtype);
 }
 
-void write_checkpoint(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors) {
+void write_checkpoint(const std::string& path,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors) {
   std::vector<TensorDecl> declared;
-  for (const auto& [name, tensor] : tensors) declared.push_back({name, from_scalar_type(tensor.dtype()), tensor.shape()});
+  for (const auto& [name, tensor] : tensors)
+    declared.push_back({name, from_scalar_type(tensor.dtype()), tensor.shape()});
   SafetensorsWriter writer(path, declared);
   for (const auto& [name, tensor] : tensors) {
     writer.write({static_cast<const std::uint8_t*>(tensor.raw_data()), tensor.nbytes()});
@@ -51,7 +53,8 @@ QuantizeOptions with_override(const std::string& rule) {
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
 }
 
 class CheckpointTest : public ::testing::Test {
@@ -130,13 +133,15 @@ TEST_F(CheckpointTest, SelectionRulesAndOverrides) {
 }
 
 TEST_F(CheckpointTest, RefusesWhatCannotApplyBeforeWriting) {
-  write_checkpoint(at("in.safetensors"), {{"odd.weight", random_weight({4, 96}, ScalarType::float32, 6)}});
+  write_checkpoint(at("in.safetensors"),
+                   {{"odd.weight", random_weight({4, 96}, ScalarType::float32, 6)}});
   const auto input = Checkpoint::open(at("in.safetensors"));
   try {
     plan_quantization(input, with_scheme("int4-g64"));
     FAIL() << "accepted";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("tensor 'odd.weight' has 96 columns, not a multiple of the group size 64"),
+    EXPECT_NE(std::string(error.what())
+                  .find("tensor 'odd.weight' has 96 columns, not a multiple of the group size 64"),
               std::string::npos)
         << error.what();
   }
@@ -148,15 +153,17 @@ TEST_F(CheckpointTest, RefusesWhatCannotApplyBeforeWriting) {
 TEST_F(CheckpointTest, AFailedRunLeavesNoOutput) {
   Tensor w = random_weight({4, 64}, ScalarType::float32, 7);
   w.set(5, std::nan(""));
-  write_checkpoint(at("in.safetensors"), {{"first.weight", random_weight({4, 64}, ScalarType::float32, 8)},
-                                          {"nan.weight", w}});
+  write_checkpoint(
+      at("in.safetensors"),
+      {{"first.weight", random_weight({4, 64}, ScalarType::float32, 8)}, {"nan.weight", w}});
   const auto input = Checkpoint::open(at("in.safetensors"));
   const auto plan = plan_quantization(input, with_scheme("int8"));
   try {
     run_quantization(input, plan, at("out.safetensors"));
     FAIL() << "accepted NaN";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("tensor 'nan.weight'"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("tensor 'nan.weight'"), std::string::npos)
+        << error.what();
   }
   EXPECT_FALSE(fs::exists(at("out.safetensors")));
   EXPECT_FALSE(fs::exists(at("out.safetensors.partial")));
@@ -166,7 +173,8 @@ TEST_F(CheckpointTest, ShardedFolderKeepsShardsIndexAndOtherFiles) {
   fs::create_directories(dir_ / "model");
   const Tensor w = random_weight({8, 64}, ScalarType::bfloat16, 9);
   write_checkpoint(at("model/part-1.safetensors"), {{"x.weight", w}});
-  write_checkpoint(at("model/part-2.safetensors"), {{"y.weight", w}, {"y.bias", random_weight({8}, ScalarType::bfloat16, 1)}});
+  write_checkpoint(at("model/part-2.safetensors"),
+                   {{"y.weight", w}, {"y.bias", random_weight({8}, ScalarType::bfloat16, 1)}});
   std::ofstream(dir_ / "model/model.safetensors.index.json")
       << R"({"metadata":{},"weight_map":{"x.weight":"part-1.safetensors","y.weight":"part-2.safetensors","y.bias":"part-2.safetensors"}})";
   std::ofstream(dir_ / "model/config.json") << R"({"hidden_size": 64})";
@@ -182,7 +190,8 @@ TEST_F(CheckpointTest, ShardedFolderKeepsShardsIndexAndOtherFiles) {
   const std::string text((std::istreambuf_iterator<char>(config)), {});
   EXPECT_NE(text.find("\"hidden_size\": 64"), std::string::npos);
   EXPECT_NE(text.find("compressed-tensors"), std::string::npos);
-  EXPECT_THROW(run_quantization(input, plan_quantization(input, {}), at("out")), Error);  // exists, no replace
+  EXPECT_THROW(run_quantization(input, plan_quantization(input, {}), at("out")),
+               Error);  // exists, no replace
 }
 
 }  // namespace

@@ -18,7 +18,8 @@ std::vector<std::uint8_t> make_file(const std::string& header, std::size_t data_
                                     std::uint64_t declared_length = 0) {
   const std::uint64_t length = declared_length != 0 ? declared_length : header.size();
   std::vector<std::uint8_t> file(8 + header.size() + data_bytes, 0xAB);
-  for (int i = 0; i < 8; ++i) file[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(length >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    file[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(length >> (8 * i));
   std::memcpy(file.data() + 8, header.data(), header.size());
   return file;
 }
@@ -49,9 +50,8 @@ TEST(Safetensors, ParsesAValidFileInOffsetOrder) {
 }
 
 TEST(Safetensors, AcceptsEmptyAndScalarTensors) {
-  const std::string header =
-      R"({"empty":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]},)"
-      R"("scalar":{"dtype":"I64","shape":[],"data_offsets":[0,8]}})";
+  const std::string header = R"({"empty":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]},)"
+                             R"("scalar":{"dtype":"I64","shape":[],"data_offsets":[0,8]}})";
   EXPECT_EQ(parse_safetensors(make_file(header, 8)).tensors.size(), 2u);
 }
 
@@ -69,27 +69,34 @@ TEST(Safetensors, RejectsEachCorruptionWithItsOwnMessage) {
   non_utf8[2] = '\xff';
   const std::vector<Corruption> cases = {
       {"truncated length", {1, 0, 0}, "too short for the 8-byte header length"},
-      {"length past EOF", make_file(kValid, 12, kValid.size() + 100), "runs past the end of the file"},
+      {"length past EOF", make_file(kValid, 12, kValid.size() + 100),
+       "runs past the end of the file"},
       {"huge length", make_file(kValid, 12, 200'000'000), "exceeds the limit"},
       {"not an object", make_file("[1,2]", 0), "does not start with '{'"},
       {"bad JSON", make_file("{\"a\":", 0), "not valid JSON"},
       {"non-UTF-8 name", make_file(non_utf8, 12), "not valid UTF-8"},
       {"unknown dtype", make_file(replace(kValid, "F32", "Q4"), 12), "unknown dtype 'Q4'"},
-      {"bytes mismatch", make_file(replace(kValid, "[2]", "[3]"), 12), "needs 12 bytes but data_offsets"},
+      {"bytes mismatch", make_file(replace(kValid, "[2]", "[3]"), 12),
+       "needs 12 bytes but data_offsets"},
       {"overlap", make_file(replace(kValid, "[4,12]", "[2,10]"), 12), "overlap"},
-      {"gap", make_file(replace(replace(kValid, "[4,12]", "[6,14]"), "[2]", "[2]"), 14), "belong to no tensor"},
+      {"gap", make_file(replace(replace(kValid, "[4,12]", "[6,14]"), "[2]", "[2]"), 14),
+       "belong to no tensor"},
       {"past buffer", make_file(kValid, 8), "run past the end of the data buffer"},
       {"trailing bytes", make_file(kValid, 20), "trailing bytes"},
       {"duplicate key", make_file(replace(kValid, "\"b\"", "\"a\""), 12), "names 'a' twice"},
       {"metadata value", make_file(replace(kValid, "\"pt\"", "1"), 12), "is not a string"},
       {"negative dim", make_file(replace(kValid, "[2]", "[-2]"), 12), "not a non-negative integer"},
       {"end before begin", make_file(replace(kValid, "[4,12]", "[12,4]"), 12), "end before begin"},
-      {"partial byte", make_file(R"({"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}})", 1), "not a whole number of bytes"},
-      {"unknown field", make_file(replace(kValid, "\"shape\":[2]", "\"shape\":[2],\"x\":1"), 12), "unknown field 'x'"},
-      {"missing offsets", make_file(R"({"x":{"dtype":"U8","shape":[1]}})", 1), "needs data_offsets"},
+      {"partial byte", make_file(R"({"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}})", 1),
+       "not a whole number of bytes"},
+      {"unknown field", make_file(replace(kValid, "\"shape\":[2]", "\"shape\":[2],\"x\":1"), 12),
+       "unknown field 'x'"},
+      {"missing offsets", make_file(R"({"x":{"dtype":"U8","shape":[1]}})", 1),
+       "needs data_offsets"},
   };
   for (const auto& c : cases) {
-    EXPECT_NE(rejection(c.file).find(c.message), std::string::npos) << c.what << ": " << rejection(c.file);
+    EXPECT_NE(rejection(c.file).find(c.message), std::string::npos)
+        << c.what << ": " << rejection(c.file);
   }
 }
 
@@ -108,7 +115,8 @@ using SafetensorsWriterTest = TempDir;
 TEST_F(SafetensorsWriterTest, RoundTripsThroughTheReader) {
   const auto path = (dir_ / "out.safetensors").string();
   {
-    SafetensorsWriter writer(path, {{"w", StDType::F32, {2, 2}}, {"n", StDType::U8, {3}}}, {{"k", "v"}});
+    SafetensorsWriter writer(path, {{"w", StDType::F32, {2, 2}}, {"n", StDType::U8, {3}}},
+                             {{"k", "v"}});
     const float values[4] = {1, 2, 3, 4};
     const std::uint8_t tail[3] = {7, 8, 9};
     writer.write({reinterpret_cast<const std::uint8_t*>(values), 8});  // a write may split a tensor
@@ -133,7 +141,7 @@ TEST_F(SafetensorsWriterTest, LeavesNothingWhenNotCommitted) {
     SafetensorsWriter writer(path, {{"w", StDType::F32, {4}}});
     const float half[2] = {1, 2};
     writer.write({reinterpret_cast<const std::uint8_t*>(half), 8});
-    EXPECT_THROW(writer.commit(), Error);  // 8 bytes missing
+    EXPECT_THROW(writer.commit(), Error);                             // 8 bytes missing
     EXPECT_THROW(writer.write(std::vector<std::uint8_t>(9)), Error);  // past the declared tensors
   }
   EXPECT_FALSE(std::filesystem::exists(path));

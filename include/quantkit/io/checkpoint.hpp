@@ -61,7 +61,7 @@ struct ShardPlan {
 };
 
 struct QuantizationPlan {
-  std::vector<ShardPlan> shards;  // parallel to Checkpoint::shards()
+  std::vector<ShardPlan> shards;    // parallel to Checkpoint::shards()
   std::string quantization_config;  // compressed-tensors JSON
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;

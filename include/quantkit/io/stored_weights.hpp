@@ -14,7 +14,7 @@ namespace quantkit::io {
 struct StoredWeight {
   std::string name;  // the original tensor name, e.g. "layer.0.weight"
   const Scheme* scheme = nullptr;
-  Shape shape;       // the original [rows, columns]
+  Shape shape;  // the original [rows, columns]
 };
 
 /// The quantized weights of `file`, in file order. Empty for a file without a
