@@ -6,6 +6,7 @@
 #include "quantkit/half.hpp"
 #include "quantkit/metrics.hpp"
 #include "quantkit/minifloat.hpp"
+#include "quantkit/observers.hpp"
 #include "quantkit/ops.hpp"
 #include "quantkit/packing.hpp"
 #include "quantkit/qparams.hpp"

@@ -164,18 +164,15 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   return y;
 }
 
-std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
+std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
   const auto input = kind_of(x.dtype());
-  if (!input || !x.is_contiguous() || x.numel() == 0 || spec.mapping == Mapping::stretched) {
-    return std::nullopt;
-  }
-  spec.validate();
-  const Shape block = spec.granularity.block_size(x.shape());
+  if (!input || !x.is_contiguous() || x.numel() == 0) return std::nullopt;
   const auto map = block_map(x.shape(), block);
   if (!map) return std::nullopt;
-  const Shape grid = block_grid_shape(x.shape(), block);
-  const std::int64_t blocks = numel(grid);
-  std::vector<float> mins(blocks, HUGE_VALF), maxs(blocks, -HUGE_VALF);
+  const std::int64_t blocks = numel(block_grid_shape(x.shape(), block));
+  BlockMinMax out{std::vector<float>(blocks, HUGE_VALF), std::vector<float>(blocks, -HUGE_VALF)};
+  auto& mins = out.min;
+  auto& maxs = out.max;
   bool finite = true;
   const std::int64_t n = x.numel();
   if (map->period == 1) {  // one block: per-chunk partial results, combined in order
@@ -207,9 +204,19 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
     return std::nullopt;
   }
   if (!finite) return std::nullopt;  // the reference reports the first bad index
+  return out;
+}
+
+std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
+  if (spec.mapping == Mapping::stretched) return std::nullopt;
+  spec.validate();
+  const Shape block = spec.granularity.block_size(x.shape());
+  const auto range = block_min_max(x, block);
+  if (!range) return std::nullopt;
+  const Shape grid = block_grid_shape(x.shape(), block);
   // Minima and maxima are input values, so storing them in the input dtype is exact.
-  return quantkit::choose_qparams(reference::store_floats(mins, grid, x.dtype()),
-                                  reference::store_floats(maxs, grid, x.dtype()), spec);
+  return quantkit::choose_qparams(reference::store_floats(range->min, grid, x.dtype()),
+                                  reference::store_floats(range->max, grid, x.dtype()), spec);
 }
 
 std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec) {

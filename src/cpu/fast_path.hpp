@@ -12,6 +12,7 @@
 // element formats (it only needs per-block min / max).
 
 #include <optional>
+#include <vector>
 
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
@@ -19,6 +20,13 @@
 namespace quantkit::cpu {
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec);
+/// Per-block minima and maxima (row-major over the qparams grid), when the
+/// blocks are runs of the flat index and every value is finite.
+struct BlockMinMax {
+  std::vector<float> min;
+  std::vector<float> max;
+};
+std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block);
 /// choose_qparams and quantize in one pass (blocks that are single runs of at
 /// most one chunk: per-token, per-group, per-row), each block quantized while
 /// it is still in cache. Bit-identical to quantize(x, choose_qparams(x, spec)).

@@ -1,0 +1,119 @@
+#pragma once
+// Observers: collect value ranges over calibration batches and turn them into
+// qparams with choose_qparams(min, max, spec).
+//
+// Every observer works at any granularity of its spec (per-tensor, per-axis,
+// per-group, per-block, per-token): the first batch fixes the qparams grid and
+// every later batch must give the same grid. Ranges are kept in float32 (bf16
+// and fp16 inputs widen exactly), as torch.ao's observer buffers are.
+//
+//   MinMaxObserver obs(spec);
+//   for (const auto& batch : batches) obs.observe(batch);
+//   QParams qp = obs.qparams();
+//
+// Errors (quantkit::Error): NaN or Inf in a batch (named by index), a batch
+// whose qparams grid differs from the first one, qparams() before any data,
+// merging observers of different kinds, specs or grids.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "quantkit/error.hpp"
+#include "quantkit/qparams.hpp"
+
+namespace quantkit {
+
+/// Per-block minima and maxima of x for `granularity`, as float32 tensors of
+/// the qparams grid shape. NaN or Inf in x is an Error naming the index.
+struct BlockRange {
+  Tensor min;
+  Tensor max;
+};
+BlockRange block_range(TensorView x, const Granularity& granularity);
+
+/// Everything an observer needs to continue where it stopped: its kind, its
+/// settings as text and its buffers as float32 tensors. save/load_state in
+/// quantkit/io/observer_state.hpp store it as a safetensors file.
+struct ObserverState {
+  std::string kind;
+  std::map<std::string, std::string> attributes;
+  std::map<std::string, Tensor> tensors;
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  /// Folds one batch in.
+  virtual void observe(TensorView x) = 0;
+  /// The qparams of what was observed so far; Error before the first batch.
+  virtual QParams qparams() const = 0;
+  /// Forgets every batch (the spec stays).
+  virtual void reset() = 0;
+  /// Folds in what `other` observed, as if this observer had seen its
+  /// batches too. Error when the kinds, specs or grids differ, or the kind
+  /// has no order-free merge.
+  virtual void merge(const Observer& other) = 0;
+  virtual ObserverState state() const = 0;
+  /// Restores a state() of the same kind and spec; Error otherwise.
+  virtual void load_state(const ObserverState& state) = 0;
+  /// One line, e.g. "MinMaxObserver int8 symmetric per_tensor: 3 batches, range [-1.5, 2]".
+  virtual std::string describe() const = 0;
+
+  const QuantSpec& spec() const { return spec_; }
+  std::int64_t batches() const { return batches_; }
+
+ protected:
+  explicit Observer(QuantSpec spec);
+  QuantSpec spec_;
+  std::int64_t batches_ = 0;
+};
+
+/// Running per-block min / max over all batches (torch.ao MinMaxObserver and
+/// PerChannelMinMaxObserver). merge is exact: elementwise min / max.
+class MinMaxObserver : public Observer {
+ public:
+  explicit MinMaxObserver(QuantSpec spec);
+  void observe(TensorView x) override;
+  QParams qparams() const override;
+  void reset() override;
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+  /// The running range (empty before the first batch).
+  const Tensor& min() const { return min_; }
+  const Tensor& max() const { return max_; }
+
+ protected:
+  MinMaxObserver(QuantSpec spec, std::string kind);
+  /// Folds a batch's block range into the running one (elementwise min / max).
+  virtual void fold(const BlockRange& batch);
+  std::string kind_;
+  Tensor min_;
+  Tensor max_;
+};
+
+/// Exponential moving average of the per-block min / max (torch.ao
+/// MovingAverageMinMaxObserver / MovingAveragePerChannelMinMaxObserver): the
+/// first batch sets the range; later ones update m = m + c * (batch - m), each
+/// step rounded to float32. The average depends on the batch order, so merge
+/// is an Error.
+class MovingAverageObserver : public MinMaxObserver {
+ public:
+  explicit MovingAverageObserver(QuantSpec spec, double averaging_constant = 0.01);
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+  double averaging_constant() const { return averaging_constant_; }
+
+ private:
+  void fold(const BlockRange& batch) override;
+  double averaging_constant_;
+};
+
+/// The observer a state() came from, restored.
+std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const QuantSpec& spec);
+
+}  // namespace quantkit

@@ -1,0 +1,91 @@
+// Bindings of the observers and their state files.
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "quantkit/io/observer_state.hpp"
+#include "quantkit/observers.hpp"
+
+namespace quantkit::python {
+
+using namespace nb::literals;
+
+namespace {
+
+nb::dict state_to_dict(const ObserverState& state) {
+  nb::dict tensors;
+  for (const auto& [name, tensor] : state.tensors)
+    tensors[name.c_str()] = nb::cast(to_array(Tensor(tensor)));
+  nb::dict out;
+  out["kind"] = state.kind;
+  out["attributes"] = state.attributes;
+  out["tensors"] = tensors;
+  return out;
+}
+
+ObserverState state_from_dict(const nb::dict& dict) {
+  ObserverState state;
+  state.kind = nb::cast<std::string>(dict["kind"]);
+  state.attributes = nb::cast<std::map<std::string, std::string>>(dict["attributes"]);
+  for (auto [name, array] : nb::cast<nb::dict>(dict["tensors"])) {
+    state.tensors.emplace(nb::cast<std::string>(name),
+                          view_of(nb::cast<InArray>(array), "state tensor").contiguous());
+  }
+  return state;
+}
+
+}  // namespace
+
+void bind_observers(nb::module_& m) {
+  nb::class_<Observer>(m, "Observer")
+      .def(
+          "observe", [](Observer& o, const InArray& x) { o.observe(view_of(x, "x")); }, "x"_a)
+      .def("qparams", &Observer::qparams)
+      .def("reset", &Observer::reset)
+      .def("merge", &Observer::merge, "other"_a)
+      .def("state", [](const Observer& o) { return state_to_dict(o.state()); })
+      .def(
+          "load_state",
+          [](Observer& o, const nb::dict& state) { o.load_state(state_from_dict(state)); },
+          "state"_a)
+      .def("describe", &Observer::describe)
+      .def_prop_ro("spec", [](const Observer& o) { return o.spec(); })
+      .def_prop_ro("batches", &Observer::batches);
+
+  nb::class_<MinMaxObserver, Observer>(m, "MinMaxObserver")
+      .def(nb::init<QuantSpec>(), "spec"_a)
+      .def_prop_ro("min",
+                   [](const MinMaxObserver& o) -> nb::object {
+                     if (o.batches() == 0) return nb::none();
+                     return nb::cast(to_array(Tensor(o.min())));
+                   })
+      .def_prop_ro("max", [](const MinMaxObserver& o) -> nb::object {
+        if (o.batches() == 0) return nb::none();
+        return nb::cast(to_array(Tensor(o.max())));
+      });
+
+  nb::class_<MovingAverageObserver, MinMaxObserver>(m, "MovingAverageObserver")
+      .def(nb::init<QuantSpec, double>(), "spec"_a, "averaging_constant"_a = 0.01)
+      .def_prop_ro("averaging_constant", &MovingAverageObserver::averaging_constant);
+
+  m.def(
+      "save_observer_state",
+      [](const std::string& path, const nb::dict& state) {
+        io::save_observer_state(path, state_from_dict(state));
+      },
+      "path"_a, "state"_a);
+  m.def(
+      "load_observer_state",
+      [](const std::string& path) { return state_to_dict(io::load_observer_state(path)); },
+      "path"_a);
+  m.def(
+      "observer_from_state",
+      [](const nb::dict& state, const QuantSpec& spec) {
+        return observer_from_state(state_from_dict(state), spec);
+      },
+      "state"_a, "spec"_a);
+}
+
+}  // namespace quantkit::python
