@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "quantkit/error.hpp"
@@ -111,6 +112,45 @@ class MovingAverageObserver : public MinMaxObserver {
  private:
   void fold(const BlockRange& batch) override;
   double averaging_constant_;
+};
+
+/// A user-given float range with either end optional (coreai-opt's
+/// `float_range`): a given end is used as is; a missing one comes from the
+/// running min / max of the observed data. With an integer zero point the
+/// range must include zero (a given min <= 0 <= a given max; observed ends
+/// are clamped toward zero), the rule that keeps 0 exactly representable; a
+/// range far from zero needs the float zero-point domain, which represents it
+/// without widening. The first batch fixes the qparams grid, so qparams()
+/// needs one observe() even when both ends are given.
+class FixedRangeObserver : public MinMaxObserver {
+ public:
+  FixedRangeObserver(QuantSpec spec, std::optional<double> min, std::optional<double> max);
+  QParams qparams() const override;
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+
+ private:
+  std::optional<double> fixed_min_;
+  std::optional<double> fixed_max_;
+};
+
+/// Fixed scale / zero point (torch.ao FixedQParamsObserver, coreai-opt
+/// `fixed_calibration`): observe() only checks that the batch fits the grid.
+class FixedQParamsObserver : public Observer {
+ public:
+  explicit FixedQParamsObserver(QParams qparams);
+  void observe(TensorView x) override;
+  QParams qparams() const override { return qparams_; }
+  void reset() override { batches_ = 0; }
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+
+ private:
+  QParams qparams_;
 };
 
 /// The observer a state() came from, restored.

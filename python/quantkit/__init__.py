@@ -13,9 +13,17 @@ from typing import Any
 from . import _core
 from ._arrays import NUMPY, as_core_input, dtype_name, framework_of, to_framework
 from ._core import Granularity, QuantSpec, num_threads, set_num_threads
-from .observers import MinMaxObserver, MovingAverageObserver, Observer
+from .observers import (
+    FixedQParamsObserver,
+    FixedRangeObserver,
+    MinMaxObserver,
+    MovingAverageObserver,
+    Observer,
+)
 
 __all__ = [
+    "FixedQParamsObserver",
+    "FixedRangeObserver",
     "Granularity",
     "MinMaxObserver",
     "MovingAverageObserver",

@@ -13,7 +13,13 @@ from typing import Any
 from . import _core
 from ._arrays import NUMPY, as_core_input, framework_of, to_framework
 
-__all__ = ["MinMaxObserver", "MovingAverageObserver", "Observer"]
+__all__ = [
+    "FixedQParamsObserver",
+    "FixedRangeObserver",
+    "MinMaxObserver",
+    "MovingAverageObserver",
+    "Observer",
+]
 
 
 class Observer:
@@ -64,8 +70,8 @@ class Observer:
     def load(path: str | os.PathLike, spec: _core.QuantSpec) -> Observer:
         """The observer saved at ``path``; ``spec`` must be the one it observed with."""
         core = _core.observer_from_state(_core.load_observer_state(os.fspath(path)), spec)
-        kinds = {"MinMaxObserver": MinMaxObserver, "MovingAverageObserver": MovingAverageObserver}
-        out = kinds[type(core).__name__].__new__(kinds[type(core).__name__])
+        kind = globals()[type(core).__name__]
+        out = kind.__new__(kind)
         Observer.__init__(out, core)
         return out
 
@@ -106,3 +112,22 @@ class MovingAverageObserver(MinMaxObserver):
 
     def __init__(self, spec: _core.QuantSpec, averaging_constant: float = 0.01) -> None:
         Observer.__init__(self, _core.MovingAverageObserver(spec, averaging_constant))
+
+
+class FixedRangeObserver(MinMaxObserver):
+    """A user-given range, either end optional (``float_range``); missing ends come
+    from the observed data. With an integer zero point the range must include 0;
+    ranges far from zero need ``zero_point_domain="float"``."""
+
+    def __init__(
+        self, spec: _core.QuantSpec, min: float | None = None, max: float | None = None
+    ) -> None:
+        Observer.__init__(self, _core.FixedRangeObserver(spec, min, max))
+
+
+class FixedQParamsObserver(Observer):
+    """Fixed scale / zero point; ``observe`` only checks that a batch fits the grid."""
+
+    def __init__(self, qparams) -> None:
+        super().__init__(_core.FixedQParamsObserver(qparams._core))
+        self._framework = qparams._framework

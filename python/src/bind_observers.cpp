@@ -1,5 +1,6 @@
 // Bindings of the observers and their state files.
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
 
@@ -69,6 +70,13 @@ void bind_observers(nb::module_& m) {
   nb::class_<MovingAverageObserver, MinMaxObserver>(m, "MovingAverageObserver")
       .def(nb::init<QuantSpec, double>(), "spec"_a, "averaging_constant"_a = 0.01)
       .def_prop_ro("averaging_constant", &MovingAverageObserver::averaging_constant);
+
+  nb::class_<FixedRangeObserver, MinMaxObserver>(m, "FixedRangeObserver")
+      .def(nb::init<QuantSpec, std::optional<double>, std::optional<double>>(), "spec"_a,
+           "min"_a = nb::none(), "max"_a = nb::none());
+
+  nb::class_<FixedQParamsObserver, Observer>(m, "FixedQParamsObserver")
+      .def(nb::init<QParams>(), "qparams"_a);
 
   m.def(
       "save_observer_state",

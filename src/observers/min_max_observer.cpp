@@ -175,6 +175,20 @@ std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const 
     const auto c = state.attributes.find("averaging_constant");
     QK_CHECK(c != state.attributes.end(), "MovingAverageObserver state has no averaging_constant");
     observer = std::make_unique<MovingAverageObserver>(spec, std::stod(c->second));
+  } else if (state.kind == "FixedRangeObserver") {
+    auto end = [&](const char* key) -> std::optional<double> {
+      const auto it = state.attributes.find(key);
+      if (it == state.attributes.end() || it->second == "observed") return std::nullopt;
+      return std::stod(it->second);
+    };
+    observer =
+        std::make_unique<FixedRangeObserver>(spec, end("float_range_min"), end("float_range_max"));
+  } else if (state.kind == "FixedQParamsObserver") {
+    const auto scale = state.tensors.find("scale");
+    QK_CHECK(scale != state.tensors.end(), "FixedQParamsObserver state has no scale");
+    const auto zero_point = state.tensors.find("zero_point");
+    observer = std::make_unique<FixedQParamsObserver>(QParams::make(
+        spec, scale->second, zero_point == state.tensors.end() ? Tensor() : zero_point->second));
   } else {
     throw Error(detail::concat("unknown observer kind '", state.kind, "'"));
   }
