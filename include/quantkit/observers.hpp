@@ -19,6 +19,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "quantkit/error.hpp"
 #include "quantkit/qparams.hpp"
@@ -151,6 +153,38 @@ class FixedQParamsObserver : public Observer {
 
  private:
   QParams qparams_;
+};
+
+/// torch.ao HistogramObserver, re-implemented bit for bit (torch 2.13, float32
+/// data): a `bins`-bin histogram over the running range, combined across
+/// batches by upsampling the old histogram 16x into the new range, and qparams
+/// from the non-linear L2 search that trims the range to minimise the
+/// quantization error of 2^bits destination bins. Per-tensor only. bf16 / fp16
+/// batches are widened to float32 first (torch.ao histograms them in their own
+/// dtype, whose counts saturate). NaN and Inf are Errors (torch.ao drops Inf
+/// with a warning). merge combines histograms exactly as a later batch would.
+class HistogramObserver : public Observer {
+ public:
+  explicit HistogramObserver(QuantSpec spec, std::int64_t bins = 2048);
+  void observe(TensorView x) override;
+  QParams qparams() const override;
+  void reset() override;
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+  /// The range the L2 search keeps, [min, max]; Error before any data.
+  std::pair<float, float> search_range() const;
+  const std::vector<float>& histogram() const { return histogram_; }
+  float min() const { return min_; }
+  float max() const { return max_; }
+
+ private:
+  void fold(const std::vector<float>& update, float update_min, float update_max);
+  std::int64_t bins_;
+  std::vector<float> histogram_;
+  float min_ = 0;
+  float max_ = 0;
 };
 
 /// The observer a state() came from, restored.

@@ -16,6 +16,7 @@ from ._core import Granularity, QuantSpec, num_threads, set_num_threads
 from .observers import (
     FixedQParamsObserver,
     FixedRangeObserver,
+    HistogramObserver,
     MinMaxObserver,
     MovingAverageObserver,
     Observer,
@@ -25,6 +26,7 @@ __all__ = [
     "FixedQParamsObserver",
     "FixedRangeObserver",
     "Granularity",
+    "HistogramObserver",
     "MinMaxObserver",
     "MovingAverageObserver",
     "Observer",

@@ -16,6 +16,7 @@ from ._arrays import NUMPY, as_core_input, framework_of, to_framework
 __all__ = [
     "FixedQParamsObserver",
     "FixedRangeObserver",
+    "HistogramObserver",
     "MinMaxObserver",
     "MovingAverageObserver",
     "Observer",
@@ -131,3 +132,27 @@ class FixedQParamsObserver(Observer):
     def __init__(self, qparams) -> None:
         super().__init__(_core.FixedQParamsObserver(qparams._core))
         self._framework = qparams._framework
+
+
+class HistogramObserver(Observer):
+    """torch.ao ``HistogramObserver`` bit for bit on float32 data: a histogram over
+    the running range and qparams from the non-linear L2 range search."""
+
+    def __init__(self, spec: _core.QuantSpec, bins: int = 2048) -> None:
+        super().__init__(_core.HistogramObserver(spec, bins))
+
+    @property
+    def histogram(self) -> Any:
+        return to_framework(self._core.histogram, self._framework)
+
+    @property
+    def min(self) -> float:
+        return self._core.min
+
+    @property
+    def max(self) -> float:
+        return self._core.max
+
+    def search_range(self) -> tuple[float, float]:
+        """The [min, max] the L2 search keeps."""
+        return self._core.search_range()

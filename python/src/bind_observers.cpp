@@ -1,6 +1,7 @@
 // Bindings of the observers and their state files.
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
 
@@ -77,6 +78,21 @@ void bind_observers(nb::module_& m) {
 
   nb::class_<FixedQParamsObserver, Observer>(m, "FixedQParamsObserver")
       .def(nb::init<QParams>(), "qparams"_a);
+
+  nb::class_<HistogramObserver, Observer>(m, "HistogramObserver")
+      .def(nb::init<QuantSpec, std::int64_t>(), "spec"_a, "bins"_a = 2048)
+      .def_prop_ro("histogram",
+                   [](const HistogramObserver& o) -> nb::object {
+                     if (o.batches() == 0) return nb::none();
+                     const auto& h = o.histogram();
+                     Tensor out = Tensor::uninitialized(ScalarType::float32,
+                                                        {static_cast<std::int64_t>(h.size())});
+                     std::copy(h.begin(), h.end(), out.data<float>());
+                     return nb::cast(to_array(std::move(out)));
+                   })
+      .def_prop_ro("min", &HistogramObserver::min)
+      .def_prop_ro("max", &HistogramObserver::max)
+      .def("search_range", &HistogramObserver::search_range);
 
   m.def(
       "save_observer_state",

@@ -1,0 +1,306 @@
+// torch.ao HistogramObserver (torch 2.13), bit for bit on float32 data. Every
+// step below names the PyTorch op it reproduces and the precision it runs in:
+// float32 tensor ops round each op; Python scalars are doubles until they
+// enter a tensor op, where they become float32; torch.linspace uses
+// fma(step, i, start); torch.cumsum accumulates in double.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "quantkit/error.hpp"
+#include "quantkit/observers.hpp"
+#include "reference/block_layout.hpp"
+#include "reference/element_ops.hpp"
+#include "reference/torch_sum.hpp"
+
+namespace quantkit {
+namespace {
+
+constexpr std::int64_t kUpsample = 16;  // torch.ao's upsample_rate
+
+float f32(double value) {
+  return static_cast<float>(value);
+}
+
+float torch_sum(const std::vector<float>& values) {
+  return reference::torch_cpu_sum(values, ScalarType::float32);
+}
+
+// torch.linspace(start, end, steps) in float32.
+std::vector<float> linspace(float start, float end, std::int64_t steps) {
+  const float step = (end - start) / static_cast<float>(steps - 1);
+  const std::int64_t halfway = steps / 2;
+  std::vector<float> out(static_cast<std::size_t>(steps));
+  for (std::int64_t i = 0; i < steps; ++i) {
+    out[i] = i < halfway ? std::fma(step, static_cast<float>(i), start)
+                         : std::fma(-step, static_cast<float>(steps - i - 1), end);
+  }
+  return out;
+}
+
+// torch.histc(x, bins, min=lo, max=hi) on float32 data: counts added to `hist`.
+void histc(std::span<const float> x, std::int64_t bins, float lo, float hi,
+           std::vector<float>& hist) {
+  double left = lo, right = hi;
+  if (left == right) {  // histc widens an empty range by one on each side
+    left -= 1;
+    right += 1;
+  }
+  const float edge_lo = f32(left), edge_hi = f32(right);
+  const float width = edge_hi - edge_lo;
+  for (float e : x) {
+    if (!(e >= edge_lo && e <= edge_hi)) continue;
+    auto pos = static_cast<std::int64_t>((e - edge_lo) * static_cast<float>(bins) / width);
+    if (pos == bins) pos = bins - 1;
+    hist[static_cast<std::size_t>(pos)] += 1.0f;
+  }
+}
+
+// _upscale_histogram: each bin split into 16 sub-bins whose mass goes to the
+// new bin holding the sub-bin's midpoint (bucketize right=True, bincount).
+std::vector<float> upscale(const std::vector<float>& hist, float orig_min, float orig_max,
+                           float new_min, float new_max) {
+  const auto bins = static_cast<std::int64_t>(hist.size());
+  const float sub_width = (orig_max - orig_min) / static_cast<float>(bins * kUpsample);
+  const float half_sub = 0.5f * sub_width;
+  const std::vector<float> mids = linspace(orig_min, orig_max, bins * kUpsample + 1);
+  const std::vector<float> edges = linspace(new_min, new_max, bins + 1);
+  std::vector<float> out(hist.size(), 0.0f);
+  for (std::int64_t k = 0; k < bins * kUpsample; ++k) {
+    const float mid = mids[k] + half_sub;
+    auto bucket = std::upper_bound(edges.begin(), edges.end(), mid) - edges.begin() - 1;
+    bucket = std::clamp<std::int64_t>(bucket, 0, bins - 1);
+    out[bucket] += hist[k / kUpsample] / static_cast<float>(kUpsample);
+  }
+  return out;
+}
+
+// c10::div_floor_floating.
+float div_floor(float a, float b) {
+  if (b == 0) return a / b;
+  const float mod = std::fmod(a, b);
+  float div = (a - mod) / b;
+  if (mod != 0 && (b < 0) != (mod < 0)) div -= 1.0f;
+  if (div == 0) return std::copysign(0.0f, a / b);
+  float floored = std::floor(div);
+  if (div - floored > 0.5f) floored += 1.0f;
+  return floored;
+}
+
+// _get_norm: density * (end^3 - begin^3) / 3, one float32 rounding per op.
+float norm_of(float begin, float end, float density) {
+  const float cube_end = end * end * end;
+  const float cube_begin = begin * begin * begin;
+  return density * ((cube_end - cube_begin) / 3.0f);
+}
+
+// _compute_quantization_error(start, end): the L2 error of mapping source bins
+// [start, end] onto dst_bins uniform bins.
+double quantization_error(const std::vector<float>& hist, float min_val, float max_val,
+                          std::int64_t start, std::int64_t end, std::int64_t dst_bins) {
+  const auto bins = static_cast<std::int64_t>(hist.size());
+  const double bin_width =
+      (static_cast<double>(max_val) - static_cast<double>(min_val)) / static_cast<double>(bins);
+  const double dst_width =
+      bin_width * static_cast<double>(end - start + 1) / static_cast<double>(dst_bins);
+  if (dst_width == 0.0) return 0.0;
+  const float bw = f32(bin_width), dw = f32(dst_width), half_dw = f32(dst_width / 2);
+  const float minus_half_dw = f32(-dst_width / 2);
+  const float last_dst = static_cast<float>(dst_bins - 1);
+  std::vector<float> norm(hist.size());
+  for (std::int64_t i = 0; i < bins; ++i) {
+    const float src_begin = static_cast<float>(i - start) * bw;
+    const float src_end = src_begin + bw;
+    const float dst_of_begin = std::clamp(div_floor(src_begin, dw), 0.0f, last_dst);
+    const float dst_of_end = std::clamp(div_floor(src_end, dw), 0.0f, last_dst);
+    const float density = hist[i] / bw;
+    const float begin_center = (dst_of_begin + 0.5f) * dw;
+    float total = 0.0f + norm_of(src_begin - begin_center, half_dw, density);
+    const float inner = (dst_of_end - dst_of_begin) - 1.0f;
+    total += inner * norm_of(minus_half_dw, half_dw, density);
+    const float end_center = dst_of_end * dw + half_dw;
+    total += norm_of(minus_half_dw, src_end - end_center, density);
+    norm[i] = total;
+  }
+  return torch_sum(norm);
+}
+
+}  // namespace
+
+HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins)
+    : Observer(std::move(spec)), bins_(bins) {
+  QK_CHECK(bins >= 1 && bins <= (1 << 24), "bins ", bins, " must lie in [1, 2^24]");
+  QK_CHECK(spec_.granularity.kind() == Granularity::Kind::per_tensor,
+           "HistogramObserver is per-tensor (as torch.ao's); got ", spec_.granularity.describe());
+  QK_CHECK(!spec_.dtype.is_floating() && spec_.mapping != Mapping::stretched,
+           "HistogramObserver serves integer formats with min/max mappings; got ",
+           spec_.describe());
+}
+
+void HistogramObserver::observe(TensorView x) {
+  reference::check_float_input(x.dtype(), "x");
+  if (x.numel() == 0) return;  // as torch.ao: an empty batch changes nothing
+  const std::vector<float> values = reference::load_floats(x);
+  float lo = HUGE_VALF, hi = -HUGE_VALF;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    QK_CHECK(std::isfinite(values[i]), "x holds ", values[i], " at flat index ",
+             reference::describe_index(x.shape(), static_cast<std::int64_t>(i)),
+             "; a histogram needs finite data");
+    lo = std::min(lo, values[i]);
+    hi = std::max(hi, values[i]);
+  }
+  if (batches_ == 0) {
+    histogram_.assign(static_cast<std::size_t>(bins_), 0.0f);
+    histc(values, bins_, lo, hi, histogram_);
+    min_ = lo;
+    max_ = hi;
+  } else {
+    const float new_min = std::min(min_, lo), new_max = std::max(max_, hi);
+    std::vector<float> update(static_cast<std::size_t>(bins_), 0.0f);
+    histc(values, bins_, new_min, new_max, update);
+    fold(update, new_min, new_max);
+  }
+  ++batches_;
+}
+
+// torch.ao forward after the first batch / _combine_histograms.
+void HistogramObserver::fold(const std::vector<float>& update, float new_min, float new_max) {
+  std::vector<float> moved;
+  if (new_min == min_ && new_max == max_) {
+    moved = histogram_;
+  } else if (min_ == max_) {  // a constant history: its mass lands in one new bin
+    moved.assign(histogram_.size(), 0.0f);
+    const float single[1] = {min_};
+    histc(single, bins_, new_min, new_max, moved);
+    const float mass = torch_sum(histogram_);
+    for (float& m : moved) m *= mass;
+  } else {
+    moved = upscale(histogram_, min_, max_, new_min, new_max);
+  }
+  for (std::size_t i = 0; i < histogram_.size(); ++i) histogram_[i] = update[i] + moved[i];
+  min_ = new_min;
+  max_ = new_max;
+}
+
+std::pair<float, float> HistogramObserver::search_range() const {
+  QK_CHECK(batches_ > 0, "HistogramObserver has observed no data: call observe() before qparams()");
+  const auto dst_bins = std::int64_t{1} << spec_.dtype.bits();
+  const float bin_width = (max_ - min_) / static_cast<float>(bins_);
+  const double total = torch_sum(histogram_);
+  std::vector<float> cumulative(histogram_.size());
+  double running = 0;
+  for (std::size_t i = 0; i < histogram_.size(); ++i) {
+    running += histogram_[i];
+    cumulative[i] = f32(running);
+  }
+  constexpr double kStep = 1e-5;
+  double alpha = 0.0, beta = 1.0, norm_min = std::numeric_limits<double>::infinity();
+  std::int64_t start = 0, end = bins_ - 1;
+  while (alpha < beta) {
+    const double next_alpha = alpha + kStep, next_beta = beta - kStep;
+    std::int64_t l = start, r = end;
+    while (l < end && cumulative[l] < f32(next_alpha * total)) ++l;
+    while (r > start && cumulative[r] > f32(next_beta * total)) --r;
+    std::int64_t next_start = start, next_end = end;
+    if (l - start > end - r) {
+      next_start = l;
+      alpha = next_alpha;
+    } else {
+      next_end = r;
+      beta = next_beta;
+    }
+    if (next_start == start && next_end == end) continue;
+    const double norm = quantization_error(histogram_, min_, max_, next_start, next_end, dst_bins);
+    if (norm > norm_min) break;
+    norm_min = norm;
+    start = next_start;
+    end = next_end;
+  }
+  return {min_ + bin_width * static_cast<float>(start),
+          min_ + bin_width * static_cast<float>(end + 1)};
+}
+
+QParams HistogramObserver::qparams() const {
+  const auto [lo, hi] = search_range();
+  return choose_qparams(Tensor::full({1}, lo), Tensor::full({1}, hi), spec_);
+}
+
+void HistogramObserver::reset() {
+  histogram_.clear();
+  batches_ = 0;
+}
+
+void HistogramObserver::merge(const Observer& other) {
+  const auto* same = dynamic_cast<const HistogramObserver*>(&other);
+  QK_CHECK(same != nullptr && same->bins_ == bins_ && same->spec_.describe() == spec_.describe(),
+           "HistogramObserver can merge only a HistogramObserver of the same spec and bins");
+  if (same->batches_ == 0) return;
+  if (batches_ == 0) {
+    histogram_ = same->histogram_;
+    min_ = same->min_;
+    max_ = same->max_;
+    batches_ = same->batches_;
+    return;
+  }
+  const float new_min = std::min(min_, same->min_), new_max = std::max(max_, same->max_);
+  std::vector<float> update;
+  if (same->min_ == new_min && same->max_ == new_max) {
+    update = same->histogram_;
+  } else if (same->min_ == same->max_) {
+    update.assign(histogram_.size(), 0.0f);
+    const float single[1] = {same->min_};
+    histc(single, bins_, new_min, new_max, update);
+    const float mass = torch_sum(same->histogram_);
+    for (float& m : update) m *= mass;
+  } else {
+    update = upscale(same->histogram_, same->min_, same->max_, new_min, new_max);
+  }
+  fold(update, new_min, new_max);
+  batches_ += same->batches_;
+}
+
+ObserverState HistogramObserver::state() const {
+  ObserverState state{"HistogramObserver",
+                      {{"spec", spec_.describe()},
+                       {"batches", std::to_string(batches_)},
+                       {"bins", std::to_string(bins_)}},
+                      {}};
+  if (batches_ > 0) {
+    Tensor hist = Tensor::uninitialized(ScalarType::float32, {bins_});
+    std::copy(histogram_.begin(), histogram_.end(), hist.data<float>());
+    state.tensors = {
+        {"histogram", hist}, {"min", Tensor::full({1}, min_)}, {"max", Tensor::full({1}, max_)}};
+  }
+  return state;
+}
+
+void HistogramObserver::load_state(const ObserverState& state) {
+  QK_CHECK(state.kind == "HistogramObserver", "cannot load a ", state.kind,
+           " state into a HistogramObserver");
+  QK_CHECK(state.attributes.count("spec") && state.attributes.at("spec") == spec_.describe() &&
+               state.attributes.count("bins") &&
+               state.attributes.at("bins") == std::to_string(bins_),
+           "HistogramObserver: the state was made with another spec or bin count");
+  const std::int64_t count = std::stoll(state.attributes.at("batches"));
+  if (count == 0) {
+    reset();
+    return;
+  }
+  const auto hist = state.tensors.find("histogram");
+  QK_CHECK(
+      hist != state.tensors.end() && hist->second.dtype() == ScalarType::float32 &&
+          hist->second.numel() == bins_ && state.tensors.count("min") && state.tensors.count("max"),
+      "HistogramObserver: the state needs a float32 histogram of ", bins_, " bins, min and max");
+  histogram_.assign(hist->second.data<float>(), hist->second.data<float>() + bins_);
+  min_ = static_cast<float>(state.tensors.at("min").get(0));
+  max_ = static_cast<float>(state.tensors.at("max").get(0));
+  batches_ = count;
+}
+
+std::string HistogramObserver::describe() const {
+  return detail::concat("HistogramObserver ", spec_.describe(), ", ", bins_, " bins: ", batches_,
+                        " batches",
+                        batches_ > 0 ? detail::concat(", range [", min_, ", ", max_, "]") : "");
+}
+
+}  // namespace quantkit
