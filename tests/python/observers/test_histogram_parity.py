@@ -120,3 +120,20 @@ def test_histogram_state_round_trip(tmp_path):
         qk.HistogramObserver(qk.QuantSpec(dtype="int8", granularity=qk.per_axis(0)))
     with pytest.raises(ValueError, match="at flat index 2"):
         observer.observe(torch.tensor([0.0, 1.0, float("inf")]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.0, 4.58e-41], [1e30, -1e30, 3.0], [5.0], [-1e-38, 1e-38]],
+    ids=["subnormal_max", "huge", "single_value", "tiny_symmetric"],
+)
+def test_extreme_inputs(values):
+    x = torch.tensor(values)
+    theirs = tao.HistogramObserver()
+    ours = qk.HistogramObserver(spec_for(torch.quint8, torch.per_tensor_affine))
+    theirs(x)
+    ours.observe(x)
+    assert torch.equal(ours.histogram, theirs.histogram)
+    scale, zp = theirs.calculate_qparams()
+    assert torch.equal(ours.qparams().scale.reshape(-1), scale)
+    assert ours.qparams().zero_point.item() == zp.item()
