@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -163,9 +164,23 @@ class FixedQParamsObserver : public Observer {
 /// batches are widened to float32 first (torch.ao histograms them in their own
 /// dtype, whose counts saturate). NaN and Inf are Errors (torch.ao drops Inf
 /// with a warning). merge combines histograms exactly as a later batch would.
+/// How a HistogramObserver turns its histogram into a range.
+enum class HistogramMethod : std::uint8_t {
+  torch_l2,    // torch.ao's non-linear L2 search (bit-identical)
+  entropy,     // TensorRT-style KL-divergence threshold on |x|
+  percentile,  // the (100 - p) % and p % quantiles of the mass
+  mse,         // the shrink of [min, max] with the least quantization MSE
+};
+std::string_view name(HistogramMethod method);
+/// "torch_l2", "entropy", "percentile" or "mse"; Error otherwise.
+HistogramMethod histogram_method_from_name(std::string_view text);
+
 class HistogramObserver : public Observer {
  public:
-  explicit HistogramObserver(QuantSpec spec, std::int64_t bins = 2048);
+  /// `percentile` is used by HistogramMethod::percentile only (in (50, 100]).
+  explicit HistogramObserver(QuantSpec spec, std::int64_t bins = 2048,
+                             HistogramMethod method = HistogramMethod::torch_l2,
+                             double percentile = 99.99);
   void observe(TensorView x) override;
   QParams qparams() const override;
   void reset() override;
@@ -173,15 +188,19 @@ class HistogramObserver : public Observer {
   ObserverState state() const override;
   void load_state(const ObserverState& state) override;
   std::string describe() const override;
-  /// The range the L2 search keeps, [min, max]; Error before any data.
+  /// The range the method keeps, [min, max]; Error before any data.
   std::pair<float, float> search_range() const;
+  HistogramMethod method() const { return method_; }
   const std::vector<float>& histogram() const { return histogram_; }
   float min() const { return min_; }
   float max() const { return max_; }
 
  private:
   void fold(const std::vector<float>& update, float update_min, float update_max);
+  std::pair<float, float> torch_l2_range() const;
   std::int64_t bins_;
+  HistogramMethod method_;
+  double percentile_;
   std::vector<float> histogram_;
   float min_ = 0;
   float max_ = 0;

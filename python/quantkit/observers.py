@@ -135,11 +135,19 @@ class FixedQParamsObserver(Observer):
 
 
 class HistogramObserver(Observer):
-    """torch.ao ``HistogramObserver`` bit for bit on float32 data: a histogram over
-    the running range and qparams from the non-linear L2 range search."""
+    """A histogram over the running range (torch.ao's accumulation, bit for bit on
+    float32 data) and a range chosen from it by ``method``: ``"torch_l2"``
+    (torch.ao's non-linear L2 search, bit-identical), ``"entropy"`` (TensorRT-style
+    KL threshold), ``"percentile"`` (``percentile`` % quantiles) or ``"mse"``."""
 
-    def __init__(self, spec: _core.QuantSpec, bins: int = 2048) -> None:
-        super().__init__(_core.HistogramObserver(spec, bins))
+    def __init__(
+        self,
+        spec: _core.QuantSpec,
+        bins: int = 2048,
+        method: str = "torch_l2",
+        percentile: float = 99.99,
+    ) -> None:
+        super().__init__(_core.HistogramObserver(spec, bins, method, percentile))
 
     @property
     def histogram(self) -> Any:

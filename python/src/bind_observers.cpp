@@ -80,7 +80,16 @@ void bind_observers(nb::module_& m) {
       .def(nb::init<QParams>(), "qparams"_a);
 
   nb::class_<HistogramObserver, Observer>(m, "HistogramObserver")
-      .def(nb::init<QuantSpec, std::int64_t>(), "spec"_a, "bins"_a = 2048)
+      .def(
+          "__init__",
+          [](HistogramObserver* self, const QuantSpec& spec, std::int64_t bins,
+             const std::string& method, double percentile) {
+            new (self)
+                HistogramObserver(spec, bins, histogram_method_from_name(method), percentile);
+          },
+          "spec"_a, "bins"_a = 2048, "method"_a = "torch_l2", "percentile"_a = 99.99)
+      .def_prop_ro("method",
+                   [](const HistogramObserver& o) { return std::string(name(o.method())); })
       .def_prop_ro("histogram",
                    [](const HistogramObserver& o) -> nb::object {
                      if (o.batches() == 0) return nb::none();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "observers/histogram_ranges.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/block_layout.hpp"
@@ -127,8 +128,34 @@ double quantization_error(const std::vector<float>& hist, float min_val, float m
 
 }  // namespace
 
-HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins)
-    : Observer(std::move(spec)), bins_(bins) {
+std::string_view name(HistogramMethod method) {
+  switch (method) {
+    case HistogramMethod::torch_l2:
+      return "torch_l2";
+    case HistogramMethod::entropy:
+      return "entropy";
+    case HistogramMethod::percentile:
+      return "percentile";
+    case HistogramMethod::mse:
+      return "mse";
+  }
+  return "unknown";
+}
+
+HistogramMethod histogram_method_from_name(std::string_view text) {
+  for (auto method : {HistogramMethod::torch_l2, HistogramMethod::entropy,
+                      HistogramMethod::percentile, HistogramMethod::mse}) {
+    if (name(method) == text) return method;
+  }
+  throw Error(detail::concat("histogram method '", text,
+                             "' is not one of torch_l2, entropy, percentile, mse"));
+}
+
+HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins, HistogramMethod method,
+                                     double percentile)
+    : Observer(std::move(spec)), bins_(bins), method_(method), percentile_(percentile) {
+  QK_CHECK(percentile > 50 && percentile <= 100, "percentile ", percentile,
+           " must lie in (50, 100]");
   QK_CHECK(bins >= 1 && bins <= (1 << 24), "bins ", bins, " must lie in [1, 2^24]");
   QK_CHECK(spec_.granularity.kind() == Granularity::Kind::per_tensor,
            "HistogramObserver is per-tensor (as torch.ao's); got ", spec_.granularity.describe());
@@ -184,6 +211,20 @@ void HistogramObserver::fold(const std::vector<float>& update, float new_min, fl
 
 std::pair<float, float> HistogramObserver::search_range() const {
   QK_CHECK(batches_ > 0, "HistogramObserver has observed no data: call observe() before qparams()");
+  switch (method_) {
+    case HistogramMethod::torch_l2:
+      return torch_l2_range();
+    case HistogramMethod::entropy:
+      return histogram_ranges::entropy(histogram_, min_, max_, spec_);
+    case HistogramMethod::percentile:
+      return histogram_ranges::percentile(histogram_, min_, max_, percentile_);
+    case HistogramMethod::mse:
+      return histogram_ranges::mse(histogram_, min_, max_, spec_);
+  }
+  return {min_, max_};
+}
+
+std::pair<float, float> HistogramObserver::torch_l2_range() const {
   const auto dst_bins = std::int64_t{1} << spec_.dtype.bits();
   const float bin_width = (max_ - min_) / static_cast<float>(bins_);
   const double total = torch_sum(histogram_);
@@ -263,7 +304,9 @@ ObserverState HistogramObserver::state() const {
   ObserverState state{"HistogramObserver",
                       {{"spec", spec_.describe()},
                        {"batches", std::to_string(batches_)},
-                       {"bins", std::to_string(bins_)}},
+                       {"bins", std::to_string(bins_)},
+                       {"method", std::string(name(method_))},
+                       {"percentile", detail::concat(percentile_)}},
                       {}};
   if (batches_ > 0) {
     Tensor hist = Tensor::uninitialized(ScalarType::float32, {bins_});
@@ -298,9 +341,10 @@ void HistogramObserver::load_state(const ObserverState& state) {
 }
 
 std::string HistogramObserver::describe() const {
-  return detail::concat("HistogramObserver ", spec_.describe(), ", ", bins_, " bins: ", batches_,
-                        " batches",
-                        batches_ > 0 ? detail::concat(", range [", min_, ", ", max_, "]") : "");
+  return detail::concat(
+      "HistogramObserver ", spec_.describe(), ", ", bins_, " bins, method ", name(method_),
+      method_ == HistogramMethod::percentile ? detail::concat(" ", percentile_) : "", ": ",
+      batches_, " batches", batches_ > 0 ? detail::concat(", range [", min_, ", ", max_, "]") : "");
 }
 
 }  // namespace quantkit

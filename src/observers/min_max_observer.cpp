@@ -178,7 +178,13 @@ std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const 
   } else if (state.kind == "HistogramObserver") {
     const auto bins = state.attributes.find("bins");
     QK_CHECK(bins != state.attributes.end(), "HistogramObserver state has no bin count");
-    observer = std::make_unique<HistogramObserver>(spec, std::stoll(bins->second));
+    const auto method = state.attributes.find("method");
+    const auto percentile = state.attributes.find("percentile");
+    observer = std::make_unique<HistogramObserver>(
+        spec, std::stoll(bins->second),
+        method == state.attributes.end() ? HistogramMethod::torch_l2
+                                         : histogram_method_from_name(method->second),
+        percentile == state.attributes.end() ? 99.99 : std::stod(percentile->second));
   } else if (state.kind == "FixedRangeObserver") {
     auto end = [&](const char* key) -> std::optional<double> {
       const auto it = state.attributes.find(key);
