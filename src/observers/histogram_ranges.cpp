@@ -87,7 +87,11 @@ std::pair<float, float> entropy(const std::vector<float>& hist, float min, float
   const std::size_t bins = hist.size();
   const auto levels = static_cast<std::size_t>(std::int64_t{1} << (spec.dtype.bits() - 1));
   if (amax == 0 || bins <= levels) return {min, max};
-  const std::vector<double> magnitudes = magnitude_histogram(hist, min, max, bins, amax);
+  std::vector<double> magnitudes = magnitude_histogram(hist, min, max, bins, amax);
+  // The bin at zero holds every exact zero (ReLU outputs, padding): a spike
+  // that any threshold represents exactly, but which would dominate the
+  // divergence and pull the threshold towards zero. It is left out.
+  magnitudes[0] = 0;
   double best_kl = std::numeric_limits<double>::infinity();
   std::size_t best = bins;
   for (std::size_t i = levels; i <= bins; ++i) {
