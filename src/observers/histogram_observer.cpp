@@ -39,7 +39,10 @@ std::vector<float> linspace(float start, float end, std::int64_t steps) {
   return out;
 }
 
-// torch.histc(x, bins, min=lo, max=hi) on float32 data: counts added to `hist`.
+// torch.histc(x, bins, min=lo, max=hi) on float32 data: counts added to
+// `hist`. Chunks are counted in integers on separate threads and added at the
+// end; integer counts are exact whatever the split (torch's per-thread float
+// counts are too, below 2^24 per bin).
 void histc(std::span<const float> x, std::int64_t bins, float lo, float hi,
            std::vector<float>& hist) {
   double left = lo, right = hi;
@@ -49,11 +52,30 @@ void histc(std::span<const float> x, std::int64_t bins, float lo, float hi,
   }
   const float edge_lo = f32(left), edge_hi = f32(right);
   const float width = edge_hi - edge_lo;
-  for (float e : x) {
-    if (!(e >= edge_lo && e <= edge_hi)) continue;
-    auto pos = static_cast<std::int64_t>((e - edge_lo) * static_cast<float>(bins) / width);
-    if (pos == bins) pos = bins - 1;
-    hist[static_cast<std::size_t>(pos)] += 1.0f;
+  const auto fbins = static_cast<float>(bins);
+  constexpr std::int64_t kChunk = 1 << 16;
+  const auto n = static_cast<std::int64_t>(x.size());
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::vector<std::uint32_t>> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    auto& counts = partial[c];
+    counts.assign(static_cast<std::size_t>(bins), 0);
+    const std::int64_t end = std::min(n, (c + 1) * kChunk);
+    for (std::int64_t i = c * kChunk; i < end; ++i) {
+      const float e = x[i];
+      if (!(e >= edge_lo && e <= edge_hi)) continue;
+      auto pos = static_cast<std::int64_t>((e - edge_lo) * fbins / width);
+      if (pos == bins) pos = bins - 1;
+      ++counts[static_cast<std::size_t>(pos)];
+    }
+  }
+  std::vector<std::uint64_t> total(static_cast<std::size_t>(bins), 0);
+  for (const auto& counts : partial) {
+    for (std::size_t b = 0; b < counts.size(); ++b) total[b] += counts[b];
+  }
+  for (std::size_t b = 0; b < total.size(); ++b) {
+    if (total[b] != 0) hist[b] += static_cast<float>(total[b]);
   }
 }
 
@@ -167,15 +189,17 @@ HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins, Histogra
 void HistogramObserver::observe(TensorView x) {
   reference::check_float_input(x.dtype(), "x");
   if (x.numel() == 0) return;  // as torch.ao: an empty batch changes nothing
-  const std::vector<float> values = reference::load_floats(x);
-  float lo = HUGE_VALF, hi = -HUGE_VALF;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    QK_CHECK(std::isfinite(values[i]), "x holds ", values[i], " at flat index ",
-             reference::describe_index(x.shape(), static_cast<std::int64_t>(i)),
-             "; a histogram needs finite data");
-    lo = std::min(lo, values[i]);
-    hi = std::max(hi, values[i]);
+  // float32 contiguous data is read in place; other inputs widen exactly.
+  std::vector<float> widened;
+  std::span<const float> values;
+  if (x.dtype() == ScalarType::float32 && x.is_contiguous()) {
+    values = {static_cast<const float*>(x.data()), static_cast<std::size_t>(x.numel())};
+  } else {
+    widened = reference::load_floats(x);
+    values = widened;
   }
+  const BlockRange range = block_range(x, Granularity::per_tensor());  // Error on NaN / Inf
+  const float lo = range.min.data<float>()[0], hi = range.max.data<float>()[0];
   if (batches_ == 0) {
     histogram_.assign(static_cast<std::size_t>(bins_), 0.0f);
     histc(values, bins_, lo, hi, histogram_);
