@@ -186,6 +186,59 @@ def run(args) -> None:
                         print("| " + " | ".join(row) + " |", flush=True)
 
 
+def observer_cases(x):
+    """(observer op, quantkit callable, torch.ao callable) on one float32 batch."""
+    from torch.ao.quantization import observer as tao
+
+    affine = qk.QuantSpec(dtype="uint8", mapping="asymmetric", eps=2.0**-23)
+    per_channel = qk.QuantSpec(
+        dtype="uint8", mapping="asymmetric", granularity=qk.per_axis(0), eps=2.0**-23
+    )
+    ours = {
+        "MinMax per-tensor": qk.MinMaxObserver(affine),
+        "MinMax per-channel": qk.MinMaxObserver(per_channel),
+        "MovingAverage per-tensor": qk.MovingAverageObserver(affine),
+        "Histogram observe": qk.HistogramObserver(affine),
+    }
+    theirs = {
+        "MinMax per-tensor": tao.MinMaxObserver(),
+        "MinMax per-channel": tao.PerChannelMinMaxObserver(ch_axis=0),
+        "MovingAverage per-tensor": tao.MovingAverageMinMaxObserver(),
+        "Histogram observe": tao.HistogramObserver(),
+    }
+    for op in ours:
+        yield op, (lambda o=ours[op]: o.observe(x)), (lambda o=theirs[op]: o(x))
+    hist, torch_hist = ours["Histogram observe"], theirs["Histogram observe"]
+    yield "Histogram qparams (L2 search)", hist.qparams, torch_hist.calculate_qparams
+
+
+def run_observers(args) -> None:
+    sizes = [4096, 1 << 16] if args.quick else [4096, 1 << 20, 1 << 26]
+    print("\n| observer op | size | thr | copy | quantkit | torch.ao | vs torch.ao | vs copy |")
+    print("|" + "---|" * 8)
+    for n in sizes:
+        x = torch.randn(n // 4096, 4096)
+        for thread_count in [1, 2]:
+            torch.set_num_threads(thread_count)
+            qk.set_num_threads(thread_count)
+            min_time = 0.05 if args.quick else 0.4
+            target = torch.empty_like(x)
+            target.copy_(x)
+            copy = n / best_seconds(lambda t=target, s=x: t.copy_(s), min_time, 50) / 1e9
+            for op, ours, theirs in observer_cases(x):
+                t_ours = best_seconds(ours, min_time, 50)
+                t_theirs = best_seconds(theirs, min_time, 20)
+                size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}[n]
+                if "qparams" in op:  # independent of the batch size: times, not rates
+                    cells = [f"{t_ours * 1e3:.3f} ms", f"{t_theirs * 1e3:.3f} ms", "-"]
+                else:
+                    cells = [f"{n / t_ours / 1e9:.3f}", f"{n / t_theirs / 1e9:.3f}"]
+                    cells.append(f"{t_ours and (n / t_ours / 1e9) / copy:.0%}")
+                row = [op, size, str(thread_count), f"{copy:.3f}", cells[0], cells[1]]
+                row += [f"{t_theirs / t_ours:.1f}x", cells[2]]
+                print("| " + " | ".join(row) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -196,10 +249,13 @@ def main() -> None:
         default="67108864",
         help="comma-separated sizes at which torchao also runs under torch.compile",
     )
+    parser.add_argument("--observers-only", action="store_true", help="only the observer table")
     args = parser.parse_args()
     compile_sizes = set() if args.quick else {int(v) for v in args.compile_sizes.split(",") if v}
     args.compile_at = lambda n: n in compile_sizes
-    run(args)
+    if not args.observers_only:
+        run(args)
+    run_observers(args)
 
 
 if __name__ == "__main__":
