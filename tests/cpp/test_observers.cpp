@@ -74,6 +74,24 @@ TEST(Observers, StateFilesRoundTripExactly) {
   EXPECT_THROW(observer_from_state(observer.state(), uint8_affine()), Error);  // another spec
 }
 
+TEST(Observers, HistogramWorkedExample) {
+  // torch.ao's unit test, derived by hand: bins = 3, x = [2, 3, 4, 5] then
+  // [5, 6, 7, 8] -> histogram [2, 3, 3] over [2, 8]; the L2 search keeps
+  // [2, 6], so symmetric int8 gets scale 6 / 127.5.
+  HistogramObserver observer(QuantSpec{.dtype = QuantDType::int_(8), .eps = std::ldexp(1.0, -23)},
+                             3);
+  observer.observe(Tensor::from_values({2, 3, 4, 5}, {4}));
+  observer.observe(Tensor::from_values({5, 6, 7, 8}, {4}));
+  EXPECT_EQ(observer.histogram(), (std::vector<float>{2, 3, 3}));
+  EXPECT_EQ(observer.search_range(), (std::pair<float, float>{2, 6}));
+  EXPECT_EQ(observer.qparams().scale.get(0), static_cast<double>(6.0f / 127.5f));
+  HistogramObserver percentile(QuantSpec{}, 4, HistogramMethod::percentile, 75);
+  percentile.observe(Tensor::from_values({0, 1, 2, 3}, {4}));  // one value per bin of width 0.75
+  const auto [lo, hi] = percentile.search_range();
+  EXPECT_FLOAT_EQ(lo, 0.75f);  // 25 % of the mass lies below the end of the first bin
+  EXPECT_FLOAT_EQ(hi, 2.25f);
+}
+
 TEST(Observers, MisuseGivesClearErrors) {
   MinMaxObserver observer(uint8_affine(Granularity::per_axis(1)));
   EXPECT_THROW(observer.qparams(), Error);
