@@ -98,6 +98,44 @@ class MinMaxObserver : public Observer {
   Tensor max_;
 };
 
+/// The range of the latest batch only (coreai-opt's static calculator): the
+/// weight observer of QAT, where each step's weights replace the last. merge
+/// is an Error (there is no "latest" across shards).
+class LatestMinMaxObserver : public MinMaxObserver {
+ public:
+  explicit LatestMinMaxObserver(QuantSpec spec);
+  void merge(const Observer& other) override;
+
+ private:
+  void fold(const BlockRange& batch) override;
+};
+
+/// The stretched (PARQ) initialisation: per block, max|x| and mean|x| over
+/// all observed elements, and scale = min(b * mean|x|, max|x|) / (2^(b-1) - 0.5)
+/// (Mapping::stretched). After one batch the qparams equal
+/// choose_qparams(batch, spec) bit for bit (PyTorch's summation order); over
+/// several batches mean|x| is the double-precision sum over the count, rounded
+/// once, so merge equals one observer up to that rounding.
+class MeanAbsObserver : public Observer {
+ public:
+  explicit MeanAbsObserver(QuantSpec spec);
+  void observe(TensorView x) override;
+  QParams qparams() const override;
+  void reset() override;
+  void merge(const Observer& other) override;
+  ObserverState state() const override;
+  void load_state(const ObserverState& state) override;
+  std::string describe() const override;
+
+ private:
+  ScalarType compute_ = ScalarType::float32;
+  Shape grid_;
+  std::vector<float> amax_;
+  std::vector<double> sum_abs_;
+  std::vector<float> first_mean_;  // PyTorch-exact mean of the first batch
+  double count_ = 0;               // elements per block, over all batches
+};
+
 /// Exponential moving average of the per-block min / max (torch.ao
 /// MovingAverageMinMaxObserver / MovingAveragePerChannelMinMaxObserver): the
 /// first batch sets the range; later ones update m = m + c * (batch - m), each

@@ -17,6 +17,8 @@ __all__ = [
     "FixedQParamsObserver",
     "FixedRangeObserver",
     "HistogramObserver",
+    "LatestMinMaxObserver",
+    "MeanAbsObserver",
     "MinMaxObserver",
     "MovingAverageObserver",
     "Observer",
@@ -164,3 +166,18 @@ class HistogramObserver(Observer):
     def search_range(self) -> tuple[float, float]:
         """The [min, max] the L2 search keeps."""
         return self._core.search_range()
+
+
+class LatestMinMaxObserver(MinMaxObserver):
+    """The range of the latest batch only (QAT weights, dynamic ranges)."""
+
+    def __init__(self, spec: _core.QuantSpec) -> None:
+        Observer.__init__(self, _core.LatestMinMaxObserver(spec))
+
+
+class MeanAbsObserver(Observer):
+    """The stretched (PARQ) initialisation ``min(b * mean|x|, max|x|)`` per block,
+    over every observed element; one batch gives ``choose_qparams`` exactly."""
+
+    def __init__(self, spec: _core.QuantSpec) -> None:
+        super().__init__(_core.MeanAbsObserver(spec))

@@ -72,6 +72,11 @@ void bind_observers(nb::module_& m) {
       .def(nb::init<QuantSpec, double>(), "spec"_a, "averaging_constant"_a = 0.01)
       .def_prop_ro("averaging_constant", &MovingAverageObserver::averaging_constant);
 
+  nb::class_<LatestMinMaxObserver, MinMaxObserver>(m, "LatestMinMaxObserver")
+      .def(nb::init<QuantSpec>(), "spec"_a);
+
+  nb::class_<MeanAbsObserver, Observer>(m, "MeanAbsObserver").def(nb::init<QuantSpec>(), "spec"_a);
+
   nb::class_<FixedRangeObserver, MinMaxObserver>(m, "FixedRangeObserver")
       .def(nb::init<QuantSpec, std::optional<double>, std::optional<double>>(), "spec"_a,
            "min"_a = nb::none(), "max"_a = nb::none());

@@ -175,6 +175,10 @@ std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const 
     const auto c = state.attributes.find("averaging_constant");
     QK_CHECK(c != state.attributes.end(), "MovingAverageObserver state has no averaging_constant");
     observer = std::make_unique<MovingAverageObserver>(spec, std::stod(c->second));
+  } else if (state.kind == "LatestMinMaxObserver") {
+    observer = std::make_unique<LatestMinMaxObserver>(spec);
+  } else if (state.kind == "MeanAbsObserver") {
+    observer = std::make_unique<MeanAbsObserver>(spec);
   } else if (state.kind == "HistogramObserver") {
     const auto bins = state.attributes.find("bins");
     QK_CHECK(bins != state.attributes.end(), "HistogramObserver state has no bin count");
