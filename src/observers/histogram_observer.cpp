@@ -111,6 +111,13 @@ std::vector<float> upscale(const std::vector<float>& hist, float orig_min, float
 // c10::div_floor_floating.
 float div_floor(float a, float b) {
   if (b == 0) return a / b;
+  // Away from integer quotients every floor division agrees with floor(a / b);
+  // only near them (and at 0, for its sign) does c10's formula need to run.
+  const float quotient = a / b;
+  const float nearest = std::nearbyint(quotient);
+  if (std::fabs(quotient - nearest) > 1e-3f * std::max(1.0f, std::fabs(quotient))) {
+    return std::floor(quotient);
+  }
   const float mod = std::fmod(a, b);
   float div = (a - mod) / b;
   if (mod != 0 && (b < 0) != (mod < 0)) div -= 1.0f;
@@ -142,6 +149,10 @@ double quantization_error(const std::vector<float>& hist, float min_val, float m
   const float last_dst = static_cast<float>(dst_bins - 1);
   std::vector<float> norm(hist.size());
   for (std::int64_t i = 0; i < bins; ++i) {
+    if (hist[i] == 0) {  // density 0: every term is +-0, and a signed zero cannot change the sum
+      norm[i] = 0.0f;
+      continue;
+    }
     const float src_begin = static_cast<float>(i - start) * bw;
     const float src_end = src_begin + bw;
     const float dst_of_begin = std::clamp(div_floor(src_begin, dw), 0.0f, last_dst);
