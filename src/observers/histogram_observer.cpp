@@ -62,7 +62,8 @@ void histc(std::span<const float> x, std::int64_t bins, float lo, float hi,
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::int64_t c = 0; c < chunks; ++c) {
     auto& counts = partial[c];
-    counts.assign(static_cast<std::size_t>(bins) + 1, 0);  // the extra bin takes what is out of range
+    counts.assign(static_cast<std::size_t>(bins) + 1,
+                  0);  // the extra bin takes what is out of range
     std::int32_t pos[kTile];
     const std::int64_t end = std::min(n, (c + 1) * kChunk);
     for (std::int64_t tile = c * kChunk; tile < end; tile += kTile) {
@@ -106,6 +107,23 @@ std::vector<float> upscale(const std::vector<float>& hist, float orig_min, float
     out[bucket] += hist[k / kUpsample] / static_cast<float>(kUpsample);
   }
   return out;
+}
+
+// A histogram over [min, max] moved onto [new_min, new_max] the way
+// _combine_histograms moves the history: unchanged when the range is, all
+// mass into one bin when the history was constant, else upscaled.
+std::vector<float> rebin(const std::vector<float>& hist, float min, float max, float new_min,
+                         float new_max) {
+  if (new_min == min && new_max == max) return hist;
+  if (min == max) {
+    std::vector<float> moved(hist.size(), 0.0f);
+    const float single[1] = {min};
+    histc(single, static_cast<std::int64_t>(hist.size()), new_min, new_max, moved);
+    const float mass = torch_sum(hist);
+    for (float& m : moved) m *= mass;
+    return moved;
+  }
+  return upscale(hist, min, max, new_min, new_max);
 }
 
 // c10::div_floor_floating.
@@ -237,18 +255,7 @@ void HistogramObserver::observe(TensorView x) {
 
 // torch.ao forward after the first batch / _combine_histograms.
 void HistogramObserver::fold(const std::vector<float>& update, float new_min, float new_max) {
-  std::vector<float> moved;
-  if (new_min == min_ && new_max == max_) {
-    moved = histogram_;
-  } else if (min_ == max_) {  // a constant history: its mass lands in one new bin
-    moved.assign(histogram_.size(), 0.0f);
-    const float single[1] = {min_};
-    histc(single, bins_, new_min, new_max, moved);
-    const float mass = torch_sum(histogram_);
-    for (float& m : moved) m *= mass;
-  } else {
-    moved = upscale(histogram_, min_, max_, new_min, new_max);
-  }
+  const std::vector<float> moved = rebin(histogram_, min_, max_, new_min, new_max);
   for (std::size_t i = 0; i < histogram_.size(); ++i) histogram_[i] = update[i] + moved[i];
   min_ = new_min;
   max_ = new_max;
@@ -329,19 +336,7 @@ void HistogramObserver::merge(const Observer& other) {
     return;
   }
   const float new_min = std::min(min_, same->min_), new_max = std::max(max_, same->max_);
-  std::vector<float> update;
-  if (same->min_ == new_min && same->max_ == new_max) {
-    update = same->histogram_;
-  } else if (same->min_ == same->max_) {
-    update.assign(histogram_.size(), 0.0f);
-    const float single[1] = {same->min_};
-    histc(single, bins_, new_min, new_max, update);
-    const float mass = torch_sum(same->histogram_);
-    for (float& m : update) m *= mass;
-  } else {
-    update = upscale(same->histogram_, same->min_, same->max_, new_min, new_max);
-  }
-  fold(update, new_min, new_max);
+  fold(rebin(same->histogram_, same->min_, same->max_, new_min, new_max), new_min, new_max);
   batches_ += same->batches_;
 }
 
