@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "cpu/affine_kernels.hpp"
+#include "cpu/dispatch_helpers.hpp"
+#include "cpu/minifloat_path.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/block_chooser.hpp"
 #include "reference/eager_math.hpp"
@@ -13,49 +15,6 @@
 
 namespace quantkit::cpu {
 namespace {
-
-// Fixed work items: results never depend on how chunks are spread over
-// threads, and 4096 * bits is a whole number of bytes for every width.
-constexpr std::int64_t kChunk = 4096;
-
-std::optional<FloatKind> kind_of(ScalarType type) {
-  switch (type) {
-    case ScalarType::float32:
-      return FloatKind::f32;
-    case ScalarType::bfloat16:
-      return FloatKind::bf16;
-    case ScalarType::float16:
-      return FloatKind::f16;
-    default:
-      return std::nullopt;
-  }
-}
-
-FloatKind kind_or_f32(ScalarType type) {
-  return kind_of(type).value_or(FloatKind::f32);
-}
-
-// block(i) = (i / inner) % period when the blocks are runs of the flat index:
-// the last non-full block dim k, full dims after it, and before it either
-// all ones (one run per block) or all full (blocks repeat with a period).
-std::optional<BlockMap> block_map(const Shape& shape, const Shape& block) {
-  const auto rank = static_cast<std::int64_t>(shape.size());
-  std::int64_t k = rank - 1;
-  while (k >= 0 && block[k] == shape[k]) --k;
-  const std::int64_t n = numel(shape);
-  if (k < 0) return BlockMap{std::numeric_limits<std::int64_t>::max(), 1};  // per-tensor
-  std::int64_t inner = block[k];
-  for (std::int64_t d = k + 1; d < rank; ++d) inner *= shape[d];
-  bool leading_ones = true, leading_full = true;
-  for (std::int64_t d = 0; d < k; ++d) {
-    leading_ones = leading_ones && block[d] == 1;
-    leading_full = leading_full && block[d] == shape[d];
-  }
-  if (inner == 0) return std::nullopt;
-  if (leading_ones) return BlockMap{inner, std::max<std::int64_t>(n / inner, 1)};
-  if (leading_full) return BlockMap{inner, shape[k] / block[k]};
-  return std::nullopt;
-}
 
 bool supported_scheme(const QuantSpec& spec) {
   if (spec.dtype.is_floating() || spec.mapping == Mapping::stretched) return false;
@@ -91,17 +50,10 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   return p;
 }
 
-template <typename Fn>
-void for_each_chunk(std::int64_t n, Fn&& fn) {
-  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-  // Below a few chunks, waking the thread team costs more than it saves.
-#pragma omp parallel for schedule(static) if (chunks > 4)
-  for (std::int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
-}
-
 }  // namespace
 
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_fake_quantize(x, qparams);
   if (!x.is_contiguous()) return std::nullopt;
   auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
   if (!prepared) return std::nullopt;
@@ -132,6 +84,7 @@ std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_outpu
 }
 
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_quantize(x, qparams);
   if (!x.is_contiguous()) return std::nullopt;
   auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
   if (!prepared) return std::nullopt;
@@ -149,6 +102,7 @@ std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
 
 std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
   const auto& qparams = q.qparams();
+  if (qparams.spec.dtype.is_floating()) return minifloat_dequantize(q, output_dtype);
   if (!kind_of(output_dtype)) return std::nullopt;
   auto prepared = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
   if (!prepared) return std::nullopt;

@@ -172,10 +172,9 @@ HWY_INLINE void StoreExact(DF df, FloatKind kind, VF v, void* base, std::int64_t
   }
 }
 
-std::size_t ElementSize(FloatKind kind) {
+HWY_INLINE std::size_t ElementSize(FloatKind kind) {
   return kind == FloatKind::f32 ? 4 : 2;
 }
-
 
 struct LaneParams {
   VF reciprocal, scale, zero_point;

@@ -1,0 +1,66 @@
+#pragma once
+// Helpers shared by the SIMD dispatch paths (fast_path.cpp, minifloat_path.cpp):
+// storage kinds, the block map of a granularity and the fixed chunking.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <optional>
+
+#include "cpu/affine_kernels.hpp"
+#include "quantkit/scalar_type.hpp"
+#include "quantkit/tensor.hpp"
+
+namespace quantkit::cpu {
+
+// Fixed work items: results never depend on how chunks are spread over
+// threads, and 4096 * bits is a whole number of bytes for every width.
+constexpr std::int64_t kChunk = 4096;
+
+inline std::optional<FloatKind> kind_of(ScalarType type) {
+  switch (type) {
+    case ScalarType::float32:
+      return FloatKind::f32;
+    case ScalarType::bfloat16:
+      return FloatKind::bf16;
+    case ScalarType::float16:
+      return FloatKind::f16;
+    default:
+      return std::nullopt;
+  }
+}
+
+inline FloatKind kind_or_f32(ScalarType type) {
+  return kind_of(type).value_or(FloatKind::f32);
+}
+
+// block(i) = (i / inner) % period when the blocks are runs of the flat index:
+// the last non-full block dim k, full dims after it, and before it either
+// all ones (one run per block) or all full (blocks repeat with a period).
+inline std::optional<BlockMap> block_map(const Shape& shape, const Shape& block) {
+  const auto rank = static_cast<std::int64_t>(shape.size());
+  std::int64_t k = rank - 1;
+  while (k >= 0 && block[k] == shape[k]) --k;
+  const std::int64_t n = numel(shape);
+  if (k < 0) return BlockMap{std::numeric_limits<std::int64_t>::max(), 1};  // per-tensor
+  std::int64_t inner = block[k];
+  for (std::int64_t d = k + 1; d < rank; ++d) inner *= shape[d];
+  bool leading_ones = true, leading_full = true;
+  for (std::int64_t d = 0; d < k; ++d) {
+    leading_ones = leading_ones && block[d] == 1;
+    leading_full = leading_full && block[d] == shape[d];
+  }
+  if (inner == 0) return std::nullopt;
+  if (leading_ones) return BlockMap{inner, std::max<std::int64_t>(n / inner, 1)};
+  if (leading_full) return BlockMap{inner, shape[k] / block[k]};
+  return std::nullopt;
+}
+
+template <typename Fn>
+inline void for_each_chunk(std::int64_t n, Fn&& fn) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  // Below a few chunks, waking the thread team costs more than it saves.
+#pragma omp parallel for schedule(static) if (chunks > 4)
+  for (std::int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+}  // namespace quantkit::cpu

@@ -1,0 +1,105 @@
+#include "cpu/minifloat_path.hpp"
+
+#include "cpu/dispatch_helpers.hpp"
+#include "cpu/minifloat_kernels.hpp"
+#include "quantkit/packing.hpp"
+#include "reference/element_ops.hpp"
+
+namespace quantkit::cpu {
+namespace {
+
+struct Prepared {
+  MinifloatOps ops;
+  BlockMap map;
+  reference::ElementPlan plan;
+  enum class Multiplier : std::uint8_t { scale, divisor, reciprocal } multiplier;
+  BlockParams params() const {
+    const std::vector<float>& per_block = multiplier == Multiplier::scale     ? plan.scale
+                                          : multiplier == Multiplier::divisor ? plan.divisor
+                                                                              : plan.reciprocal;
+    return {per_block.data(), plan.scale.data(), plan.scale.data()};
+  }
+};
+
+std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
+                                const Shape& shape) {
+  if (!qparams.spec.dtype.is_floating() || !kind_of(input) || !kind_of(output)) return std::nullopt;
+  const auto map = block_map(shape, qparams.spec.granularity.block_size(shape));
+  if (!map) return std::nullopt;
+  Prepared p{{}, *map, reference::make_plan(qparams, input, shape), Prepared::Multiplier::scale};
+  const MinifloatFormat& format = *p.plan.format;
+  p.ops.input = *kind_of(input);
+  p.ops.output = *kind_of(output);
+  p.ops.exponent_bits = format.exponent_bits;
+  p.ops.mantissa_bits = format.mantissa_bits;
+  p.ops.exponent_bias = format.exponent_bias;
+  p.ops.max_value = static_cast<float>(format.max_value);
+  p.ops.max_code = encode_minifloat(p.ops.max_value, format);
+  p.ops.has_nan = format.has_nan;
+  p.ops.has_infinity = format.has_infinity;
+  p.ops.scale_in_output = p.plan.scheme == reference::Scheme::mx;
+  // float32 scales divide; MX floor divides by its clamped scale; NVFP4 and
+  // MX rceil multiply by their reciprocal (see reference::make_plan).
+  if (p.plan.scheme == reference::Scheme::float_format) {
+    p.ops.divide = true;
+  } else if (p.plan.scheme == reference::Scheme::mx && !p.plan.divisor.empty() &&
+             p.plan.divisor[0] != 0.0f) {
+    p.ops.divide = true;
+    p.multiplier = Prepared::Multiplier::divisor;
+  } else {
+    p.ops.divide = false;
+    p.multiplier = Prepared::Multiplier::reciprocal;
+  }
+  return p;
+}
+
+}  // namespace
+
+std::optional<Tensor> minifloat_fake_quantize(TensorView x, const QParams& qparams) {
+  if (!x.is_contiguous()) return std::nullopt;
+  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!prepared) return std::nullopt;
+  Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
+  const auto params = prepared->params();
+  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+    minifloat_fake_quantize_range(prepared->ops, prepared->map, params, x.data(), y.raw_data(),
+                                  begin, end);
+  });
+  return y;
+}
+
+std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams) {
+  if (!x.is_contiguous()) return std::nullopt;
+  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!prepared) return std::nullopt;
+  const int bits = qparams.spec.dtype.bits();
+  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(x.numel(), bits)});
+  auto* bytes = packed.data<std::uint8_t>();
+  const auto params = prepared->params();
+  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+    std::uint8_t codes[kChunk];
+    minifloat_quantize_range(prepared->ops, prepared->map, params, x.data(), codes, begin, end);
+    pack_codes_into(reinterpret_cast<const std::int8_t*>(codes), end - begin, bits,
+                    bytes + begin * bits / 8);
+  });
+  return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
+}
+
+std::optional<Tensor> minifloat_dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+  const auto& qparams = q.qparams();
+  auto prepared = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
+  if (!prepared) return std::nullopt;
+  const int bits = qparams.spec.dtype.bits();
+  Tensor y = Tensor::uninitialized(output_dtype, q.shape());
+  const auto params = prepared->params();
+  for_each_chunk(q.numel(), [&](std::int64_t begin, std::int64_t end) {
+    std::int8_t codes[kChunk];
+    unpack_codes_into(q.packed().data(), begin, end - begin, bits, false, codes);
+    minifloat_dequantize_range(prepared->ops, prepared->map, params,
+                               reinterpret_cast<const std::uint8_t*>(codes), y.raw_data(), begin,
+                               end);
+  });
+  return y;
+}
+
+}  // namespace quantkit::cpu

@@ -1,0 +1,48 @@
+#pragma once
+// Forcing each compiled Highway target in turn (tests of the SIMD paths).
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu/affine_kernels.hpp"
+#include "quantkit/threading.hpp"
+
+namespace quantkit {
+
+struct Target {
+  std::int64_t bit;
+  const char* name;
+};
+
+// The targets src/cpu/affine_kernels.cpp compiles; those this CPU lacks are
+// skipped. The portable fallback occupies the last dispatch slot; with GCC
+// Highway 1.0.3 builds it as its SCALAR target.
+inline std::vector<Target> available_targets() {
+  hwy::SetSupportedTargetsForTest(0);
+  const std::int64_t supported = hwy::SupportedTargets();
+  std::vector<Target> out;
+  for (const Target& t :
+       {Target{HWY_AVX3, "AVX3"}, Target{HWY_AVX2, "AVX2"}, Target{HWY_SSE4, "SSE4"}}) {
+    if (supported & t.bit) out.push_back(t);
+  }
+  out.push_back(Target{HWY_EMU128 | HWY_SCALAR, "SCALAR"});
+  return out;
+}
+
+class ForcedTarget : public ::testing::TestWithParam<Target> {
+ protected:
+  void SetUp() override {
+    hwy::SetSupportedTargetsForTest(GetParam().bit);
+    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    ASSERT_STREQ(cpu::active_target_name(), GetParam().name) << "target forcing failed";
+  }
+  void TearDown() override {
+    hwy::SetSupportedTargetsForTest(0);
+    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    set_num_threads(0);
+  }
+};
+
+}  // namespace quantkit
