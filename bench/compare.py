@@ -22,9 +22,13 @@ import quantkit as qk
 import torch
 
 warnings.filterwarnings("ignore")
+from torchao.prototype.mx_formats.config import ScaleCalculationMode  # noqa: E402
+from torchao.prototype.mx_formats.mx_tensor import to_mx  # noqa: E402
 from torchao.quantization.quant_primitives import (  # noqa: E402
     MappingType,
+    _dequantize_affine_float8,
     _fake_quantize_affine,
+    _quantize_affine_float8,
     choose_qparams_affine,
     dequantize_affine,
     quantize_affine,
@@ -104,7 +108,41 @@ def cases(x, granularity_name):
             qt = torch.quantize_per_channel(x, s64, z64, 0, torch.qint8)
             dequant["torch"] = qt.dequantize
     out = [("fake_quantize int8", fake), ("quantize int8", quant), ("dequantize int8", dequant)]
+    if granularity_name == "per-tensor":
+        spec8 = qk.QuantSpec(dtype="fp8_e4m3fn", scale_dtype="float32")
+        qp8 = qk.choose_qparams(x, spec8)
+        s8 = qp8.scale.reshape(1, 1).float()
+
+        def torchao_fake_fp8(t):
+            q8 = _quantize_affine_float8(t, s8, torch.float8_e4m3fn)
+            return _dequantize_affine_float8(q8, s8, t.dtype)
+
+        out.append(
+            (
+                "fake_quantize fp8",
+                {
+                    "quantkit": lambda: qk.fake_quantize(x, qp8),
+                    "torchao": lambda: torchao_fake_fp8(x),
+                    "torchao+compile": (compiled(torchao_fake_fp8), x),
+                },
+            )
+        )
     if granularity_name == "per-group-128":
+        mx = qk.QuantSpec(dtype="fp4_e2m1", granularity=qk.per_group(32), scale_dtype="e8m0")
+
+        def torchao_mxfp4(t):
+            return to_mx(t, torch.float4_e2m1fn_x2, 32, ScaleCalculationMode.FLOOR)
+
+        out.append(
+            (
+                "choose+quantize mxfp4",
+                {
+                    "quantkit": lambda: qk.quantize(x, mx),
+                    "torchao": lambda: torchao_mxfp4(x),
+                    "torchao+compile": (compiled(torchao_mxfp4), x),
+                },
+            )
+        )
         spec4 = qk.QuantSpec(dtype="int4", mapping="asymmetric", granularity=granularity)
 
         def torchao_choose_quantize(t):
