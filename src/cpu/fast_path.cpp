@@ -67,6 +67,9 @@ std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
 
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
                                              const QParams& qparams) {
+  if (qparams.spec.dtype.is_floating()) {
+    return minifloat_fake_quantize_backward(x, grad_output, qparams);
+  }
   const auto grad_kind = kind_of(grad_output.dtype());
   if (!x.is_contiguous() || !grad_output.is_contiguous() || !grad_kind ||
       grad_output.shape() != x.shape()) {

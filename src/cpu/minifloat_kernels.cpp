@@ -174,6 +174,32 @@ void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
       });
 }
 
+// Straight-through estimator: grad where |scaled x| <= max (NaN never passes).
+void MinifloatSteBackwardRange(const MinifloatOps& ops, const BlockMap& map,
+                               const BlockParams& params, const void* x, const void* grad,
+                               FloatKind grad_kind, void* out, std::int64_t begin,
+                               std::int64_t end) {
+  const DF df;
+  const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
+                       std::int64_t di, const LaneParams& p) HWY_ATTR {
+    const VF scaled = ScaleLanes(ops, p, Load(df, ops.input, xs, xi));
+    const auto passes = hn::Le(hn::Abs(scaled), hn::Set(df, ops.max_value));
+    const VF g = Load(df, grad_kind, gs, gi);
+    StoreExact(df, grad_kind, hn::Mul(g, hn::IfThenElseZero(passes, hn::Set(df, 1.0f))), dst, di);
+  };
+  const std::size_t in_size = ElementSize(ops.input), grad_size = ElementSize(grad_kind);
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
+        std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        std::memcpy(gb, static_cast<const unsigned char*>(grad) + i * grad_size, count * grad_size);
+        one(xb, 0, gb, 0, ob, 0, p);
+        std::memcpy(static_cast<unsigned char*>(out) + i * grad_size, ob, count * grad_size);
+      });
+}
+
 }  // namespace quantkit::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -183,6 +209,15 @@ namespace quantkit::cpu {
 HWY_EXPORT(MinifloatQuantizeRange);
 HWY_EXPORT(MinifloatFakeQuantizeRange);
 HWY_EXPORT(MinifloatDequantizeRange);
+HWY_EXPORT(MinifloatSteBackwardRange);
+
+void minifloat_ste_backward_range(const MinifloatOps& ops, const BlockMap& map,
+                                  const BlockParams& params, const void* x, const void* grad,
+                                  FloatKind grad_kind, void* out, std::int64_t begin,
+                                  std::int64_t end) {
+  HWY_DYNAMIC_DISPATCH(MinifloatSteBackwardRange)
+  (ops, map, params, x, grad, grad_kind, out, begin, end);
+}
 
 void minifloat_quantize_range(const MinifloatOps& ops, const BlockMap& map,
                               const BlockParams& params, const void* x, std::uint8_t* codes,

@@ -41,4 +41,10 @@ void minifloat_dequantize_range(const MinifloatOps& ops, const BlockMap& map,
                                 const BlockParams& params, const std::uint8_t* codes, void* y,
                                 std::int64_t begin, std::int64_t end);
 
+/// out[i] = grad[i] * (|scaled x[i]| <= max), in the gradient's kind.
+void minifloat_ste_backward_range(const MinifloatOps& ops, const BlockMap& map,
+                                  const BlockParams& params, const void* x, const void* grad,
+                                  FloatKind grad_kind, void* out, std::int64_t begin,
+                                  std::int64_t end);
+
 }  // namespace quantkit::cpu

@@ -68,6 +68,24 @@ std::optional<Tensor> minifloat_fake_quantize(TensorView x, const QParams& qpara
   return y;
 }
 
+std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
+                                                       const QParams& qparams) {
+  const auto grad_kind = kind_of(grad_output.dtype());
+  if (!x.is_contiguous() || !grad_output.is_contiguous() || !grad_kind ||
+      grad_output.shape() != x.shape()) {
+    return std::nullopt;  // the reference validates and reports
+  }
+  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!prepared) return std::nullopt;
+  Tensor out = Tensor::uninitialized(grad_output.dtype(), x.shape());
+  const auto params = prepared->params();
+  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+    minifloat_ste_backward_range(prepared->ops, prepared->map, params, x.data(), grad_output.data(),
+                                 *grad_kind, out.raw_data(), begin, end);
+  });
+  return out;
+}
+
 std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams) {
   if (!x.is_contiguous()) return std::nullopt;
   auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());

@@ -11,6 +11,8 @@ namespace quantkit::cpu {
 
 std::optional<Tensor> minifloat_fake_quantize(TensorView x, const QParams& qparams);
 std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams);
+std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
+                                                       const QParams& qparams);
 std::optional<Tensor> minifloat_dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 
 }  // namespace quantkit::cpu
