@@ -5,11 +5,11 @@
 // reference runs.
 //
 // Covered: integer formats in the int or none zero-point domain (every
-// mapping but stretched); float32 / bfloat16 / float16 inputs, contiguous; any
-// scale / zero-point dtype; granularities whose blocks are runs of the flat
-// index (per-tensor, per-token, per-group along the last axis, per-axis) —
-// block(i) = (i / inner) % period. choose_qparams also covers the floating
-// element formats (it only needs per-block min / max).
+// mapping but stretched), and the floating element formats (FP8 / FP6 / FP4
+// with float32, MX or NVFP4 scales; minifloat_path.hpp); float32 / bfloat16 /
+// float16 inputs, contiguous; any scale / zero-point dtype; granularities whose
+// blocks are runs of the flat index (per-tensor, per-token, per-group along the
+// last axis, per-axis) — block(i) = (i / inner) % period.
 
 #include <optional>
 #include <vector>
