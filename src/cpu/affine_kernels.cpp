@@ -39,7 +39,6 @@ struct Kinds {
 };
 using RuntimeKinds = Kinds<-1, -1, -1>;
 
-
 // Roundings the reference performs that cannot change a result here are
 // skipped (every skip is covered by the exhaustive forced-target tests):
 // - round(x * r) + zp is rounded to promote(P, Z) before the clamp; for codes of
@@ -54,6 +53,14 @@ using RuntimeKinds = Kinds<-1, -1, -1>;
 // once, on the input; the bf16 rounding of a NaN product is then discarded.
 template <class K>
 HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
+  if (ops.stretched) {  // clip, divide, shift by zp (-0.5), then round: each step in P
+    const VF clipped = hn::Min(hn::Max(x, hn::Neg(p.reciprocal)), p.reciprocal);
+    const VF quotient = RoundFiniteTo(df, K::product(ops), hn::Div(clipped, p.scale));
+    const VF shifted = RoundFiniteTo(df, K::product(ops), hn::Add(quotient, p.zero_point));
+    const VF low = hn::Set(df, ops.quant_min);
+    const VF clamped = hn::Min(hn::Max(hn::Round(shifted), low), hn::Set(df, ops.quant_max));
+    return hn::IfThenElse(hn::IsNaN(x), low, clamped);
+  }
   const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(x, p.reciprocal));
   // Codes are integers, so -0 must become +0 (adding +0.0 does that when
   // there is no zero point to add).
@@ -168,8 +175,11 @@ void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParam
     const VF xv = Load(df, in_kind, xs, xi);
     const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(xv, p.reciprocal));
     const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
-    const auto outside =
+    auto outside =
         hn::Or(hn::Lt(q, hn::Set(df, ops.quant_min)), hn::Gt(q, hn::Set(df, ops.quant_max)));
+    if (ops.stretched) {  // passes inside [-clip, clip]
+      outside = hn::Or(hn::Lt(xv, hn::Neg(p.reciprocal)), hn::Gt(xv, p.reciprocal));
+    }
     const auto passes = hn::Not(hn::Or(outside, hn::IsNaN(xv)));
     const VF g = Load(df, grad_kind, gs, gi);
     StoreExact(df, grad_kind, hn::Mul(g, hn::IfThenElseZero(passes, hn::Set(df, 1.0f))), dst, di);

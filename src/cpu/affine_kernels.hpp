@@ -22,6 +22,9 @@ struct AffineOps {
   FloatKind product;  // P = promote(T, S): x * r is rounded to it
   FloatKind output;   // O: stored output (fake quantize: T)
   bool has_zero_point;
+  /// The stretched (PARQ) grid: q = round(clamp(x, -c, c) / s + zp) with the
+  /// quotient and the sum rounded to `product`; params.reciprocal holds c.
+  bool stretched = false;
   float quant_min;
   float quant_max;
   /// Write outputs with non-temporal stores (outputs larger than the caches:

@@ -16,8 +16,12 @@
 namespace quantkit::cpu {
 namespace {
 
-bool supported_scheme(const QuantSpec& spec) {
-  if (spec.dtype.is_floating() || spec.mapping == Mapping::stretched) return false;
+// Integer formats with an int or no zero point; the stretched mapping too where
+// the qparams are given (choosing them needs mean|x|, which the fused path
+// does not compute).
+bool supported_scheme(const QuantSpec& spec, bool allow_stretched = false) {
+  if (spec.dtype.is_floating()) return false;
+  if (spec.mapping == Mapping::stretched) return allow_stretched;
   return spec.resolved_zero_point_domain() != ZeroPointDomain::float_;
 }
 
@@ -26,23 +30,38 @@ struct Prepared {
   AffineOps ops;
   BlockMap map;
   reference::ElementPlan plan;
+  std::vector<float> clip;  // stretched: the per-block clip bound, in place of the reciprocal
   BlockParams params() const {
-    return {plan.reciprocal.data(), plan.scale.data(), plan.zero_point.data()};
+    return {ops.stretched ? clip.data() : plan.reciprocal.data(), plan.scale.data(),
+            plan.zero_point.data()};
   }
 };
 
 std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
                                 const Shape& shape) {
-  if (!supported_scheme(qparams.spec) || !kind_of(input) || !kind_of(output)) return std::nullopt;
+  if (!supported_scheme(qparams.spec, true) || !kind_of(input) || !kind_of(output)) {
+    return std::nullopt;
+  }
   if (!kind_of(qparams.scale.dtype())) return std::nullopt;
   const auto map = block_map(shape, qparams.spec.granularity.block_size(shape));
   if (!map) return std::nullopt;
-  Prepared p{{}, *map, reference::make_plan(qparams, input, shape)};  // validates the grid
+  Prepared p{{}, *map, reference::make_plan(qparams, input, shape), {}};  // validates the grid
   const ScalarType product = reference::op_dtype(input, p.plan.scale_dtype);
+  const bool stretched = p.plan.scheme == reference::Scheme::stretched;
+  // The kernel rounds quotient + zp to the quotient's kind: other zero-point
+  // dtypes (promoting it further) stay on the reference.
+  if (stretched && reference::op_dtype(product, p.plan.zero_dtype) != product) return std::nullopt;
   p.ops.input = *kind_of(input);
   p.ops.product = kind_or_f32(product);
   p.ops.output = *kind_of(output);
-  p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain;
+  p.ops.stretched = stretched;
+  p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain || stretched;
+  if (stretched) {
+    for (std::size_t b = 0; b < p.plan.scale.size(); ++b) {
+      p.clip.push_back(reference::round_to(
+          p.plan.scale_dtype, p.plan.scale[b] * static_cast<float>(p.plan.stretched_max)));
+    }
+  }
   p.ops.quant_min = static_cast<float>(p.plan.quant_min);
   p.ops.quant_max = static_cast<float>(p.plan.quant_max);
   // Outputs beyond the last-level cache bypass it (non-temporal stores).

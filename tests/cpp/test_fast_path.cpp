@@ -107,6 +107,32 @@ Tensor random_tensor(Shape shape, ScalarType dtype, std::uint32_t seed) {
   return Tensor::from_values(v, std::move(shape), dtype);
 }
 
+TEST_P(ForcedTarget, StretchedGrid) {
+  // Exhaustive 16-bit inputs, then random float32 rows of every tail, for the
+  // stretched (PARQ) grid with given qparams.
+  for (ScalarType dtype : {ScalarType::bfloat16, ScalarType::float16}) {
+    const Tensor x = all_16bit_patterns(dtype);
+    for (int bits : {2, 3, 4}) {
+      const QuantSpec spec{.dtype = QuantDType::int_(bits), .mapping = Mapping::stretched};
+      for (ScalarType scale_dtype : {ScalarType::float32, dtype}) {
+        for (double scale : {0.0371, 1.0 / 3.0, 250.0}) {
+          const auto qp = QParams::make(spec, Tensor::from_values({scale}, {1}, scale_dtype),
+                                        Tensor::from_values({-0.5}, {1}, scale_dtype), dtype);
+          expect_identical(x, qp, spec.describe() + " " + std::string(name(dtype)));
+        }
+      }
+    }
+  }
+  std::uint32_t seed = 3;
+  for (std::int64_t length = 32; length <= 288; length += 32) {
+    const Tensor x = random_tensor({3, length}, ScalarType::float32, seed++);
+    const QuantSpec spec{.dtype = QuantDType::int_(2),
+                         .mapping = Mapping::stretched,
+                         .granularity = Granularity::per_group(32)};
+    expect_identical(x, reference::choose_qparams(x, spec), "length " + std::to_string(length));
+  }
+}
+
 TEST_P(ForcedTarget, EveryTailLengthAndSpec) {
   std::uint32_t seed = 7;
   for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
