@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "cpu/affine_kernels.hpp"
+#include "quantkit/packing.hpp"
+#include "quantkit/quantized_tensor.hpp"
 #include "quantkit/scalar_type.hpp"
 #include "quantkit/tensor.hpp"
 
@@ -61,6 +63,51 @@ inline void for_each_chunk(std::int64_t n, Fn&& fn) {
   // Below a few chunks, waking the thread team costs more than it saves.
 #pragma omp parallel for schedule(static) if (chunks > 4)
   for (std::int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+// The chunked drivers of the element-wise ops. Each kernel handles elements
+// [begin, end) of one chunk.
+
+/// A new `dtype` tensor of `shape`; kernel(begin, end, void* out).
+template <typename Kernel>
+Tensor map_chunks(ScalarType dtype, const Shape& shape, Kernel&& kernel) {
+  Tensor out = Tensor::uninitialized(dtype, shape);
+  for_each_chunk(numel(shape),
+                 [&](std::int64_t begin, std::int64_t end) { kernel(begin, end, out.raw_data()); });
+  return out;
+}
+
+/// Packed codes of `bits` bits; kernel(begin, end, std::int8_t* codes) fills
+/// one code per element of the chunk.
+template <typename Kernel>
+Tensor pack_chunks(std::int64_t n, int bits, Kernel&& kernel) {
+  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(n, bits)});
+  auto* bytes = packed.data<std::uint8_t>();
+  for_each_chunk(n, [&](std::int64_t begin, std::int64_t end) {
+    std::int8_t codes[kChunk];
+    kernel(begin, end, codes);
+    pack_codes_into(codes, end - begin, bits, bytes + begin * bits / 8);
+  });
+  return packed;
+}
+
+/// A new `dtype` tensor from the codes of q; kernel(begin, end, const
+/// std::int8_t* codes, void* out).
+template <typename Kernel>
+Tensor unpack_chunks(const QuantizedTensor& q, ScalarType dtype, bool is_signed, Kernel&& kernel) {
+  const int bits = q.dtype().bits();
+  return map_chunks(dtype, q.shape(), [&](std::int64_t begin, std::int64_t end, void* out) {
+    std::int8_t codes[kChunk];
+    unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);
+    kernel(begin, end, codes, out);
+  });
+}
+
+/// Whether the straight-through backward can take the SIMD path (the
+/// reference validates and reports everything else).
+inline bool backward_applies(TensorView x, TensorView grad_output) {
+  return x.is_contiguous() && grad_output.is_contiguous() && kind_of(grad_output.dtype()) &&
+         grad_output.shape() == x.shape();
 }
 
 }  // namespace quantkit::cpu

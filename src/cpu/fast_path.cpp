@@ -74,14 +74,11 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
   if (qparams.spec.dtype.is_floating()) return minifloat_fake_quantize(x, qparams);
   if (!x.is_contiguous()) return std::nullopt;
-  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
-  if (!prepared) return std::nullopt;
-  Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
-  const auto params = prepared->params();
-  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
-    fake_quantize_range(prepared->ops, prepared->map, params, x.data(), y.raw_data(), begin, end);
+  const auto p = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!p) return std::nullopt;
+  return map_chunks(x.dtype(), x.shape(), [&](std::int64_t begin, std::int64_t end, void* y) {
+    fake_quantize_range(p->ops, p->map, p->params(), x.data(), y, begin, end);
   });
-  return y;
 }
 
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
@@ -89,36 +86,27 @@ std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_outpu
   if (qparams.spec.dtype.is_floating()) {
     return minifloat_fake_quantize_backward(x, grad_output, qparams);
   }
-  const auto grad_kind = kind_of(grad_output.dtype());
-  if (!x.is_contiguous() || !grad_output.is_contiguous() || !grad_kind ||
-      grad_output.shape() != x.shape()) {
-    return std::nullopt;  // the reference validates and reports
-  }
-  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
-  if (!prepared) return std::nullopt;
-  Tensor out = Tensor::uninitialized(grad_output.dtype(), x.shape());
-  const auto params = prepared->params();
-  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
-    ste_backward_range(prepared->ops, prepared->map, params, x.data(), grad_output.data(),
-                       *grad_kind, out.raw_data(), begin, end);
-  });
-  return out;
+  if (!backward_applies(x, grad_output)) return std::nullopt;
+  const auto p = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!p) return std::nullopt;
+  const FloatKind grad_kind = *kind_of(grad_output.dtype());
+  return map_chunks(grad_output.dtype(), x.shape(),
+                    [&](std::int64_t begin, std::int64_t end, void* out) {
+                      ste_backward_range(p->ops, p->map, p->params(), x.data(), grad_output.data(),
+                                         grad_kind, out, begin, end);
+                    });
 }
 
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
   if (qparams.spec.dtype.is_floating()) return minifloat_quantize(x, qparams);
   if (!x.is_contiguous()) return std::nullopt;
-  auto prepared = prepare(qparams, x.dtype(), x.dtype(), x.shape());
-  if (!prepared) return std::nullopt;
-  const int bits = qparams.spec.dtype.bits();
-  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(x.numel(), bits)});
-  auto* bytes = packed.data<std::uint8_t>();
-  const auto params = prepared->params();
-  for_each_chunk(x.numel(), [&](std::int64_t begin, std::int64_t end) {
-    std::int8_t codes[kChunk];
-    quantize_range(prepared->ops, prepared->map, params, x.data(), codes, begin, end);
-    pack_codes_into(codes, end - begin, bits, bytes + begin * bits / 8);
-  });
+  const auto p = prepare(qparams, x.dtype(), x.dtype(), x.shape());
+  if (!p) return std::nullopt;
+  Tensor packed =
+      pack_chunks(x.numel(), qparams.spec.dtype.bits(),
+                  [&](std::int64_t begin, std::int64_t end, std::int8_t* codes) {
+                    quantize_range(p->ops, p->map, p->params(), x.data(), codes, begin, end);
+                  });
   return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
 }
 
@@ -126,18 +114,13 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   const auto& qparams = q.qparams();
   if (qparams.spec.dtype.is_floating()) return minifloat_dequantize(q, output_dtype);
   if (!kind_of(output_dtype)) return std::nullopt;
-  auto prepared = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
-  if (!prepared) return std::nullopt;
-  const int bits = qparams.spec.dtype.bits();
-  const bool is_signed = qparams.spec.dtype.is_signed();
-  Tensor y = Tensor::uninitialized(output_dtype, q.shape());
-  const auto params = prepared->params();
-  for_each_chunk(q.numel(), [&](std::int64_t begin, std::int64_t end) {
-    std::int8_t codes[kChunk];
-    unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);  // span
-    dequantize_range(prepared->ops, prepared->map, params, codes, y.raw_data(), begin, end);
-  });
-  return y;
+  const auto p = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
+  if (!p) return std::nullopt;
+  return unpack_chunks(
+      q, output_dtype, qparams.spec.dtype.is_signed(),
+      [&](std::int64_t begin, std::int64_t end, const std::int8_t* codes, void* y) {
+        dequantize_range(p->ops, p->map, p->params(), codes, y, begin, end);
+      });
 }
 
 std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
