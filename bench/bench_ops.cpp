@@ -95,6 +95,19 @@ void BM_FakeQuantize(benchmark::State& state) {
   report(state, x, 2 * x.nbytes());
 }
 
+// The out= variant: no allocation, so small tensors show the call overhead.
+void BM_FakeQuantizeInto(benchmark::State& state) {
+  const auto x = make_input(std::int64_t{1} << state.range(0), dtype_of(state.range(1)));
+  const auto qp = qk::choose_qparams(
+      x, {.dtype = qk::QuantDType::int_(8), .granularity = granularity(state.range(2))});
+  qk::Tensor out = qk::Tensor::uninitialized(x.dtype(), x.shape());
+  for (auto _ : state) {
+    qk::fake_quantize_into(x, qp, out);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  report(state, x, 2 * x.nbytes());
+}
+
 void BM_Quantize(benchmark::State& state) {
   const auto x = make_input(std::int64_t{1} << state.range(0), dtype_of(state.range(1)));
   const auto qp = qk::choose_qparams(
@@ -136,6 +149,7 @@ void sizes(benchmark::internal::Benchmark* b, bool with_granularity) {
 
 BENCHMARK(BM_Clone)->Apply([](auto* b) { sizes(b, false); });
 BENCHMARK(BM_FakeQuantize)->Apply([](auto* b) { sizes(b, true); });
+BENCHMARK(BM_FakeQuantizeInto)->Apply([](auto* b) { sizes(b, true); });
 BENCHMARK(BM_Quantize)->Apply([](auto* b) { sizes(b, true); });
 BENCHMARK(BM_Dequantize)->Apply([](auto* b) { sizes(b, true); });
 BENCHMARK(BM_ChooseAndQuantizeInt4G128)->Apply([](auto* b) { sizes(b, false); });

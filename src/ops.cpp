@@ -1,7 +1,11 @@
 // The public ops: the SIMD fast path where it applies, the reference otherwise.
 // Both give bit-identical results (tests/cpp/test_fast_path.cpp).
 #include "quantkit/ops.hpp"
+
+#include <cstring>
+
 #include "cpu/fast_path.hpp"
+#include "quantkit/error.hpp"
 #include "reference/reference_ops.hpp"
 
 namespace quantkit {
@@ -29,6 +33,23 @@ Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
 Tensor fake_quantize(TensorView x, const QParams& qparams) {
   if (auto fast = cpu::fake_quantize(x, qparams)) return std::move(*fast);
   return reference::fake_quantize(x, qparams);
+}
+
+void fake_quantize_into(TensorView x, const QParams& qparams, Tensor& out) {
+  QK_CHECK(out.dtype() == x.dtype() && out.shape() == x.shape(), "out (", name(out.dtype()), " ",
+           to_string(out.shape()), ") must have x's dtype and shape (", name(x.dtype()), " ",
+           to_string(x.shape()), ")");
+  if (cpu::fake_quantize_into(x, qparams, out.raw_data())) return;
+  const Tensor y = reference::fake_quantize(x, qparams);
+  std::memcpy(out.raw_data(), y.raw_data(), y.nbytes());
+}
+
+void dequantize_into(const QuantizedTensor& q, Tensor& out) {
+  QK_CHECK(out.shape() == q.shape(), "out of shape ", to_string(out.shape()),
+           " must have the quantized tensor's shape ", to_string(q.shape()));
+  if (cpu::dequantize_into(q, out.dtype(), out.raw_data())) return;
+  const Tensor y = reference::dequantize(q, out.dtype());
+  std::memcpy(out.raw_data(), y.raw_data(), y.nbytes());
 }
 
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {

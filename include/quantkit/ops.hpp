@@ -43,6 +43,11 @@ QuantizedTensor quantize(TensorView x, const QParams& qparams);
 QuantizedTensor quantize(TensorView x, const QuantSpec& spec);
 Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype = ScalarType::float32);
 Tensor fake_quantize(TensorView x, const QParams& qparams);
+/// out= variants: write into `out`, which must already have the result's shape
+/// and dtype (x's for fake_quantize); no allocation on the SIMD path, so
+/// repeated calls on small tensors cost only the kernel. Same bits as above.
+void fake_quantize_into(TensorView x, const QParams& qparams, Tensor& out);
+void dequantize_into(const QuantizedTensor& q, Tensor& out);
 
 /// Straight-through estimator: grad where the unclamped quantized value
 /// round(x * r) + zp lies in [quant_min, quant_max] (inclusive), else 0.

@@ -68,12 +68,17 @@ inline void for_each_chunk(std::int64_t n, Fn&& fn) {
 // The chunked drivers of the element-wise ops. Each kernel handles elements
 // [begin, end) of one chunk.
 
+/// kernel(begin, end, void* out) over every chunk of n elements.
+template <typename Kernel>
+void map_chunks_into(std::int64_t n, void* out, Kernel&& kernel) {
+  for_each_chunk(n, [&](std::int64_t begin, std::int64_t end) { kernel(begin, end, out); });
+}
+
 /// A new `dtype` tensor of `shape`; kernel(begin, end, void* out).
 template <typename Kernel>
 Tensor map_chunks(ScalarType dtype, const Shape& shape, Kernel&& kernel) {
   Tensor out = Tensor::uninitialized(dtype, shape);
-  for_each_chunk(numel(shape),
-                 [&](std::int64_t begin, std::int64_t end) { kernel(begin, end, out.raw_data()); });
+  map_chunks_into(numel(shape), out.raw_data(), kernel);
   return out;
 }
 
@@ -91,15 +96,15 @@ Tensor pack_chunks(std::int64_t n, int bits, Kernel&& kernel) {
   return packed;
 }
 
-/// A new `dtype` tensor from the codes of q; kernel(begin, end, const
-/// std::int8_t* codes, void* out).
+/// The codes of q, chunk by chunk; kernel(begin, end, const std::int8_t*
+/// codes, void* out) writes elements [begin, end) of `out`.
 template <typename Kernel>
-Tensor unpack_chunks(const QuantizedTensor& q, ScalarType dtype, bool is_signed, Kernel&& kernel) {
+void unpack_chunks_into(const QuantizedTensor& q, void* out, bool is_signed, Kernel&& kernel) {
   const int bits = q.dtype().bits();
-  return map_chunks(dtype, q.shape(), [&](std::int64_t begin, std::int64_t end, void* out) {
+  map_chunks_into(q.numel(), out, [&](std::int64_t begin, std::int64_t end, void* y) {
     std::int8_t codes[kChunk];
     unpack_codes_into(q.packed().data(), begin, end - begin, bits, is_signed, codes);
-    kernel(begin, end, codes, out);
+    kernel(begin, end, codes, y);
   });
 }
 

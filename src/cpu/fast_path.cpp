@@ -71,14 +71,21 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
 
 }  // namespace
 
-std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
-  if (qparams.spec.dtype.is_floating()) return minifloat_fake_quantize(x, qparams);
-  if (!x.is_contiguous()) return std::nullopt;
+bool fake_quantize_into(TensorView x, const QParams& qparams, void* out) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_fake_quantize_into(x, qparams, out);
+  if (!x.is_contiguous()) return false;
   const auto p = prepare(qparams, x.dtype(), x.dtype(), x.shape());
-  if (!p) return std::nullopt;
-  return map_chunks(x.dtype(), x.shape(), [&](std::int64_t begin, std::int64_t end, void* y) {
+  if (!p) return false;
+  map_chunks_into(x.numel(), out, [&](std::int64_t begin, std::int64_t end, void* y) {
     fake_quantize_range(p->ops, p->map, p->params(), x.data(), y, begin, end);
   });
+  return true;
+}
+
+std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams) {
+  Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
+  if (!fake_quantize_into(x, qparams, y.raw_data())) return std::nullopt;
+  return y;
 }
 
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
@@ -110,17 +117,23 @@ std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams) {
   return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
 }
 
-std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+bool dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out) {
   const auto& qparams = q.qparams();
-  if (qparams.spec.dtype.is_floating()) return minifloat_dequantize(q, output_dtype);
-  if (!kind_of(output_dtype)) return std::nullopt;
+  if (qparams.spec.dtype.is_floating()) return minifloat_dequantize_into(q, output_dtype, out);
+  if (!kind_of(output_dtype)) return false;
   const auto p = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
-  if (!p) return std::nullopt;
-  return unpack_chunks(
-      q, output_dtype, qparams.spec.dtype.is_signed(),
-      [&](std::int64_t begin, std::int64_t end, const std::int8_t* codes, void* y) {
-        dequantize_range(p->ops, p->map, p->params(), codes, y, begin, end);
-      });
+  if (!p) return false;
+  unpack_chunks_into(q, out, qparams.spec.dtype.is_signed(),
+                     [&](std::int64_t begin, std::int64_t end, const std::int8_t* codes, void* y) {
+                       dequantize_range(p->ops, p->map, p->params(), codes, y, begin, end);
+                     });
+  return true;
+}
+
+std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+  Tensor y = Tensor::uninitialized(output_dtype, q.shape());
+  if (!dequantize_into(q, output_dtype, y.raw_data())) return std::nullopt;
+  return y;
 }
 
 std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {

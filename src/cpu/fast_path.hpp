@@ -20,6 +20,10 @@
 namespace quantkit::cpu {
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec);
+/// Into preallocated storage of the result's shape and dtype; false when the
+/// fast path does not apply (nothing written).
+bool fake_quantize_into(TensorView x, const QParams& qparams, void* out);
+bool dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out);
 /// Per-block minima and maxima (row-major over the qparams grid), when the
 /// blocks are runs of the flat index and every value is finite.
 struct BlockMinMax {

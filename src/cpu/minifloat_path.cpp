@@ -55,13 +55,14 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
 
 }  // namespace
 
-std::optional<Tensor> minifloat_fake_quantize(TensorView x, const QParams& qparams) {
-  if (!x.is_contiguous()) return std::nullopt;
+bool minifloat_fake_quantize_into(TensorView x, const QParams& qparams, void* out) {
+  if (!x.is_contiguous()) return false;
   const auto p = prepare(qparams, x.dtype(), x.dtype(), x.shape());
-  if (!p) return std::nullopt;
-  return map_chunks(x.dtype(), x.shape(), [&](std::int64_t begin, std::int64_t end, void* y) {
+  if (!p) return false;
+  map_chunks_into(x.numel(), out, [&](std::int64_t begin, std::int64_t end, void* y) {
     minifloat_fake_quantize_range(p->ops, p->map, p->params(), x.data(), y, begin, end);
   });
+  return true;
 }
 
 std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
@@ -90,16 +91,16 @@ std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& q
   return QuantizedTensor::from_packed(x.shape(), std::move(packed), qparams);
 }
 
-std::optional<Tensor> minifloat_dequantize(const QuantizedTensor& q, ScalarType output_dtype) {
+bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out) {
   const auto& qparams = q.qparams();
   const auto p = prepare(qparams, qparams.compute_dtype, output_dtype, q.shape());
-  if (!p) return std::nullopt;
-  return unpack_chunks(
-      q, output_dtype, false,
-      [&](std::int64_t begin, std::int64_t end, const std::int8_t* codes, void* y) {
+  if (!p) return false;
+  unpack_chunks_into(
+      q, out, false, [&](std::int64_t begin, std::int64_t end, const std::int8_t* codes, void* y) {
         minifloat_dequantize_range(p->ops, p->map, p->params(),
                                    reinterpret_cast<const std::uint8_t*>(codes), y, begin, end);
       });
+  return true;
 }
 
 }  // namespace quantkit::cpu

@@ -9,10 +9,10 @@
 
 namespace quantkit::cpu {
 
-std::optional<Tensor> minifloat_fake_quantize(TensorView x, const QParams& qparams);
+bool minifloat_fake_quantize_into(TensorView x, const QParams& qparams, void* out);
+bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out);
 std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
                                                        const QParams& qparams);
-std::optional<Tensor> minifloat_dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 
 }  // namespace quantkit::cpu

@@ -231,3 +231,33 @@ TEST(FastPath, FallsBackWhereItDoesNotApply) {
 
 }  // namespace
 }  // namespace quantkit
+
+namespace quantkit {
+namespace {
+
+TEST(OutVariants, EqualTheAllocatingOpsOnEveryPath) {
+  const Tensor x = random_tensor({8, 96}, ScalarType::bfloat16, 17);
+  for (const QuantSpec& spec :
+       {QuantSpec{.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(32)},
+        QuantSpec{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32},
+        QuantSpec{.dtype = QuantDType::uint(4),  // tinygemm: the reference path
+                  .mapping = Mapping::asymmetric,
+        .granularity = Granularity::per_group(32),
+        .zero_point_domain = ZeroPointDomain::float_}}) {
+    const QParams qp = choose_qparams(x, spec);
+    Tensor out = Tensor::uninitialized(x.dtype(), x.shape());
+    fake_quantize_into(x, qp, out);
+    EXPECT_TRUE(bitwise_equal(out, fake_quantize(x, qp))) << spec.describe();
+    const QuantizedTensor q = quantize(x, qp);
+    Tensor restored = Tensor::uninitialized(ScalarType::float32, x.shape());
+    dequantize_into(q, restored);
+    EXPECT_TRUE(bitwise_equal(restored, dequantize(q, ScalarType::float32))) << spec.describe();
+  }
+  Tensor wrong(ScalarType::float32, {8, 96});
+  EXPECT_THROW(fake_quantize_into(x, choose_qparams(x, QuantSpec{}), wrong), Error);
+  Tensor wrong_shape(ScalarType::float32, {96, 8});
+  EXPECT_THROW(dequantize_into(quantize(x, QuantSpec{}), wrong_shape), Error);
+}
+
+}  // namespace
+}  // namespace quantkit
