@@ -12,6 +12,7 @@
 #include "reference/block_chooser.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
+#include "reference/torch_sum.hpp"
 
 namespace quantkit::cpu {
 namespace {
@@ -179,8 +180,44 @@ std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
   return out;
 }
 
+namespace {
+
+// The stretched mapping also needs mean|x| per block, in PyTorch's summation
+// order: blocks that are runs of the flat index are widened one at a time and
+// summed by the same reference routine, with the min / max on SIMD.
+std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, const Shape& block) {
+  const auto input = kind_of(x.dtype());
+  const auto map = block_map(x.shape(), block);
+  const std::int64_t n = x.numel();
+  if (!input || !x.is_contiguous() || n == 0 || !map) return std::nullopt;
+  const std::int64_t blocks = map->period;
+  const std::int64_t inner = blocks == 1 ? n : map->inner;  // per-tensor: one run of n
+  if (inner * blocks != n) return std::nullopt;
+  const std::size_t element = element_size(x.dtype());
+  const reference::BlockChooser chooser(spec, x.dtype());
+  std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(blocks));
+  std::vector<char> ok(static_cast<std::size_t>(blocks), 1);
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    float lo = HUGE_VALF, hi = -HUGE_VALF;
+    ok[b] = min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo, &hi);
+    if (!ok[b]) continue;
+    const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
+    std::vector<float> magnitudes = reference::load_floats(TensorView(start, x.dtype(), {inner}));
+    for (float& m : magnitudes) m = std::fabs(m);
+    chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(magnitudes, x.dtype()), b);
+  }
+  if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
+  return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
+}
+
+}  // namespace
+
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
-  if (spec.mapping == Mapping::stretched) return std::nullopt;
+  if (spec.mapping == Mapping::stretched) {
+    spec.validate();
+    return choose_stretched(x, spec, spec.granularity.block_size(x.shape()));
+  }
   spec.validate();
   const Shape block = spec.granularity.block_size(x.shape());
   const auto range = block_min_max(x, block);

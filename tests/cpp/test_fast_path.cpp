@@ -124,12 +124,21 @@ TEST_P(ForcedTarget, StretchedGrid) {
     }
   }
   std::uint32_t seed = 3;
-  for (std::int64_t length = 32; length <= 288; length += 32) {
-    const Tensor x = random_tensor({3, length}, ScalarType::float32, seed++);
-    const QuantSpec spec{.dtype = QuantDType::int_(2),
-                         .mapping = Mapping::stretched,
-                         .granularity = Granularity::per_group(32)};
-    expect_identical(x, reference::choose_qparams(x, spec), "length " + std::to_string(length));
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    for (std::int64_t length = 32; length <= 288; length += 32) {
+      const Tensor x = random_tensor({3, length}, dtype, seed++);
+      for (const auto& g :
+           {Granularity::per_group(32), Granularity::per_token(), Granularity::per_tensor()}) {
+        const QuantSpec spec{
+            .dtype = QuantDType::int_(2), .mapping = Mapping::stretched, .granularity = g};
+        const auto ref = reference::choose_qparams(x, spec);
+        const auto fast = cpu::choose_qparams(x, spec);  // mean|x| in PyTorch's order
+        ASSERT_TRUE(fast.has_value());
+        ASSERT_TRUE(bitwise_equal(fast->scale, ref.scale)) << spec.describe() << " " << length;
+        ASSERT_TRUE(bitwise_equal(fast->zero_point, ref.zero_point)) << spec.describe();
+        expect_identical(x, ref, spec.describe() + " length " + std::to_string(length));
+      }
+    }
   }
 }
 
