@@ -53,6 +53,16 @@ def best_seconds(fn, min_time: float, max_reps: int) -> float:
     return best
 
 
+def use_threads_and_copy_rate(threads: int, x, min_time: float) -> float:
+    """Sets both libraries' thread count; returns the copy roofline in G elements/s:
+    y.copy_(x) into a preallocated, already-touched tensor."""
+    torch.set_num_threads(threads)
+    qk.set_num_threads(threads)
+    target = torch.empty_like(x)
+    target.copy_(x)
+    return x.numel() / best_seconds(lambda: target.copy_(x), min_time, 50) / 1e9
+
+
 def compiled(fn):
     return torch.compile(fn, dynamic=False, fullgraph=False)
 
@@ -180,12 +190,8 @@ def run(args) -> None:
         for dtype in [torch.float32, torch.bfloat16]:
             x = torch.randn(n // 4096, 4096).to(dtype)
             for thread_count in threads:
-                torch.set_num_threads(thread_count)
-                qk.set_num_threads(thread_count)
                 min_time = 0.05 if args.quick else 0.4
-                target = torch.empty_like(x)
-                target.copy_(x)
-                copy = n / best_seconds(lambda t=target, s=x: t.copy_(s), min_time, 50) / 1e9
+                copy = use_threads_and_copy_rate(thread_count, x, min_time)
                 clone = n / best_seconds(x.clone, min_time, 50) / 1e9
                 for granularity_name in GRANULARITIES:
                     for op, systems in cases(x, granularity_name):
@@ -257,12 +263,8 @@ def run_observers(args) -> None:
     for n in sizes:
         x = torch.randn(n // 4096, 4096)
         for thread_count in [1, 2]:
-            torch.set_num_threads(thread_count)
-            qk.set_num_threads(thread_count)
             min_time = 0.05 if args.quick else 0.4
-            target = torch.empty_like(x)
-            target.copy_(x)
-            copy = n / best_seconds(lambda t=target, s=x: t.copy_(s), min_time, 50) / 1e9
+            copy = use_threads_and_copy_rate(thread_count, x, min_time)
             for op, ours, theirs in observer_cases(x):
                 t_ours = best_seconds(ours, min_time, 50)
                 t_theirs = best_seconds(theirs, min_time, 20)

@@ -28,30 +28,25 @@ int run_quantize(const QuantizeArgs& args) {
   if (args.threads > 0) set_num_threads(args.threads);
   const io::Checkpoint input = io::Checkpoint::open(args.input);
   const io::QuantizationPlan plan = io::plan_quantization(input, args.options);
-  if (args.dry_run) print_plan(plan);
-  if (!args.dry_run) {
-    ProgressBar bar("quantizing", !args.quiet);
-    io::run_quantization(input, plan, args.output, args.force,
-                         [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
-    const double seconds = bar.finish();
-    std::printf("wrote %s: ", args.output.c_str());
-    std::printf(
-        "%lld of %zu tensors quantized, %s -> %s in %.2f s (%s/s)\n",
-        static_cast<long long>(plan.quantized_tensors),
-        [&] {
-          std::size_t count = 0;
-          for (const auto& shard : plan.shards) count += shard.tensors.size();
-          return count;
-        }(),
-        format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
-        format_bytes(static_cast<double>(plan.output_bytes)).c_str(), seconds,
-        format_bytes(seconds > 0 ? static_cast<double>(plan.input_bytes) / seconds : 0).c_str());
+  const std::string in_bytes = format_bytes(static_cast<double>(plan.input_bytes));
+  const std::string out_bytes = format_bytes(static_cast<double>(plan.output_bytes));
+  const auto quantized = static_cast<long long>(plan.quantized_tensors);
+  if (args.dry_run) {
+    print_plan(plan);
+    std::printf("plan: %lld tensors quantized, %s -> %s (dry run: nothing written)\n", quantized,
+                in_bytes.c_str(), out_bytes.c_str());
     return 0;
   }
-  std::printf("plan: %lld tensors quantized, %s -> %s (dry run: nothing written)\n",
-              static_cast<long long>(plan.quantized_tensors),
-              format_bytes(static_cast<double>(plan.input_bytes)).c_str(),
-              format_bytes(static_cast<double>(plan.output_bytes)).c_str());
+  ProgressBar bar("quantizing", !args.quiet);
+  io::run_quantization(input, plan, args.output, args.force,
+                       [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
+  const double seconds = bar.finish();
+  std::size_t tensors = 0;
+  for (const auto& shard : plan.shards) tensors += shard.tensors.size();
+  const double rate = seconds > 0 ? static_cast<double>(plan.input_bytes) / seconds : 0;
+  std::printf("wrote %s: %lld of %zu tensors quantized, %s -> %s in %.2f s (%s/s)\n",
+              args.output.c_str(), quantized, tensors, in_bytes.c_str(), out_bytes.c_str(), seconds,
+              format_bytes(rate).c_str());
   return 0;
 }
 

@@ -24,13 +24,11 @@ Tensor load_reference(const io::Checkpoint& reference, const io::StoredWeight& w
   for (const auto& shard : reference.shards()) {
     const io::TensorEntry* entry = shard.header().find(weight.name);
     if (entry == nullptr) continue;
-    const auto dtype = io::to_scalar_type(entry->dtype);
     QK_CHECK(entry->shape == weight.shape, "reference tensor '", weight.name, "' has shape ",
              to_string(entry->shape), " but the quantized one ", to_string(weight.shape));
-    QK_CHECK(dtype == ScalarType::float32 || dtype == ScalarType::bfloat16 ||
-                 dtype == ScalarType::float16,
-             "reference tensor '", weight.name, "' is not F32/BF16/F16");
-    Tensor out = Tensor::uninitialized(*dtype, entry->shape);
+    QK_CHECK(io::is_float_input(entry->dtype), "reference tensor '", weight.name,
+             "' is not F32/BF16/F16");
+    Tensor out = Tensor::uninitialized(*io::to_scalar_type(entry->dtype), entry->shape);
     std::memcpy(out.raw_data(), shard.bytes(*entry).data(), entry->nbytes());
     return out;
   }

@@ -52,11 +52,7 @@ std::string reason_to_keep(const TensorEntry& entry, const QuantizeOptions& opti
                            const std::optional<std::regex>& exclude) {
   if (include && !std::regex_search(entry.name, *include)) return "not matched by --include";
   if (exclude && std::regex_search(entry.name, *exclude)) return "matched by --exclude";
-  const auto scalar = to_scalar_type(entry.dtype);
-  if (scalar != ScalarType::float32 && scalar != ScalarType::bfloat16 &&
-      scalar != ScalarType::float16) {
-    return detail::concat("dtype ", dtype_info(entry.dtype).name);
-  }
+  if (!is_float_input(entry.dtype)) return detail::concat("dtype ", dtype_info(entry.dtype).name);
   if (entry.shape.size() != 2) return detail::concat(entry.shape.size(), "-D");
   if (entry.shape[0] == 0 || entry.shape[1] == 0) return "empty";
   if (!ends_with(entry.name, "weight")) return "not a weight";
@@ -64,6 +60,31 @@ std::string reason_to_keep(const TensorEntry& entry, const QuantizeOptions& opti
     return "embedding (--embeddings quantizes it)";
   }
   return {};
+}
+
+// The weight_map of a shard index, every value a file name inside the folder.
+nlohmann::json read_weight_map(const fs::path& index_path) {
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(std::ifstream(index_path));
+  } catch (const nlohmann::json::exception& parse_error) {
+    throw FileFormatError(
+        detail::concat("'", index_path.string(), "' is not valid JSON: ", parse_error.what()));
+  }
+  const auto map = index.find("weight_map");
+  if (!index.is_object() || map == index.end() || !map->is_object()) {
+    throw FileFormatError(detail::concat("'", index_path.string(), "' has no weight_map object"));
+  }
+  for (const auto& [tensor, shard] : map->items()) {
+    if (!shard.is_string()) {
+      throw FileFormatError(detail::concat("'", index_path.string(), "': weight_map['", tensor,
+                                           "'] is not a file name"));
+    }
+    const auto name = shard.get<std::string>();
+    QK_CHECK(name.find('/') == std::string::npos && name != ".." && !name.empty(),
+             "index names shard '", name, "' outside its folder");
+  }
+  return *map;
 }
 
 std::string escape_regex(const std::string& text) {
@@ -148,52 +169,29 @@ Checkpoint Checkpoint::open(const std::string& path) {
   }
   QK_CHECK(indexes.size() <= 1, "folder '", path, "' holds ", indexes.size(),
            " *.safetensors.index.json files; keep one");
+  nlohmann::json weight_map;  // stays null without an index
   if (indexes.empty()) {
     std::sort(files.begin(), files.end());
     QK_CHECK(!files.empty(), "folder '", path, "' holds no .safetensors file");
     checkpoint.shard_names_ = files;
   } else {
-    nlohmann::json index;
-    try {
-      index = nlohmann::json::parse(std::ifstream(indexes[0]));
-    } catch (const nlohmann::json::exception& parse_error) {
-      throw FileFormatError(
-          detail::concat("'", indexes[0].string(), "' is not valid JSON: ", parse_error.what()));
-    }
-    const auto map = index.find("weight_map");
-    if (!index.is_object() || map == index.end() || !map->is_object()) {
-      throw FileFormatError(detail::concat("'", indexes[0].string(), "' has no weight_map object"));
-    }
+    weight_map = read_weight_map(indexes[0]);
     std::set<std::string> names;
-    for (const auto& [tensor, shard] : map->items()) {
-      if (!shard.is_string())
-        throw FileFormatError(detail::concat("'", indexes[0].string(), "': weight_map['", tensor,
-                                             "'] is not a file name"));
-      names.insert(shard.get<std::string>());
-    }
+    for (const auto& [tensor, shard] : weight_map.items()) names.insert(shard.get<std::string>());
     checkpoint.shard_names_.assign(names.begin(), names.end());
-    for (const auto& name : checkpoint.shard_names_) {
-      QK_CHECK(name.find('/') == std::string::npos && name != ".." && !name.empty(),
-               "index names shard '", name, "' outside its folder");
-    }
-    for (const auto& name : checkpoint.shard_names_) {
-      checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
-    }
-    for (const auto& [tensor, shard] : map->items()) {
-      const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(),
-                                shard.get<std::string>());
-      if (checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())]
-              .header()
-              .find(tensor) == nullptr) {
-        throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '",
-                                             shard.get<std::string>(),
-                                             "', which does not hold it"));
-      }
-    }
-    return checkpoint;
   }
   for (const auto& name : checkpoint.shard_names_) {
     checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
+  }
+  for (const auto& [tensor, shard] : weight_map.items()) {
+    const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(),
+                              shard.get<std::string>());
+    const auto& file =
+        checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())];
+    if (file.header().find(tensor) == nullptr) {
+      throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '",
+                                           shard.get<std::string>(), "', which does not hold it"));
+    }
   }
   return checkpoint;
 }

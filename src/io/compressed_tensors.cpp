@@ -1,6 +1,5 @@
 #include "compressed_tensors.hpp"
 
-#include <bit>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -25,11 +24,6 @@ std::uint8_t offset_mask(int bits) {
   for (int field = 0; field < 8; field += bits)
     mask |= static_cast<std::uint8_t>(1u << (field + bits - 1));
   return mask;
-}
-
-std::uint8_t e8m0_byte(float scale) {
-  if (scale == 0x1p-127f) return 0;  // the one subnormal E8M0 value
-  return static_cast<std::uint8_t>(std::bit_cast<std::uint32_t>(scale) >> 23);
 }
 
 void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, int bits,
@@ -75,11 +69,8 @@ void check_applicable(const std::string& name, const Scheme& scheme, const Shape
                       StDType dtype) {
   QK_CHECK(shape.size() == 2, "tensor '", name, "' has shape ", to_string(shape), ": scheme ",
            scheme.name, " quantizes 2-D weights only");
-  QK_CHECK(to_scalar_type(dtype) == ScalarType::float32 ||
-               to_scalar_type(dtype) == ScalarType::bfloat16 ||
-               to_scalar_type(dtype) == ScalarType::float16,
-           "tensor '", name, "' has dtype ", dtype_info(dtype).name, ": scheme ", scheme.name,
-           " needs F32, BF16 or F16");
+  QK_CHECK(is_float_input(dtype), "tensor '", name, "' has dtype ", dtype_info(dtype).name,
+           ": scheme ", scheme.name, " needs F32, BF16 or F16");
   const auto& granularity = scheme.spec.granularity;
   if (granularity.kind() == Granularity::Kind::per_group) {
     QK_CHECK(shape[1] % granularity.group_size() == 0, "tensor '", name, "' has ", shape[1],
@@ -142,7 +133,8 @@ void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std
   const auto count = static_cast<std::size_t>(scale.numel());
   switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
     case ScaleDType::e8m0:
-      for (std::size_t i = 0; i < count; ++i) out.push_back(e8m0_byte(scale.data<float>()[i]));
+      for (std::size_t i = 0; i < count; ++i)
+        out.push_back(e8m0_from_power_of_two(scale.data<float>()[i]));
       return;
     case ScaleDType::fp8_e4m3: {
       const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);

@@ -195,6 +195,10 @@ std::optional<ScalarType> to_scalar_type(StDType dtype) {
   }
 }
 
+bool is_float_input(StDType dtype) {
+  return dtype == StDType::F32 || dtype == StDType::BF16 || dtype == StDType::F16;
+}
+
 StDType from_scalar_type(ScalarType dtype) {
   for (const auto& row : kDTypes) {
     if (to_scalar_type(row.dtype) == dtype) return row.dtype;

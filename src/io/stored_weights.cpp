@@ -1,6 +1,5 @@
 #include "quantkit/io/stored_weights.hpp"
 
-#include <bit>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -65,7 +64,7 @@ Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const S
   switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
     case ScaleDType::e8m0:
       for (std::int64_t i = 0; i < count; ++i) {
-        values[i] = bytes[i] == 0 ? 0x1p-127f : std::bit_cast<float>(std::uint32_t{bytes[i]} << 23);
+        values[i] = e8m0_to_float(bytes[i]);
       }
       return float_tensor(values, grid);
     case ScaleDType::fp8_e4m3:

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/block_layout.hpp"
@@ -16,14 +17,23 @@ std::string end_text(const std::optional<double>& end) {
   return end ? detail::concat(*end) : std::string("observed");
 }
 
-std::optional<double> parse_end(const std::map<std::string, std::string>& attributes,
-                                const char* key) {
-  const auto it = attributes.find(key);
-  if (it == attributes.end() || it->second == "observed") return std::nullopt;
+}  // namespace
+
+std::optional<double> observer_state::float_range_end(const ObserverState& state, const char* key) {
+  const auto it = state.attributes.find(key);
+  if (it == state.attributes.end() || it->second == "observed") return std::nullopt;
   return std::stod(it->second);
 }
 
-}  // namespace
+QParams observer_state::fixed_qparams(const ObserverState& state, const QuantSpec& spec,
+                                      ScalarType compute_dtype) {
+  const auto scale = state.tensors.find("scale");
+  QK_CHECK(scale != state.tensors.end(), "FixedQParamsObserver: the state has no scale");
+  const auto zero_point = state.tensors.find("zero_point");
+  return QParams::make(spec, scale->second,
+                       zero_point == state.tensors.end() ? Tensor() : zero_point->second,
+                       compute_dtype);
+}
 
 FixedRangeObserver::FixedRangeObserver(QuantSpec spec, std::optional<double> min,
                                        std::optional<double> max)
@@ -70,8 +80,8 @@ ObserverState FixedRangeObserver::state() const {
 }
 
 void FixedRangeObserver::load_state(const ObserverState& state) {
-  QK_CHECK(parse_end(state.attributes, "float_range_min") == fixed_min_ &&
-               parse_end(state.attributes, "float_range_max") == fixed_max_,
+  QK_CHECK(observer_state::float_range_end(state, "float_range_min") == fixed_min_ &&
+               observer_state::float_range_end(state, "float_range_max") == fixed_max_,
            kind_, ": the state has another float_range");
   MinMaxObserver::load_state(state);
 }
@@ -117,12 +127,7 @@ void FixedQParamsObserver::load_state(const ObserverState& state) {
   const auto spec = state.attributes.find("spec");
   QK_CHECK(spec != state.attributes.end() && spec->second == spec_.describe(),
            "FixedQParamsObserver: the state was made with another spec");
-  const auto scale = state.tensors.find("scale");
-  QK_CHECK(scale != state.tensors.end(), "FixedQParamsObserver: the state has no scale");
-  const auto zero_point = state.tensors.find("zero_point");
-  qparams_ = QParams::make(spec_, scale->second,
-                           zero_point == state.tensors.end() ? Tensor() : zero_point->second,
-                           qparams_.compute_dtype);
+  qparams_ = observer_state::fixed_qparams(state, spec_, qparams_.compute_dtype);
   batches_ = std::stoll(state.attributes.at("batches"));
 }
 

@@ -255,6 +255,10 @@ void HistogramObserver::observe(TensorView x) {
 
 // torch.ao forward after the first batch / _combine_histograms.
 void HistogramObserver::fold(const std::vector<float>& update, float new_min, float new_max) {
+  if (new_min == min_ && new_max == max_) {  // the common case: no history to move
+    for (std::size_t i = 0; i < histogram_.size(); ++i) histogram_[i] += update[i];
+    return;
+  }
   const std::vector<float> moved = rebin(histogram_, min_, max_, new_min, new_max);
   for (std::size_t i = 0; i < histogram_.size(); ++i) histogram_[i] = update[i] + moved[i];
   min_ = new_min;

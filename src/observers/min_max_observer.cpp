@@ -167,47 +167,4 @@ std::string MovingAverageObserver::describe() const {
   return MinMaxObserver::describe() + detail::concat(", averaging_constant ", averaging_constant_);
 }
 
-std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const QuantSpec& spec) {
-  std::unique_ptr<Observer> observer;
-  if (state.kind == "MinMaxObserver") {
-    observer = std::make_unique<MinMaxObserver>(spec);
-  } else if (state.kind == "MovingAverageObserver") {
-    const auto c = state.attributes.find("averaging_constant");
-    QK_CHECK(c != state.attributes.end(), "MovingAverageObserver state has no averaging_constant");
-    observer = std::make_unique<MovingAverageObserver>(spec, std::stod(c->second));
-  } else if (state.kind == "LatestMinMaxObserver") {
-    observer = std::make_unique<LatestMinMaxObserver>(spec);
-  } else if (state.kind == "MeanAbsObserver") {
-    observer = std::make_unique<MeanAbsObserver>(spec);
-  } else if (state.kind == "HistogramObserver") {
-    const auto bins = state.attributes.find("bins");
-    QK_CHECK(bins != state.attributes.end(), "HistogramObserver state has no bin count");
-    const auto method = state.attributes.find("method");
-    const auto percentile = state.attributes.find("percentile");
-    observer = std::make_unique<HistogramObserver>(
-        spec, std::stoll(bins->second),
-        method == state.attributes.end() ? HistogramMethod::torch_l2
-                                         : histogram_method_from_name(method->second),
-        percentile == state.attributes.end() ? 99.99 : std::stod(percentile->second));
-  } else if (state.kind == "FixedRangeObserver") {
-    auto end = [&](const char* key) -> std::optional<double> {
-      const auto it = state.attributes.find(key);
-      if (it == state.attributes.end() || it->second == "observed") return std::nullopt;
-      return std::stod(it->second);
-    };
-    observer =
-        std::make_unique<FixedRangeObserver>(spec, end("float_range_min"), end("float_range_max"));
-  } else if (state.kind == "FixedQParamsObserver") {
-    const auto scale = state.tensors.find("scale");
-    QK_CHECK(scale != state.tensors.end(), "FixedQParamsObserver state has no scale");
-    const auto zero_point = state.tensors.find("zero_point");
-    observer = std::make_unique<FixedQParamsObserver>(QParams::make(
-        spec, scale->second, zero_point == state.tensors.end() ? Tensor() : zero_point->second));
-  } else {
-    throw Error(detail::concat("unknown observer kind '", state.kind, "'"));
-  }
-  observer->load_state(state);
-  return observer;
-}
-
 }  // namespace quantkit

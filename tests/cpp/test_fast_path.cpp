@@ -46,13 +46,6 @@ void expect_identical(const Tensor& x, const QParams& qp, const std::string& wha
   }
 }
 
-Tensor all_16bit_patterns(ScalarType dtype) {
-  Tensor x(dtype, {256, 256});
-  auto* bits = static_cast<std::uint16_t*>(x.raw_data());
-  for (int i = 0; i < 65536; ++i) bits[i] = static_cast<std::uint16_t>(i);
-  return x;
-}
-
 TEST_P(ForcedTarget, Exhaustive16BitInputs) {
   for (ScalarType dtype : {ScalarType::bfloat16, ScalarType::float16}) {
     const Tensor x = all_16bit_patterns(dtype);
@@ -97,14 +90,6 @@ std::vector<QuantSpec> fast_specs() {
     }
   }
   return specs;
-}
-
-Tensor random_tensor(Shape shape, ScalarType dtype, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(0.25, 2.0);
-  std::vector<double> v(static_cast<std::size_t>(numel(shape)));
-  for (auto& e : v) e = normal(rng);
-  return Tensor::from_values(v, std::move(shape), dtype);
 }
 
 TEST_P(ForcedTarget, StretchedGrid) {

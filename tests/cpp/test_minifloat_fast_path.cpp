@@ -37,13 +37,6 @@ void expect_identical(const Tensor& x, const QParams& qp, const std::string& wha
   }
 }
 
-Tensor all_16bit_patterns(ScalarType dtype) {
-  Tensor x(dtype, {256, 256});
-  auto* bits = static_cast<std::uint16_t*>(x.raw_data());
-  for (int i = 0; i < 65536; ++i) bits[i] = static_cast<std::uint16_t>(i);
-  return x;
-}
-
 // One power-of-two scale per block of 32 over [256, 256]: exponents sweep
 // -127..127 so tiny, huge and fp16-unrepresentable scales all occur.
 Tensor mx_scales(int offset) {
@@ -91,14 +84,6 @@ TEST_P(MinifloatTarget, Exhaustive16BitInputs) {
                           .scale_dtype = ScaleDType::fp8_e4m3};
     expect_identical(x, QParams::make(nvfp4, nvfp4_scales(), {}, dtype), nvfp4.describe() + in);
   }
-}
-
-Tensor random_tensor(Shape shape, ScalarType dtype, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(0.25, 2.0);
-  std::vector<double> v(static_cast<std::size_t>(numel(shape)));
-  for (auto& e : v) e = normal(rng);
-  return Tensor::from_values(v, std::move(shape), dtype);
 }
 
 std::vector<QuantSpec> minifloat_specs() {

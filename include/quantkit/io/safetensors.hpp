@@ -83,6 +83,8 @@ std::optional<StDType> safetensors_dtype_from_name(std::string_view name);
 /// The matching ScalarType (F32/F64/F16/BF16/I8/U8/I16/I32/I64), if any.
 std::optional<ScalarType> to_scalar_type(StDType dtype);
 StDType from_scalar_type(ScalarType dtype);
+/// F32, BF16 or F16: the dtypes quantkit quantizes.
+bool is_float_input(StDType dtype);
 
 struct TensorEntry {
   std::string name;
