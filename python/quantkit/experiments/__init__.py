@@ -1,0 +1,1 @@
+"""End-to-end quantization experiments on real models (docs/results.md)."""

@@ -1,0 +1,1 @@
+"""Small real models that run offline, for quantization experiments and the demo."""
