@@ -8,6 +8,7 @@ by a :class:`SpecArgs` value and builds the core ``QuantSpec`` from it once
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import json
@@ -78,6 +79,10 @@ def spec_from_key(key: str) -> _core.QuantSpec:
     fields = json.loads(key)
     granularity = _granularity(tuple(fields.pop("granularity")))
     return _core.QuantSpec(granularity=granularity, **fields)
+
+
+# Cached core objects must be gone before the extension unloads (nanobind checks).
+atexit.register(spec_from_key.cache_clear)
 
 
 def args_from_key(key: str) -> SpecArgs:

@@ -25,7 +25,7 @@ from .. import fake_quantize as _fake_quantize
 from .. import fake_quantize_backward as _fake_quantize_backward
 from .. import fake_quantize_learnable_backward as _learnable_backward
 from .. import quantize as _quantize
-from ._spec import spec_from_key
+from ._spec import SpecArgs, args_from_key, spec_from_key
 
 NO_ZERO_POINT = torch.empty(0, dtype=torch.int32)
 
@@ -53,23 +53,46 @@ def choose_qparams(x: torch.Tensor, spec: str) -> tuple[torch.Tensor, torch.Tens
     return scale, (torch.from_dlpack(zp) if zp is not None else NO_ZERO_POINT.clone())
 
 
-@functools.lru_cache(maxsize=512)
-def _qparams_layout(spec: str, shape: tuple[int, ...], dtype: torch.dtype):
-    """(grid shape, scale dtype, zero-point dtype or None) of ``choose_qparams`` for an input
-    of this shape and dtype, found by running it on a single block."""
-    core_spec = spec_from_key(spec)
-    block = core_spec.granularity.block_size(list(shape))
-    grid = tuple(s // b if b else 0 for s, b in zip(shape, block, strict=True))
-    with unset_fake_temporarily():  # a real run on one block, even while tracing
-        qp = _core.choose_qparams(torch.ones(block, dtype=dtype), core_spec)
-        scale, zp = torch.from_dlpack(qp.scale), qp.zero_point
-        zp = torch.from_dlpack(zp) if zp is not None else NO_ZERO_POINT
-    return grid, scale.dtype, (zp.dtype if zp.numel() else None)
+def _grid(args: SpecArgs, shape) -> list:
+    """The qparams grid of an input of ``shape`` (ints or SymInts): one entry per block."""
+    kind, *rest = args.granularity
+    n = len(shape)
+    if kind == "per_tensor":
+        return [1] * n
+    if kind == "per_token":
+        return [*shape[:-1], 1]
+    if kind == "per_axis":
+        axis = rest[0] % n
+        return [s if i == axis else 1 for i, s in enumerate(shape)]
+    if kind == "per_group":
+        axis = rest[1] % n if len(rest) > 1 else n - 1
+        return [s // rest[0] if i == axis else s for i, s in enumerate(shape)]
+    return [s // b for s, b in zip(shape, rest[0], strict=True)]  # per_block
+
+
+@functools.lru_cache(maxsize=256)
+def _qparams_dtypes(spec: str, ndim: int, dtype: torch.dtype):
+    """(scale dtype, zero-point dtype or None) of ``choose_qparams`` for this input dtype,
+    found by a real run on one small block (the dtypes do not depend on the shape)."""
+    args = args_from_key(spec)
+    kind, *rest = args.granularity
+    block = [1] * ndim
+    if kind == "per_group":
+        block[(rest[1] if len(rest) > 1 else -1) % ndim] = rest[0]
+    elif kind == "per_block":
+        block = list(rest[0])
+    with unset_fake_temporarily():  # a real run, even while tracing
+        qp = _core.choose_qparams(torch.ones(block, dtype=dtype), spec_from_key(spec))
+        zp = qp.zero_point
+        return torch.from_dlpack(qp.scale).dtype, (
+            torch.from_dlpack(zp).dtype if zp is not None else None
+        )
 
 
 @choose_qparams.register_fake
 def _(x: torch.Tensor, spec: str):
-    grid, scale_dtype, zp_dtype = _qparams_layout(spec, tuple(x.shape), x.dtype)
+    scale_dtype, zp_dtype = _qparams_dtypes(spec, x.dim(), x.dtype)
+    grid = _grid(args_from_key(spec), x.shape)
     scale = x.new_empty(grid, dtype=scale_dtype)
     zp = x.new_empty(grid if zp_dtype else (0,), dtype=zp_dtype or torch.int32)
     return scale, zp

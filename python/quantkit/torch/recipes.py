@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ._spec import SpecArgs
 
+FLOAT32_EPS = 2.0**-23
 OBSERVERS = ("minmax", "moving_average", "histogram", "histogram_mse", "entropy", "percentile")
 
 
@@ -99,7 +100,14 @@ def W8A16(group_size: int | None = None, symmetric: bool = True) -> Recipe:  # n
 def Int8DynActInt4Weight(group_size: int = 32) -> Recipe:  # noqa: N802
     """8da4w: int8 asymmetric per-token dynamic activations, int4 symmetric per-group
     weights (torchao's ``Int8DynamicActivationInt4WeightConfig`` / QAT quantizer)."""
-    act = SpecArgs(dtype="int8", mapping="asymmetric", granularity=("per_token",))
+    # float32 scales and float32 eps whatever the input dtype, as torchao's QAT config
+    act = SpecArgs(
+        dtype="int8",
+        mapping="asymmetric",
+        granularity=("per_token",),
+        scale_dtype="float32",
+        eps=FLOAT32_EPS,
+    )
     return Recipe(f"8da4w-g{group_size}", _int_weight(4, group_size, True), TensorQuant(act))
 
 

@@ -1,0 +1,118 @@
+"""SmoothQuant keeps the float model's function and lowers the quantized error on
+outlier activations; GPTQ lowers layer-output error and keeps convert exact."""
+
+import copy
+
+import pytest
+import quantkit.torch as qkt
+import torch
+from quantkit.torch import recipes as R
+from quantkit.torch.gptq import gptq
+from quantkit.torch.smoothquant import SmoothedLinear, smooth_quant
+from torch import nn
+
+
+class Block(nn.Module):
+    """Two LayerNorm → Linear sites: pre-norm (foldable) and post-norm (residual)."""
+
+    def __init__(self, post_norm: bool) -> None:
+        super().__init__()
+        self.post_norm = post_norm
+        self.ln = nn.LayerNorm(64)
+        self.q, self.k = nn.Linear(64, 64), nn.Linear(64, 64)
+        self.ln2 = nn.LayerNorm(64)
+        self.fc = nn.Linear(64, 16)
+
+    def forward(self, x):
+        h = self.ln(x)
+        x = (h if self.post_norm else x) + self.q(h) * self.k(h).sigmoid()
+        return self.fc(self.ln2(x))
+
+
+def _outlier_batches():
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(4):
+        x = torch.randn(8, 10, 64, generator=g)
+        x[..., [3, 17]] *= 40.0  # a few outlier channels, as in transformer activations
+        batches.append(x)
+    return batches
+
+
+def _block(post_norm: bool) -> Block:
+    torch.manual_seed(1)
+    block = Block(post_norm)
+    with torch.no_grad():
+        block.ln.weight.uniform_(0.5, 2.0)
+        block.ln.weight[[3, 17]] = 20.0  # LayerNorm gains that create outliers
+        block.ln.bias.normal_()
+    return block
+
+
+@pytest.mark.parametrize("post_norm", [False, True], ids=["pre-norm", "post-norm"])
+def test_smoothing_keeps_the_float_function(post_norm):
+    block, batches = _block(post_norm), _outlier_batches()
+    with torch.no_grad():
+        before = [block(b) for b in batches]
+    how = smooth_quant(block, batches, alpha=0.5)
+    if post_norm:  # h feeds the residual too: folding would change the model
+        assert how["q"] == how["k"] == "explicit" and isinstance(block.q, SmoothedLinear)
+    else:
+        assert how["q"] == how["k"] == "folded into ln" and type(block.q) is nn.Linear
+    assert how["fc"] == "folded into ln2"
+    with torch.no_grad():
+        for b, expected in zip(batches, before, strict=True):
+            torch.testing.assert_close(block(b), expected, rtol=1e-5, atol=1e-5)
+
+
+def _w8a8_error(block, batches, alpha):
+    reference = copy.deepcopy(block)
+    if alpha is not None:
+        smooth_quant(block, batches, alpha)
+    qkt.prepare(block, R.W8A8("minmax"))
+    qkt.calibrate(block, batches)
+    with torch.no_grad():
+        ref = torch.cat([reference(b) for b in batches])
+        out = torch.cat([block(b) for b in batches])
+    return ((out - ref).square().mean() / ref.square().mean()).item()
+
+
+@pytest.mark.parametrize("post_norm", [False, True], ids=["pre-norm", "post-norm"])
+def test_smoothing_lowers_w8a8_error_on_outlier_channels(post_norm):
+    batches = _outlier_batches()
+    plain = _w8a8_error(_block(post_norm), batches, None)
+    smoothed = _w8a8_error(_block(post_norm), batches, 0.5)
+    assert smoothed < plain / 2, (plain, smoothed)
+
+
+def test_smooth_quant_checks_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        smooth_quant(_block(False), _outlier_batches(), alpha=1.5)
+
+
+def _layer_error(prepared, reference, batches):
+    with torch.no_grad():
+        ref = torch.cat([reference(b) for b in batches])
+        out = torch.cat([prepared(b) for b in batches])
+    return (out - ref).square().mean().item()
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_gptq_beats_round_to_nearest_and_converts_exactly(symmetric):
+    g = torch.Generator().manual_seed(2)
+    mix = torch.randn(128, 128, generator=g)  # correlated inputs: where GPTQ helps
+    batches = [torch.randn(64, 128, generator=g) @ mix for _ in range(4)]
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(128, 256), nn.GELU(), nn.Linear(256, 64))
+    recipe = R.W4A16(64, symmetric=symmetric)
+    rtn = qkt.prepare(copy.deepcopy(net), recipe)
+    with_gptq = qkt.prepare(copy.deepcopy(net), recipe)
+    assert gptq(with_gptq, batches) == ["0", "2"]
+    rtn_error = _layer_error(rtn, net, batches)
+    gptq_error = _layer_error(with_gptq, net, batches)
+    assert gptq_error < 0.7 * rtn_error, (rtn_error, gptq_error)
+    with torch.no_grad():
+        prepared = [with_gptq(b) for b in batches]
+        qkt.convert(with_gptq)
+        for b, expected in zip(batches, prepared, strict=True):
+            assert torch.equal(with_gptq(b), expected)
