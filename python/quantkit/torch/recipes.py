@@ -84,10 +84,10 @@ def W8A8Dynamic() -> Recipe:  # noqa: N802
     return Recipe("W8A8-dynamic", _int_weight(8, None, True), TensorQuant(act))
 
 
-def W4A16(group_size: int = 128, symmetric: bool = False) -> Recipe:  # noqa: N802
-    """int4 weights per group (asymmetric with an integer zero point by default), float
-    activations."""
-    name = f"W4A16-g{group_size}" + ("" if symmetric else "-asym")
+def W4A16(group_size: int | None = 128, symmetric: bool = False) -> Recipe:  # noqa: N802
+    """int4 weights per group (``None``: per channel; asymmetric with an integer zero point
+    by default), float activations."""
+    name = "W4A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
     return Recipe(name, _int_weight(4, group_size, symmetric))
 
 
@@ -142,9 +142,10 @@ def NVFP4() -> Recipe:  # noqa: N802
     return Recipe("NVFP4", _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3"))
 
 
-def Stretched(bits: int, group_size: int = 32) -> Recipe:  # noqa: N802
-    """PARQ's stretched uniform grid ``(k + 1/2) * s`` with ``s`` from mean |w| per group,
-    for 2- and 3-bit (and up to 4-bit) QAT; float activations."""
+def Stretched(bits: int, group_size: int | None = 32) -> Recipe:  # noqa: N802
+    """PARQ's stretched uniform grid ``(k + 1/2) * s`` with ``s`` from mean |w| per group
+    (``None``: per channel), for 2- and 3-bit (up to 4-bit) QAT; float activations."""
     if bits not in (1, 2, 3, 4):
         raise ValueError(f"bits={bits}: the stretched grid is defined for 1..4 bits")
-    return Recipe(f"stretched{bits}-g{group_size}", _weight(f"int{bits}", group_size, "stretched"))
+    name = f"stretched{bits}" + (f"-g{group_size}" if group_size else "")
+    return Recipe(name, _weight(f"int{bits}", group_size, "stretched"))

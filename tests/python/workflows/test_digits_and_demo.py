@@ -1,0 +1,70 @@
+"""digits CNN QAT targets, the demo / results entry points, and the report helpers."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from quantkit.__main__ import main
+from quantkit.experiments import digits_qat
+from quantkit.torch import report
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return {r.label: r for r in digits_qat.run()}
+
+
+def test_float_model_learns_digits(digits):
+    assert digits["fp32"].accuracy >= 0.95
+
+
+def test_qat_int4_within_one_point(digits):
+    assert digits["QAT int4 per-channel"].accuracy >= digits["fp32"].accuracy - 0.01
+
+
+def test_qat_stretched_2bit_within_three_points(digits):
+    assert digits["QAT stretched 2-bit"].accuracy >= digits["fp32"].accuracy - 0.03
+
+
+def test_checkpoint_commands_point_to_the_cpp_tool(capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["schemes"]) == 2
+    assert "C++ quantkit tool" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "quantkit", "frobnicate"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_terminal_bars_scale_to_the_largest_value():
+    text = report.terminal_bars(["a", "bb"], [10.0, 20.0], width=10)
+    first, second = text.splitlines()
+    assert first.count("█") == 5 and second.count("█") == 10
+    assert first.startswith("a  ") and second.endswith("20.00")
+
+
+def test_layer_errors_match_error_report_of_each_output():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 4))
+    noisy = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 4))
+    noisy.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        noisy[1].bias.add_(0.5)
+    x = torch.randn(3, 8)
+    rows = report.layer_errors(net, noisy, [x])
+    assert [r.name for r in rows] == ["0", "1"]
+    assert rows[0].summary["max_abs_diff"] == 0.0
+    assert rows[1].summary["mean_abs_diff"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_png_plots_are_written_atomically(tmp_path):
+    rows = [report.LayerError("a", {"sqnr_db": 10.0}), report.LayerError("b", {"sqnr_db": 20.0})]
+    report.plot_layer_sqnr(rows, tmp_path / "l.png", "t")
+    report.plot_scatter(torch.randn(100), torch.randn(100), tmp_path / "s.png", "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.png", "s.png"]
+    assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
