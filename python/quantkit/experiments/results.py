@@ -112,6 +112,36 @@ def _digits_section(results) -> list[str]:
     return lines
 
 
+def _layernorm_section() -> list[str]:
+    from .. import error_report
+    from ..torch import calibrate, report
+    from ..torch.layernorm import QuantLayerNorm
+
+    torch.manual_seed(0)
+    ln = torch.nn.LayerNorm(64)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.normal_(0, 0.1)
+    g = torch.Generator().manual_seed(0)
+    data = [torch.randn(64, 64, generator=g) * 2 + 0.5 for _ in range(9)]
+    q = calibrate(QuantLayerNorm(ln), data[:8])
+    with torch.no_grad():
+        ref, out = ln(data[8]), q(data[8])
+    return [
+        "## QuantLayerNorm: 8-bit intermediates",
+        "",
+        "Input, mean, centered input, its square, variance, rsqrt, normalized and affine "
+        "output each through a calibrated uint8 min/max observer and fake quantizer "
+        "(zero points integer, so every range includes 0). Random N(0.5, 2) inputs, "
+        "LayerNorm(64), 8 calibration batches, a ninth to measure:",
+        "",
+        "```",
+        report.summary_box(error_report(ref, out)),
+        report.terminal_scatter(ref, out),
+        "```",
+    ]
+
+
 def render() -> str:
     start = time.perf_counter()
     minilm_results, shared = minilm_ptq.run()
@@ -126,6 +156,8 @@ def render() -> str:
         *_minilm_section(minilm_results, shared),
         "",
         *_digits_section(digits_results),
+        "",
+        *_layernorm_section(),
         "",
         f"Total run time: {time.perf_counter() - start:.0f} s.",
         "",

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-
 from quantkit.__main__ import main
 from quantkit.experiments import digits_qat
 from quantkit.torch import report
