@@ -4,8 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
 
 class TinyNet(nn.Module):
     """Embedding → Conv2d → Linear → ReLU → Linear: every module kind a recipe covers."""

@@ -9,10 +9,10 @@ import pytest
 import quantkit as qk
 import quantkit.torch as qkt
 import torch
-from conftest import DTYPES
 from quantkit.torch import recipes as R
 from torch import nn
 
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 RECIPES = [
     R.W8A8(),
     R.W8A8("minmax"),

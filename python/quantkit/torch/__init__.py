@@ -1,0 +1,43 @@
+"""PyTorch workflows on quantkit's kernels: fake-quantize ops and modules, recipes,
+prepare / calibrate / convert (converted == prepared, bit for bit).
+
+```python
+import quantkit.torch as qkt
+model = qkt.prepare(model, qkt.recipes.W8A8())
+qkt.calibrate(model, batches)
+qkt.convert(model)
+```
+"""
+
+from __future__ import annotations
+
+from . import ops, recipes
+from ._spec import SpecArgs
+from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
+from .fake_quantize import FakeQuantize
+from .prepared import QATConv2d, QATEmbedding, QATLinear
+from .recipes import Recipe, TensorQuant
+from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
+
+__all__ = [
+    "FakeQuantize",
+    "QATConv2d",
+    "QATEmbedding",
+    "QATLinear",
+    "QuantizedConv2d",
+    "QuantizedEmbedding",
+    "QuantizedLinear",
+    "QuantizedWeight",
+    "Recipe",
+    "SpecArgs",
+    "TensorQuant",
+    "calibrate",
+    "convert",
+    "fake_quantizers",
+    "freeze",
+    "model_bytes",
+    "ops",
+    "prepare",
+    "quantize_",
+    "recipes",
+]

@@ -1,0 +1,93 @@
+"""Quantization specs as plain, hashable values.
+
+``torch.library`` ops take strings, modules keep their config in ``state_dict``
+extras and recipes are frozen dataclasses, so the torch layer describes a spec
+by a :class:`SpecArgs` value and builds the core ``QuantSpec`` from it once
+(cached by its canonical JSON key).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass
+
+from .. import _core
+
+Granularity = tuple  # ("per_tensor",) | ("per_axis", a) | ("per_group", size, axis)
+#                     | ("per_token",) | ("per_block", (b0, b1, ...))
+
+
+@dataclass(frozen=True)
+class SpecArgs:
+    """The keyword arguments of ``quantkit.QuantSpec``, granularity as a tuple."""
+
+    dtype: str = "int8"
+    mapping: str = "symmetric"
+    granularity: Granularity = ("per_tensor",)
+    zero_point_domain: str | None = None
+    eps: float | None = None
+    scale_dtype: str | None = None
+    zero_point_dtype: str | None = None
+    quant_min: int | None = None
+    quant_max: int | None = None
+    e8m0_rounding: str = "floor"
+
+    def key(self) -> str:
+        """Canonical string form, the argument of the ``quantkit::`` torch ops."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+
+    def spec(self) -> _core.QuantSpec:
+        return spec_from_key(self.key())
+
+    def replace(self, **changes) -> SpecArgs:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def group_size(self) -> int | None:
+        return self.granularity[1] if self.granularity[0] == "per_group" else None
+
+    def describe(self) -> str:
+        g = self.granularity
+        gran = g[0] if len(g) == 1 else f"{g[0]}({', '.join(str(v) for v in g[1:])})"
+        parts = [self.dtype, self.mapping, gran]
+        if self.scale_dtype:
+            parts.append(f"scale {self.scale_dtype}")
+        return " ".join(parts)
+
+
+def _granularity(g: Granularity) -> _core.Granularity:
+    kind, *args = g
+    if kind == "per_block":
+        return _core.Granularity.per_block(list(args[0]))
+    factories = {
+        "per_tensor": _core.Granularity.per_tensor,
+        "per_axis": _core.Granularity.per_axis,
+        "per_group": _core.Granularity.per_group,
+        "per_token": _core.Granularity.per_token,
+    }
+    if kind not in factories:
+        raise ValueError(f"granularity {g!r}: kind must be one of {sorted(factories)} or per_block")
+    return factories[kind](*args)
+
+
+@functools.lru_cache(maxsize=256)
+def spec_from_key(key: str) -> _core.QuantSpec:
+    """The core spec of a :meth:`SpecArgs.key` string."""
+    fields = json.loads(key)
+    granularity = _granularity(tuple(fields.pop("granularity")))
+    return _core.QuantSpec(granularity=granularity, **fields)
+
+
+# Cached core objects must be gone before the extension unloads (nanobind checks).
+atexit.register(spec_from_key.cache_clear)
+
+
+def args_from_key(key: str) -> SpecArgs:
+    fields = json.loads(key)
+    gran = fields.pop("granularity")
+    if gran[0] == "per_block":
+        gran = ["per_block", tuple(gran[1])]
+    return SpecArgs(granularity=tuple(gran), **fields)

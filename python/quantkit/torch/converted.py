@@ -1,0 +1,149 @@
+"""Converted modules: real quantized codes and qparams, dequantized in ``forward``.
+
+:func:`quantkit.torch.convert` builds them from prepared modules. A converted
+weight is ``dequantize(quantize(w, qp))`` and a prepared one is
+``fake_quantize(w, qp)`` with the same qparams: the core kernels make the two
+equal bit for bit, so a converted model computes exactly what the prepared
+model computed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import ops
+from ._spec import args_from_key
+from .fake_quantize import FakeQuantize
+
+
+class QuantizedWeight(nn.Module):
+    """A weight as packed codes + scale (+ zero point); calling it dequantizes."""
+
+    def __init__(self, weight: torch.Tensor, fq: FakeQuantize) -> None:
+        super().__init__()
+        matrix = weight.detach().reshape(weight.shape[0], -1)
+        if fq.frozen:
+            scale, zero_point, compute = fq.scale, fq.zero_point, fq.compute_dtype
+        else:
+            scale, zero_point = ops.choose_qparams(matrix, fq.spec_key)
+            compute = ops.dtype_name(matrix.dtype)
+        self.spec_key = fq.spec_key
+        self.compute_dtype = compute
+        self.dtype = weight.dtype
+        self.shape = list(matrix.shape)
+        self.full_shape = list(weight.shape)
+        packed = ops.quantize_packed(matrix, scale, zero_point, self.spec_key, compute)
+        self.register_buffer("packed", packed)
+        self.register_buffer("scale", scale.clone())
+        self.register_buffer("zero_point", zero_point.clone())
+
+    def forward(self) -> torch.Tensor:
+        w = ops.dequantize_packed(
+            self.packed,
+            self.scale,
+            self.zero_point,
+            self.shape,
+            self.spec_key,
+            self.compute_dtype,
+            self.dtype,
+        )
+        return w.reshape(self.full_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.packed, self.scale, self.zero_point))
+
+    def get_extra_state(self) -> dict:
+        return {"spec": self.spec_key, "compute_dtype": self.compute_dtype}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.spec_key, self.compute_dtype = state["spec"], state["compute_dtype"]
+
+    def extra_repr(self) -> str:
+        return f"{args_from_key(self.spec_key).describe()}, shape={tuple(self.full_shape)}"
+
+
+class QuantizedLinear(nn.Module):
+    """Linear layer over a :class:`QuantizedWeight`; the input quantizer (if any) is kept."""
+
+    def __init__(self, m: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = m.in_features, m.out_features
+        self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
+        self.bias = m.bias
+        self.input_fake_quant = m.input_fake_quant
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.qweight()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_fake_quant is not None:
+            x = self.input_fake_quant(x)
+        return F.linear(x, self.qweight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class QuantizedConv2d(nn.Module):
+    """Conv2d over a :class:`QuantizedWeight`."""
+
+    def __init__(self, m: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.dilation,
+            m.groups,
+            False,
+            m.padding_mode,
+            device="meta",
+        )
+        del self.conv.weight
+        self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
+        self.bias = m.bias
+        self.input_fake_quant = m.input_fake_quant
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.qweight()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_fake_quant is not None:
+            x = self.input_fake_quant(x)
+        return self.conv._conv_forward(x, self.qweight(), self.bias)
+
+
+class QuantizedEmbedding(nn.Module):
+    """Embedding table as a :class:`QuantizedWeight` (rows gathered after dequantizing)."""
+
+    def __init__(self, m: nn.Embedding) -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = m.num_embeddings, m.embedding_dim
+        self.padding_idx, self.max_norm, self.norm_type = m.padding_idx, m.max_norm, m.norm_type
+        self.scale_grad_by_freq, self.sparse = m.scale_grad_by_freq, m.sparse
+        self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.qweight()
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return F.embedding(
+            indices,
+            self.qweight(),
+            self.padding_idx,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.sparse,
+        )
+
+
+CONVERTED_TYPES = (QuantizedLinear, QuantizedConv2d, QuantizedEmbedding)

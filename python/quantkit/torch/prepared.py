@@ -1,0 +1,120 @@
+"""Prepared (fake-quantized) modules: what :func:`quantkit.torch.prepare` swaps in.
+
+Each keeps the original module's parameters (the same ``Parameter`` objects, so
+an optimizer built before ``prepare`` still trains them) and adds a
+``weight_fake_quant`` and, for Linear / Conv2d, an ``input_fake_quant``.
+Weights are quantized as a 2-D matrix ``[out, -1]``: per-channel means per
+output channel, per-group means groups along the flattened input features.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .fake_quantize import FakeQuantize
+from .recipes import TensorQuant
+
+
+def _quantizer(config: TensorQuant | None) -> FakeQuantize | None:
+    return FakeQuantize(config) if config is not None else None
+
+
+def fake_quantized_weight(weight: torch.Tensor, fq: FakeQuantize | None) -> torch.Tensor:
+    if fq is None:
+        return weight
+    return fq(weight.reshape(weight.shape[0], -1)).reshape(weight.shape)
+
+
+def _adopt(new: nn.Module, old: nn.Module) -> nn.Module:
+    """Gives ``new`` (built on the meta device) the parameters and mode of ``old``."""
+    for name, param in old.named_parameters(recurse=False):
+        setattr(new, name, param)
+    for name, buf in old.named_buffers(recurse=False):
+        setattr(new, name, buf)
+    new.train(old.training)
+    return new
+
+
+class QATLinear(nn.Linear):
+    """``nn.Linear`` with fake-quantized weight and input."""
+
+    @classmethod
+    def from_float(
+        cls, m: nn.Linear, weight: TensorQuant | None, activation: TensorQuant | None
+    ) -> QATLinear:
+        new = cls(m.in_features, m.out_features, m.bias is not None, device="meta")
+        new.weight_fake_quant = _quantizer(weight)
+        new.input_fake_quant = _quantizer(activation)
+        return _adopt(new, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_fake_quant is not None:
+            x = self.input_fake_quant(x)
+        return F.linear(x, fake_quantized_weight(self.weight, self.weight_fake_quant), self.bias)
+
+
+class QATConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with fake-quantized weight (per output channel / per group of the
+    flattened ``in/groups * kh * kw`` features) and input."""
+
+    @classmethod
+    def from_float(
+        cls, m: nn.Conv2d, weight: TensorQuant | None, activation: TensorQuant | None
+    ) -> QATConv2d:
+        new = cls(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.dilation,
+            m.groups,
+            m.bias is not None,
+            m.padding_mode,
+            device="meta",
+        )
+        new.weight_fake_quant = _quantizer(weight)
+        new.input_fake_quant = _quantizer(activation)
+        return _adopt(new, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_fake_quant is not None:
+            x = self.input_fake_quant(x)
+        w = fake_quantized_weight(self.weight, self.weight_fake_quant)
+        return self._conv_forward(x, w, self.bias)
+
+
+class QATEmbedding(nn.Embedding):
+    """``nn.Embedding`` with a fake-quantized table (rows are the output channels)."""
+
+    @classmethod
+    def from_float(cls, m: nn.Embedding, weight: TensorQuant | None) -> QATEmbedding:
+        new = cls(
+            m.num_embeddings,
+            m.embedding_dim,
+            m.padding_idx,
+            m.max_norm,
+            m.norm_type,
+            m.scale_grad_by_freq,
+            m.sparse,
+            device="meta",
+        )
+        new.weight_fake_quant = _quantizer(weight)
+        return _adopt(new, m)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        w = fake_quantized_weight(self.weight, self.weight_fake_quant)
+        return F.embedding(
+            indices,
+            w,
+            self.padding_idx,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.sparse,
+        )
+
+
+PREPARED_TYPES = (QATLinear, QATConv2d, QATEmbedding)

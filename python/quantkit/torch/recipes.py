@@ -1,0 +1,151 @@
+"""Quantization recipes: what a model's weights and activations become.
+
+A :class:`Recipe` says, for the modules it covers, how the weight is quantized
+and how the module's input activation is quantized. Each tensor's rule is a
+:class:`TensorQuant`: a spec and where its qparams come from:
+
+- ``"dynamic"``: chosen from the tensor at every call (weights during QAT,
+  per-token activations at inference);
+- ``"static"``: calibrated by an observer, then constant.
+
+The named recipes follow the torchao / torch.ao configurations of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._spec import SpecArgs
+
+FLOAT32_EPS = 2.0**-23
+OBSERVERS = ("minmax", "moving_average", "histogram", "histogram_mse", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """How one tensor is quantized: its spec and where its qparams come from."""
+
+    spec: SpecArgs
+    qparams: str = "dynamic"  # "dynamic" | "static"
+    observer: str = "histogram"  # for static qparams; one of OBSERVERS
+
+    def __post_init__(self) -> None:
+        if self.qparams not in ("dynamic", "static"):
+            raise ValueError(f"qparams={self.qparams!r}: must be 'dynamic' or 'static'")
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"observer={self.observer!r}: must be one of {', '.join(OBSERVERS)}")
+
+    def describe(self) -> str:
+        how = f"static ({self.observer})" if self.qparams == "static" else "dynamic"
+        return f"{self.spec.describe()}, {how}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Weight and input-activation quantization for Linear / Conv2d, and the weight rule
+    for Embedding (``None``: embeddings stay in float)."""
+
+    name: str
+    weight: TensorQuant | None
+    activation: TensorQuant | None = None
+    embedding: TensorQuant | None = None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.activation is not None and self.activation.qparams == "static"
+
+    def describe(self) -> str:
+        parts = [f"weights: {self.weight.describe() if self.weight else 'float'}"]
+        parts.append(f"activations: {self.activation.describe() if self.activation else 'float'}")
+        if self.embedding:
+            parts.append(f"embeddings: {self.embedding.describe()}")
+        return f"{self.name} ({'; '.join(parts)})"
+
+
+def _weight(dtype: str, group_size: int | None, mapping: str = "symmetric", **kw) -> TensorQuant:
+    granularity = ("per_group", group_size) if group_size else ("per_axis", 0)
+    return TensorQuant(SpecArgs(dtype=dtype, mapping=mapping, granularity=granularity, **kw))
+
+
+def _int_weight(bits: int, group_size: int | None, symmetric: bool) -> TensorQuant:
+    return _weight(f"int{bits}", group_size, "symmetric" if symmetric else "asymmetric")
+
+
+def W8A8(observer: str = "histogram") -> Recipe:  # noqa: N802 - recipe names follow torchao
+    """int8 symmetric per-channel weights, uint8 per-tensor activations calibrated by
+    ``observer`` (torch.ao's static default; QDQ-exportable)."""
+    act = SpecArgs(dtype="uint8", mapping="asymmetric")
+    return Recipe("W8A8", _int_weight(8, None, True), TensorQuant(act, "static", observer))
+
+
+def W8A8Dynamic() -> Recipe:  # noqa: N802
+    """int8 symmetric per-channel weights, int8 symmetric per-token dynamic activations."""
+    act = SpecArgs(dtype="int8", mapping="symmetric", granularity=("per_token",))
+    return Recipe("W8A8-dynamic", _int_weight(8, None, True), TensorQuant(act))
+
+
+def W4A16(group_size: int | None = 128, symmetric: bool = False) -> Recipe:  # noqa: N802
+    """int4 weights per group (``None``: per channel; asymmetric with an integer zero point
+    by default), float activations."""
+    name = "W4A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
+    return Recipe(name, _int_weight(4, group_size, symmetric))
+
+
+def W8A16(group_size: int | None = None, symmetric: bool = True) -> Recipe:  # noqa: N802
+    """int8 weights per channel (or per group), float activations."""
+    name = "W8A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
+    return Recipe(name, _int_weight(8, group_size, symmetric))
+
+
+def Int8DynActInt4Weight(group_size: int = 32) -> Recipe:  # noqa: N802
+    """8da4w: int8 asymmetric per-token dynamic activations, int4 symmetric per-group
+    weights (torchao's ``Int8DynamicActivationInt4WeightConfig`` / QAT quantizer)."""
+    # float32 scales and float32 eps whatever the input dtype, as torchao's QAT config
+    act = SpecArgs(
+        dtype="int8",
+        mapping="asymmetric",
+        granularity=("per_token",),
+        scale_dtype="float32",
+        eps=FLOAT32_EPS,
+    )
+    return Recipe(f"8da4w-g{group_size}", _int_weight(4, group_size, True), TensorQuant(act))
+
+
+def FP8(granularity: str = "tensor") -> Recipe:  # noqa: N802
+    """e4m3fn weights and dynamic activations with float32 scales, per tensor or per row
+    (``granularity="row"``: per output channel / per token)."""
+    if granularity not in ("tensor", "row"):
+        raise ValueError(f"granularity={granularity!r}: must be 'tensor' or 'row'")
+    row = granularity == "row"
+    w = SpecArgs(
+        dtype="fp8_e4m3fn",
+        granularity=("per_axis", 0) if row else ("per_tensor",),
+        scale_dtype="float32",
+    )
+    a = w.replace(granularity=("per_token",) if row else ("per_tensor",))
+    return Recipe("FP8" + ("-row" if row else ""), TensorQuant(w), TensorQuant(a))
+
+
+def MXFP4() -> Recipe:  # noqa: N802
+    """OCP MXFP4 weights: e2m1 with one E8M0 scale per 32 elements; float activations."""
+    return Recipe("MXFP4", _weight("fp4_e2m1", 32, scale_dtype="e8m0"))
+
+
+def MXFP8() -> Recipe:  # noqa: N802
+    """OCP MXFP8 weights: e4m3fn with one E8M0 scale per 32 elements; float activations."""
+    return Recipe("MXFP8", _weight("fp8_e4m3fn", 32, scale_dtype="e8m0"))
+
+
+def NVFP4() -> Recipe:  # noqa: N802
+    """NVFP4 weights: e2m1 with one e4m3 scale per 16 elements (single level, as torchao's
+    ``NVFP4Tensor`` without a per-tensor scale); float activations."""
+    return Recipe("NVFP4", _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3"))
+
+
+def Stretched(bits: int, group_size: int | None = 32) -> Recipe:  # noqa: N802
+    """PARQ's stretched uniform grid ``(k + 1/2) * s`` with ``s`` from mean |w| per group
+    (``None``: per channel), for 2- and 3-bit (up to 4-bit) QAT; float activations."""
+    if bits not in (1, 2, 3, 4):
+        raise ValueError(f"bits={bits}: the stretched grid is defined for 1..4 bits")
+    name = f"stretched{bits}" + (f"-g{group_size}" if group_size else "")
+    return Recipe(name, _weight(f"int{bits}", group_size, "stretched"))

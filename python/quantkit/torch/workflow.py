@@ -1,0 +1,204 @@
+"""prepare → (calibrate | train) → convert, and ``quantize_`` for the one-call case."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .converted import CONVERTED_TYPES, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear
+from .fake_quantize import FakeQuantize
+from .prepared import PREPARED_TYPES, QATConv2d, QATEmbedding, QATLinear
+from .recipes import Recipe, TensorQuant
+
+ModuleFilter = Callable[[nn.Module, str], bool]
+
+# Leaf modules with a matrix weight that no recipe covers yet: prepare() names them.
+_NORMALIZATION = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase, nn.RMSNorm)
+
+
+def _recipe_for(name: str, default: Recipe, overrides: Mapping[str, Recipe | None]):
+    for pattern, recipe in overrides.items():
+        if re.fullmatch(pattern, name):
+            return recipe
+    return default
+
+
+def _check_weight_rule(name: str, weight: torch.Tensor, rule: TensorQuant | None) -> None:
+    """A config that cannot apply names the module and the rule before anything changes."""
+    if rule is None:
+        return
+    group = rule.spec.group_size
+    features = weight[0].numel()
+    if group is not None and features % group:
+        raise ValueError(
+            f"module '{name}' ({type_name(weight, name)}): its {features} input features are "
+            f"not a multiple of the group size {group}; per-group quantization needs "
+            f"in_features % group_size == 0 (exclude it with filter_fn or give it an override)"
+        )
+
+
+def type_name(_: Any, name: str) -> str:
+    return f"weight {name}.weight"
+
+
+def prepare(
+    model: nn.Module,
+    recipe: Recipe,
+    *,
+    filter_fn: ModuleFilter | None = None,
+    overrides: Mapping[str, Recipe | None] | None = None,
+) -> nn.Module:
+    """Swaps Linear / Conv2d / Embedding modules for fake-quantized ones, in place.
+
+    ``filter_fn(module, name)`` selects modules (default: all); ``overrides`` maps
+    a regular expression on the module name (full match, first wins) to another
+    recipe, or to ``None`` to keep that module in float. Other leaf modules with
+    a weight matrix are skipped with one warning that lists them.
+    """
+    overrides = dict(overrides or {})
+    plan: list[tuple[str, nn.Module, Recipe]] = []
+    skipped: dict[str, list[str]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PREPARED_TYPES + CONVERTED_TYPES):
+            raise ValueError(f"module '{name}' is already prepared or converted")
+        if filter_fn is not None and not filter_fn(module, name):
+            continue
+        supported = type(module) in (nn.Linear, nn.Conv2d, nn.Embedding) or isinstance(
+            module, nn.Linear
+        )
+        if not supported:
+            weight = getattr(module, "weight", None)
+            leaf = not any(True for _ in module.children())
+            if leaf and isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+                if not isinstance(module, _NORMALIZATION):
+                    skipped.setdefault(type(module).__name__, []).append(name)
+            continue
+        chosen = _recipe_for(name, recipe, overrides)
+        if chosen is None:
+            continue
+        rule = chosen.embedding if isinstance(module, nn.Embedding) else chosen.weight
+        _check_weight_rule(name, module.weight, rule)
+        plan.append((name, module, chosen))
+    if skipped:
+        listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(skipped.items()))
+        warnings.warn(
+            f"quantkit.torch.prepare: unsupported module types left in float ({listed})",
+            stacklevel=2,
+        )
+    for name, module, chosen in plan:
+        if isinstance(module, nn.Embedding):
+            if chosen.embedding is None:
+                continue
+            new = QATEmbedding.from_float(module, chosen.embedding)
+        elif isinstance(module, nn.Conv2d):
+            new = QATConv2d.from_float(module, chosen.weight, chosen.activation)
+        else:
+            new = QATLinear.from_float(module, chosen.weight, chosen.activation)
+        _replace(model, name, new)
+    return model
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def fake_quantizers(model: nn.Module) -> list[tuple[str, FakeQuantize]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, FakeQuantize)]
+
+
+@torch.no_grad()
+def calibrate(
+    model: nn.Module,
+    batches: Iterable[Any],
+    forward: Callable[[nn.Module, Any], Any] | None = None,
+) -> nn.Module:
+    """Runs ``batches`` through the prepared model with its static quantizers observing
+    (fake quantization off, like torch.ao's calibration), then fixes their qparams.
+
+    ``forward(model, batch)`` runs one batch (default: ``model(batch)``).
+    """
+    static = [(n, q) for n, q in fake_quantizers(model) if q.static and not q.frozen]
+    if not static:
+        return model
+    for _, q in static:
+        q.start_calibration()
+    try:
+        for batch in batches:
+            forward(model, batch) if forward is not None else model(batch)
+    finally:
+        for _, q in static:
+            q.observing = False
+    empty = [n for n, q in static if q.observer is None]
+    if empty:
+        raise RuntimeError(
+            f"calibrate: no batch reached {len(empty)} quantizer(s): {', '.join(empty[:8])}"
+        )
+    for _, q in static:
+        q.finish_calibration()
+    return model
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Fixes every weight quantizer's qparams to those of the current weights (QAT done,
+    ready to export); activation quantizers must be calibrated or dynamic."""
+    for module in model.modules():
+        if isinstance(module, PREPARED_TYPES) and module.weight_fake_quant is not None:
+            w = module.weight.detach()
+            module.weight_fake_quant.freeze(w.reshape(w.shape[0], -1))
+    return model
+
+
+def convert(model: nn.Module) -> nn.Module:
+    """Replaces prepared modules with quantized ones (codes + qparams), in place. The
+    converted model's outputs equal the prepared model's bit for bit."""
+    uncalibrated = [n for n, q in fake_quantizers(model) if q.static and not q.frozen and q.enabled]
+    if uncalibrated:
+        raise RuntimeError(
+            "convert: static quantizers without qparams (run calibrate first): "
+            + ", ".join(uncalibrated[:8])
+        )
+    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, PREPARED_TYPES)]
+    for name, module in targets:
+        if module.weight_fake_quant is None:
+            continue
+        if isinstance(module, QATEmbedding):
+            new = QuantizedEmbedding(module)
+        elif isinstance(module, QATConv2d):
+            new = QuantizedConv2d(module)
+        else:
+            new = QuantizedLinear(module)
+        new.train(module.training)
+        _replace(model, name, new)
+    return model
+
+
+def quantize_(
+    model: nn.Module,
+    recipe: Recipe,
+    *,
+    filter_fn: ModuleFilter | None = None,
+    overrides: Mapping[str, Recipe | None] | None = None,
+) -> nn.Module:
+    """``convert(prepare(model, recipe))`` for recipes that need no calibration."""
+    recipes = [recipe, *[r for r in (overrides or {}).values() if r is not None]]
+    static = [r.name for r in recipes if r.needs_calibration]
+    if static:
+        raise ValueError(
+            f"quantize_: recipe {static[0]} has calibrated activations; use prepare(), "
+            "calibrate() and convert()"
+        )
+    return convert(prepare(model, recipe, filter_fn=filter_fn, overrides=overrides))
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer (quantized weights as stored: packed codes,
+    scales, zero points)."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
