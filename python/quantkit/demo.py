@@ -17,12 +17,6 @@ import torch
 REPORT_VARIANT = "W4A16 g128 + GPTQ"
 
 
-def _progress(items, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="recipe", dynamic_ncols=True, leave=False)
-
-
 def results_table(results) -> str:
     base = next(r.model_bytes for r in results if r.recipe == "float32")
     lines = [
@@ -51,10 +45,15 @@ def run_demo(output_dir: str | os.PathLike = "quantkit-demo") -> int:
         f"({len(minilm.sentences())} sentences, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads)"
     )
-    bar = _progress(minilm_ptq.VARIANTS, "quantizing")
-    variants = iter(bar)
-    results, shared = minilm_ptq.run(list(variants), on_variant=bar.set_postfix_str)
-    bar.close()
+    from tqdm import tqdm
+
+    with tqdm(total=len(minilm_ptq.VARIANTS), desc="quantizing", unit="recipe", leave=False) as bar:
+
+        def advance(result) -> None:
+            bar.set_postfix_str(result.label)
+            bar.update()
+
+        results, shared = minilm_ptq.run(minilm_ptq.VARIANTS, on_result=advance)
     print()
     print(results_table(results))
 
@@ -70,10 +69,11 @@ def run_demo(output_dir: str | os.PathLike = "quantkit-demo") -> int:
     cosines = [r.mean_cosine for r in results]
     _bar_chart(labels, cosines, out / "mean_cosine.png")
     report.plot_layer_sqnr(rows, out / "layer_sqnr.png", f"MiniLM {REPORT_VARIANT}: per-layer SQNR")
-    reference = minilm.embed(shared["model"], shared["batches"])
-    quantized = minilm.embed(chosen.model, shared["batches"])
     report.plot_scatter(
-        reference, quantized, out / "embedding_scatter.png", f"Embeddings: {REPORT_VARIANT}"
+        shared["reference"],
+        chosen.embeddings,
+        out / "embedding_scatter.png",
+        f"Embeddings: {REPORT_VARIANT}",
     )
     print(f"\nplots: {out / 'mean_cosine.png'}, {out / 'layer_sqnr.png'}, ")
     print(f"       {out / 'embedding_scatter.png'}")

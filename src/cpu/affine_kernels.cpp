@@ -81,20 +81,11 @@ void FakeQuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockPara
   const DF df;
   const FloatKind in_kind = K::in(ops), out_kind = K::out(ops);
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
-                       const LaneParams& p, bool stream) HWY_ATTR {
+                       const LaneParams& p, bool direct) HWY_ATTR {
     const VF code = QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at));
-    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, code), dst, to, stream);
+    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, code), dst, to, direct && ops.stream);
   };
-  const std::size_t in_size = ElementSize(in_kind), out_size = ElementSize(out_kind);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p, ops.stream); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
-        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        one(in, 0, out, 0, p, false);
-        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
-      });
+  MapFloats(map, params, begin, end, x, ElementSize(in_kind), y, ElementSize(out_kind), one);
   if (ops.stream) hwy::FlushStream();
 }
 
@@ -115,17 +106,7 @@ void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& 
         hn::Sub(hn::And(hn::Add(q, hn::Set(di, 128)), hn::Set(di, 0xFF)), hn::Set(di, 128));
     hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, low)), d8, dst);
   };
-  const std::size_t in_size = ElementSize(in_kind);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, codes + (i - begin), p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
-        alignas(64) std::int8_t out[kMaxLanes];
-        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        one(in, 0, out, p);
-        std::memcpy(codes + (i - begin), out, count);
-      });
+  MapToCodes(map, params, begin, end, x, ElementSize(in_kind), codes, one);
 }
 
 template <class K>
@@ -138,25 +119,15 @@ void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams
   const FloatKind out_kind = K::out(ops);
   const bool unsigned_codes = ops.quant_max > 127;
   const auto one = [&](const std::int8_t* src, void* dst, std::int64_t to, const LaneParams& p,
-                       bool stream) HWY_ATTR {
+                       bool direct) HWY_ATTR {
     const auto q =
         unsigned_codes
             ? hn::PromoteTo(di, hn::LoadU(du8, reinterpret_cast<const std::uint8_t*>(src)))
             : hn::PromoteTo(di, hn::LoadU(d8, src));
-    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, hn::ConvertTo(df, q)), dst, to, stream);
+    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, hn::ConvertTo(df, q)), dst, to,
+                 direct && ops.stream);
   };
-  const std::size_t out_size = ElementSize(out_kind);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p)
-          HWY_ATTR { one(codes + (i - begin), y, i, p, ops.stream); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) std::int8_t in[kMaxLanes] = {};
-        alignas(64) unsigned char out[HWY_MAX_BYTES];
-        std::memcpy(in, codes + (i - begin), count);
-        one(in, out, 0, p, false);
-        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
-      });
+  MapFromCodes(map, params, begin, end, codes, y, ElementSize(out_kind), one);
   if (ops.stream) hwy::FlushStream();
 }
 
@@ -184,17 +155,8 @@ void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParam
     const VF g = Load(df, grad_kind, gs, gi);
     StoreExact(df, grad_kind, hn::Mul(g, hn::IfThenElseZero(passes, hn::Set(df, 1.0f))), dst, di);
   };
-  const std::size_t in_size = ElementSize(in_kind), grad_size = ElementSize(grad_kind);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
-        std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        std::memcpy(gb, static_cast<const unsigned char*>(grad) + i * grad_size, count * grad_size);
-        one(xb, 0, gb, 0, ob, 0, p);
-        std::memcpy(static_cast<unsigned char*>(out) + i * grad_size, ob, count * grad_size);
-      });
+  MapWithGrad(map, params, begin, end, x, ElementSize(in_kind), grad, ElementSize(grad_kind), out,
+              one);
 }
 
 // Compile-time kinds for the combinations that occur: T with P = promote(T, S)

@@ -225,6 +225,82 @@ HWY_INLINE void ForEachVector(const BlockMap& map, const BlockParams& params, st
   }
 }
 
+// ---- Elementwise drivers over ForEachVector. Whole vectors are read and
+// written in place; the tail goes through zero-padded stack buffers, so `one`
+// always handles a full vector. `direct` tells `one` whether it writes the
+// caller's memory (streaming stores are allowed only then).
+
+// one(src, at, dst, to, params, direct): float elements to float elements.
+template <typename One>
+HWY_INLINE void MapFloats(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                          std::int64_t end, const void* x, std::size_t in_size, void* y,
+                          std::size_t out_size, const One& one) {
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p, true); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
+        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        one(in, 0, out, 0, p, false);
+        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
+      });
+}
+
+// one(src, at, codes_dst, params): float elements to one byte-code each;
+// codes[0] belongs to element `begin`.
+template <typename Code, typename One>
+HWY_INLINE void MapToCodes(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                           std::int64_t end, const void* x, std::size_t in_size, Code* codes,
+                           const One& one) {
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, codes + (i - begin), p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
+        alignas(64) Code out[kMaxLanes];
+        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        one(in, 0, out, p);
+        std::memcpy(codes + (i - begin), out, count);
+      });
+}
+
+// one(codes_src, dst, to, params, direct): byte-codes (codes[0] is element
+// `begin`) to float elements.
+template <typename Code, typename One>
+HWY_INLINE void MapFromCodes(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                             std::int64_t end, const Code* codes, void* y, std::size_t out_size,
+                             const One& one) {
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p)
+          HWY_ATTR { one(codes + (i - begin), y, i, p, true); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) Code in[kMaxLanes] = {};
+        alignas(64) unsigned char out[HWY_MAX_BYTES];
+        std::memcpy(in, codes + (i - begin), count);
+        one(in, out, 0, p, false);
+        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
+      });
+}
+
+// one(x_src, xi, grad_src, gi, dst, di, params): an input and a gradient of the
+// same length to an output of the gradient's kind.
+template <typename One>
+HWY_INLINE void MapWithGrad(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                            std::int64_t end, const void* x, std::size_t in_size, const void* grad,
+                            std::size_t grad_size, void* out, const One& one) {
+  ForEachVector(
+      map, params, begin, end,
+      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
+        std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
+        std::memcpy(gb, static_cast<const unsigned char*>(grad) + i * grad_size, count * grad_size);
+        one(xb, 0, gb, 0, ob, 0, p);
+        std::memcpy(static_cast<unsigned char*>(out) + i * grad_size, ob, count * grad_size);
+      });
+}
+
 }  // namespace quantkit::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 

@@ -116,17 +116,7 @@ void MinifloatQuantizeRange(const MinifloatOps& ops, const BlockMap& map, const 
     const auto code = EncodeLanes(df, ops, ScaleLanes(ops, p, Load(df, ops.input, src, at)));
     hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, hn::BitCast(di, code))), d8, dst);
   };
-  const std::size_t in_size = ElementSize(ops.input);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, codes + (i - begin), p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
-        alignas(64) std::uint8_t out[kMaxLanes];
-        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        one(in, 0, out, p);
-        std::memcpy(codes + (i - begin), out, count);
-      });
+  MapToCodes(map, params, begin, end, x, ElementSize(ops.input), codes, one);
 }
 
 void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
@@ -134,20 +124,11 @@ void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
                                 std::int64_t begin, std::int64_t end) {
   const DF df;
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
-                       const LaneParams& p) HWY_ATTR {
+                       const LaneParams& p, bool /*direct*/) HWY_ATTR {
     const auto code = EncodeLanes(df, ops, ScaleLanes(ops, p, Load(df, ops.input, src, at)));
     StoreExact(df, ops.output, DequantizeLanes(df, ops, p, code), dst, to);
   };
-  const std::size_t in_size = ElementSize(ops.input), out_size = ElementSize(ops.output);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
-        std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        one(in, 0, out, 0, p);
-        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
-      });
+  MapFloats(map, params, begin, end, x, ElementSize(ops.input), y, ElementSize(ops.output), one);
 }
 
 void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
@@ -156,22 +137,12 @@ void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
   const DF df;
   const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
-  const auto one = [&](const std::uint8_t* src, void* dst, std::int64_t to, const LaneParams& p)
-                       HWY_ATTR {
-                         const auto code = hn::PromoteTo(du, hn::LoadU(d8, src));
-                         StoreExact(df, ops.output, DequantizeLanes(df, ops, p, code), dst, to);
-                       };
-  const std::size_t out_size = ElementSize(ops.output);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(codes + (i - begin), y, i, p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) std::uint8_t in[kMaxLanes] = {};
-        alignas(64) unsigned char out[HWY_MAX_BYTES];
-        std::memcpy(in, codes + (i - begin), count);
-        one(in, out, 0, p);
-        std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
-      });
+  const auto one = [&](const std::uint8_t* src, void* dst, std::int64_t to, const LaneParams& p,
+                       bool /*direct*/) HWY_ATTR {
+    const auto code = hn::PromoteTo(du, hn::LoadU(d8, src));
+    StoreExact(df, ops.output, DequantizeLanes(df, ops, p, code), dst, to);
+  };
+  MapFromCodes(map, params, begin, end, codes, y, ElementSize(ops.output), one);
 }
 
 // Straight-through estimator: grad where |scaled x| <= max (NaN never passes).
@@ -187,17 +158,8 @@ void MinifloatSteBackwardRange(const MinifloatOps& ops, const BlockMap& map,
     const VF g = Load(df, grad_kind, gs, gi);
     StoreExact(df, grad_kind, hn::Mul(g, hn::IfThenElseZero(passes, hn::Set(df, 1.0f))), dst, di);
   };
-  const std::size_t in_size = ElementSize(ops.input), grad_size = ElementSize(grad_kind);
-  ForEachVector(
-      map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
-      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
-        alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
-        std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
-        std::memcpy(gb, static_cast<const unsigned char*>(grad) + i * grad_size, count * grad_size);
-        one(xb, 0, gb, 0, ob, 0, p);
-        std::memcpy(static_cast<unsigned char*>(out) + i * grad_size, ob, count * grad_size);
-      });
+  MapWithGrad(map, params, begin, end, x, ElementSize(ops.input), grad, ElementSize(grad_kind), out,
+              one);
 }
 
 }  // namespace quantkit::cpu::HWY_NAMESPACE

@@ -4,13 +4,18 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/affine_kernels.hpp"
+#include "cpu/fast_path.hpp"
 #include "quantkit/tensor.hpp"
 #include "quantkit/threading.hpp"
+#include "reference/reference_ops.hpp"
 
 namespace quantkit {
 
@@ -64,6 +69,25 @@ inline Tensor random_tensor(Shape shape, ScalarType dtype, std::uint32_t seed) {
   std::vector<double> v(static_cast<std::size_t>(numel(shape)));
   for (auto& e : v) e = normal(rng);
   return Tensor::from_values(v, std::move(shape), dtype);
+}
+
+// fake_quantize, quantize and dequantize (to each of `outputs`) through the
+// fast path and the reference: identical bits, or a failure naming `what`.
+inline void expect_fast_path_identical(const Tensor& x, const QParams& qp, const std::string& what,
+                                       std::initializer_list<ScalarType> outputs) {
+  const auto fast_fq = cpu::fake_quantize(x, qp);
+  ASSERT_TRUE(fast_fq.has_value()) << "fast path not taken: " << what;
+  ASSERT_TRUE(bitwise_equal(*fast_fq, reference::fake_quantize(x, qp))) << "fake_quantize " << what;
+  const auto fast_q = cpu::quantize(x, qp);
+  ASSERT_TRUE(fast_q.has_value());
+  const auto ref_q = reference::quantize(x, qp);
+  ASSERT_TRUE(std::ranges::equal(fast_q->packed(), ref_q.packed())) << "quantize " << what;
+  for (ScalarType out : outputs) {
+    const auto fast_dq = cpu::dequantize(ref_q, out);
+    ASSERT_TRUE(fast_dq.has_value());
+    ASSERT_TRUE(bitwise_equal(*fast_dq, reference::dequantize(ref_q, out)))
+        << "dequantize to " << name(out) << " " << what;
+  }
 }
 
 }  // namespace quantkit

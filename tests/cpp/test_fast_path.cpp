@@ -22,13 +22,7 @@ namespace {
 
 // Runs every public op through the fast path and the reference and demands identical bits.
 void expect_identical(const Tensor& x, const QParams& qp, const std::string& what) {
-  const auto fast_fq = cpu::fake_quantize(x, qp);
-  ASSERT_TRUE(fast_fq.has_value()) << "fast path not taken: " << what;
-  ASSERT_TRUE(bitwise_equal(*fast_fq, reference::fake_quantize(x, qp))) << "fake_quantize " << what;
-  const auto fast_q = cpu::quantize(x, qp);
-  ASSERT_TRUE(fast_q.has_value());
-  const auto ref_q = reference::quantize(x, qp);
-  ASSERT_TRUE(std::ranges::equal(fast_q->packed(), ref_q.packed())) << "quantize " << what;
+  expect_fast_path_identical(x, qp, what, {x.dtype(), ScalarType::float32});
   // STE backward, with gradients that include negatives, zeros and NaN.
   Tensor grad = Tensor::uninitialized(x.dtype(), x.shape());
   for (std::int64_t i = 0; i < x.numel(); ++i) {
@@ -38,12 +32,6 @@ void expect_identical(const Tensor& x, const QParams& qp, const std::string& wha
   ASSERT_TRUE(fast_grad.has_value());
   ASSERT_TRUE(bitwise_equal(*fast_grad, reference::fake_quantize_backward(x, grad, qp)))
       << "fake_quantize_backward " << what;
-  for (ScalarType out : {x.dtype(), ScalarType::float32}) {
-    const auto fast_dq = cpu::dequantize(ref_q, out);
-    ASSERT_TRUE(fast_dq.has_value());
-    ASSERT_TRUE(bitwise_equal(*fast_dq, reference::dequantize(ref_q, out)))
-        << "dequantize " << what;
-  }
 }
 
 TEST_P(ForcedTarget, Exhaustive16BitInputs) {

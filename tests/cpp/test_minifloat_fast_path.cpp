@@ -21,20 +21,8 @@ namespace {
 class MinifloatTarget : public ForcedTarget {};
 
 void expect_identical(const Tensor& x, const QParams& qp, const std::string& what) {
-  const auto fast_fq = cpu::fake_quantize(x, qp);
-  ASSERT_TRUE(fast_fq.has_value()) << "fast path not taken: " << what;
-  ASSERT_TRUE(bitwise_equal(*fast_fq, reference::fake_quantize(x, qp))) << "fake_quantize " << what;
-  const auto fast_q = cpu::quantize(x, qp);
-  ASSERT_TRUE(fast_q.has_value());
-  const auto ref_q = reference::quantize(x, qp);
-  ASSERT_TRUE(std::ranges::equal(fast_q->packed(), ref_q.packed())) << "quantize " << what;
-  for (ScalarType out :
-       {x.dtype(), ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
-    const auto fast_dq = cpu::dequantize(ref_q, out);
-    ASSERT_TRUE(fast_dq.has_value());
-    ASSERT_TRUE(bitwise_equal(*fast_dq, reference::dequantize(ref_q, out)))
-        << "dequantize to " << name(out) << " " << what;
-  }
+  expect_fast_path_identical(
+      x, qp, what, {x.dtype(), ScalarType::float32, ScalarType::bfloat16, ScalarType::float16});
 }
 
 // One power-of-two scale per block of 32 over [256, 256]: exponents sweep

@@ -96,7 +96,7 @@ class Result:
 
 
 def run(
-    variants: list[Variant] = VARIANTS, on_variant: Callable[[str], None] | None = None
+    variants: list[Variant] = VARIANTS, on_result: Callable[[Result], None] | None = None
 ) -> list[Result]:
     torch.manual_seed(0)
     train_x, train_y, test_x, test_y = load_data()
@@ -105,8 +105,6 @@ def run(
     base_seconds = time.perf_counter() - start
     results = []
     for variant in variants:
-        if on_variant:
-            on_variant(variant.label)
         start = time.perf_counter()
         model = copy.deepcopy(base)
         if variant.recipe is not None:
@@ -117,12 +115,13 @@ def run(
                 train(model, train_x, train_y, QAT_EPOCHS, 1e-3, seed=2)
             convert(model)
         seconds = time.perf_counter() - start + (base_seconds if variant.recipe is None else 0)
-        results.append(
-            Result(
-                variant.label,
-                variant.recipe.describe() if variant.recipe else "float32",
-                accuracy(model, test_x, test_y),
-                seconds,
-            )
+        result = Result(
+            variant.label,
+            variant.recipe.describe() if variant.recipe else "float32",
+            accuracy(model, test_x, test_y),
+            seconds,
         )
+        results.append(result)
+        if on_result:
+            on_result(result)
     return results

@@ -56,6 +56,7 @@ class Result:
     nn_agreement: float
     seconds: float
     model: torch.nn.Module
+    embeddings: torch.Tensor
 
 
 def _forward(model, batch):
@@ -84,9 +85,11 @@ def quantize_variant(model, variant: Variant, calibration) -> torch.nn.Module:
 
 def run(
     variants: list[Variant] = VARIANTS,
-    on_variant: Callable[[str], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
 ) -> tuple[list[Result], dict]:
-    """Runs every variant; returns the results and the shared inputs (model, batches)."""
+    """Runs every variant (``on_result`` is told of each as it finishes); returns the
+    results and the shared inputs: model, texts, batches, calibration batches and the
+    float32 reference embeddings."""
     model = minilm.load_model()
     tokenizer = minilm.Tokenizer()
     texts = minilm.sentences()
@@ -96,24 +99,31 @@ def run(
     ref_nn = nearest_neighbours(reference)
     results = []
     for variant in variants:
-        if on_variant:
-            on_variant(variant.label)
         start = time.perf_counter()
         m = quantize_variant(model, variant, calibration)
         emb = minilm.embed(m, batches)
         seconds = time.perf_counter() - start
         cos = (emb * reference).sum(dim=1) / (emb.norm(dim=1) * reference.norm(dim=1))
         agree = (nearest_neighbours(emb) == ref_nn).float().mean().item()
-        results.append(
-            Result(
-                variant.label,
-                variant.recipe.describe() if variant.recipe else "float32",
-                model_bytes(m),
-                cos.mean().item(),
-                cos.min().item(),
-                agree,
-                seconds,
-                m,
-            )
+        result = Result(
+            variant.label,
+            variant.recipe.describe() if variant.recipe else "float32",
+            model_bytes(m),
+            cos.mean().item(),
+            cos.min().item(),
+            agree,
+            seconds,
+            m,
+            emb,
         )
-    return results, {"model": model, "batches": batches, "texts": texts}
+        results.append(result)
+        if on_result:
+            on_result(result)
+    shared = {
+        "model": model,
+        "texts": texts,
+        "batches": batches,
+        "calibration": calibration,
+        "reference": reference,
+    }
+    return results, shared

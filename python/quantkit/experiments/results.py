@@ -48,15 +48,13 @@ def _minilm_section(results, shared) -> list[str]:
             f"| {r.label} | {r.recipe} | {r.model_bytes / 1e6:.2f} | {r.model_bytes / base:.1%} "
             f"| {r.mean_cosine:.5f} | {r.min_cosine:.5f} | {r.nn_agreement:.1%} | {r.seconds:.2f} |"
         )
-    reference = minilm.embed(shared["model"], shared["batches"])
 
     def score(m):
         emb = minilm.embed(m, shared["batches"])
-        return (emb * reference).sum(dim=1).mean().item()
+        return (emb * shared["reference"]).sum(dim=1).mean().item()
 
-    calibration = shared["batches"][::3]
     rows = report.sensitivity(
-        shared["model"], recipes.W4A16(128), calibration, score, lambda m, b: m(*b)
+        shared["model"], recipes.W4A16(128), shared["calibration"], score, lambda m, b: m(*b)
     )
     lines += [
         "",

@@ -16,6 +16,7 @@ from torch import nn
 from . import ops
 from ._spec import args_from_key
 from .fake_quantize import FakeQuantize
+from .prepared import conv2d_like, embedding_lookup, quantize_input
 
 
 class QuantizedWeight(nn.Module):
@@ -65,85 +66,59 @@ class QuantizedWeight(nn.Module):
         return f"{args_from_key(self.spec_key).describe()}, shape={tuple(self.full_shape)}"
 
 
-class QuantizedLinear(nn.Module):
-    """Linear layer over a :class:`QuantizedWeight`; the input quantizer (if any) is kept."""
+class _OverQuantizedWeight(nn.Module):
+    """The parts every converted module shares: the weight as a :class:`QuantizedWeight`,
+    the bias and the input quantizer (``None`` where the prepared module had none)."""
 
-    def __init__(self, m: nn.Linear) -> None:
+    def __init__(self, m: nn.Module) -> None:
         super().__init__()
-        self.in_features, self.out_features = m.in_features, m.out_features
         self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
-        self.bias = m.bias
-        self.input_fake_quant = m.input_fake_quant
+        self.bias = getattr(m, "bias", None)
+        self.input_fake_quant = getattr(m, "input_fake_quant", None)
 
     @property
     def weight(self) -> torch.Tensor:
+        """The dequantized weight (computed on every access)."""
         return self.qweight()
 
+
+class QuantizedLinear(_OverQuantizedWeight):
+    """Linear layer over a :class:`QuantizedWeight`; the input quantizer (if any) is kept."""
+
+    def __init__(self, m: nn.Linear) -> None:
+        super().__init__(m)
+        self.in_features, self.out_features = m.in_features, m.out_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_fake_quant is not None:
-            x = self.input_fake_quant(x)
-        return F.linear(x, self.qweight(), self.bias)
+        return F.linear(quantize_input(self, x), self.qweight(), self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-class QuantizedConv2d(nn.Module):
+class QuantizedConv2d(_OverQuantizedWeight):
     """Conv2d over a :class:`QuantizedWeight`."""
 
     def __init__(self, m: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(
-            m.in_channels,
-            m.out_channels,
-            m.kernel_size,
-            m.stride,
-            m.padding,
-            m.dilation,
-            m.groups,
-            False,
-            m.padding_mode,
-            device="meta",
-        )
+        super().__init__(m)
+        self.conv = conv2d_like(m, bias=False)  # geometry only
         del self.conv.weight
-        self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
-        self.bias = m.bias
-        self.input_fake_quant = m.input_fake_quant
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.qweight()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_fake_quant is not None:
-            x = self.input_fake_quant(x)
-        return self.conv._conv_forward(x, self.qweight(), self.bias)
+        return self.conv._conv_forward(quantize_input(self, x), self.qweight(), self.bias)
 
 
-class QuantizedEmbedding(nn.Module):
+class QuantizedEmbedding(_OverQuantizedWeight):
     """Embedding table as a :class:`QuantizedWeight` (rows gathered after dequantizing)."""
 
     def __init__(self, m: nn.Embedding) -> None:
-        super().__init__()
+        super().__init__(m)
         self.num_embeddings, self.embedding_dim = m.num_embeddings, m.embedding_dim
         self.padding_idx, self.max_norm, self.norm_type = m.padding_idx, m.max_norm, m.norm_type
         self.scale_grad_by_freq, self.sparse = m.scale_grad_by_freq, m.sparse
-        self.qweight = QuantizedWeight(m.weight, m.weight_fake_quant)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.qweight()
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return F.embedding(
-            indices,
-            self.qweight(),
-            self.padding_idx,
-            self.max_norm,
-            self.norm_type,
-            self.scale_grad_by_freq,
-            self.sparse,
-        )
+        return embedding_lookup(self, indices, self.qweight())
 
 
 CONVERTED_TYPES = (QuantizedLinear, QuantizedConv2d, QuantizedEmbedding)

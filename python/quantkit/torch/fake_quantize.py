@@ -82,7 +82,7 @@ class FakeQuantize(nn.Module):
         if self.observer is None:
             raise RuntimeError("no calibration data reached this quantizer (observer empty)")
         qp = self.observer.qparams()
-        self._set(torch.as_tensor(qp.scale), qp.zero_point, qp.compute_dtype)
+        self._set(qp.scale, qp.zero_point, qp.compute_dtype)
 
     def freeze(self, x: torch.Tensor | None = None) -> None:
         """Turns dynamic qparams into constants: those of ``x``."""

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import ops
+from ._batches import hooked, run_batches
 from .prepared import QATLinear
 
 
@@ -35,14 +36,8 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
 
         return hook
 
-    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers.items()]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                forward(model, batch) if forward is not None else model(batch)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked([m.register_forward_pre_hook(hook_for(n)) for n, m in layers.items()]):
+        run_batches(model, batches, forward)
     return {n: (2.0 * h / max(count, 1), count) for n, (h, count) in stats.items()}
 
 
@@ -55,6 +50,7 @@ def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float
     rows, cols = weight.shape
     group = args.group_size if kind == "per_group" else cols
     column_key = args.replace(granularity=("per_axis", 0)).key()
+    compute = ops.dtype_name(dtype)
 
     w = weight.double().clone()
     h = hessian.clone()
@@ -80,7 +76,7 @@ def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float
                 scales.append(scale)
                 zero_points.append(zp)
             x = w1[:, i : i + 1].to(dtype).contiguous()
-            qcol = ops.fake_quantize(x, scales[-1], zero_points[-1], column_key, str(dtype)[6:])
+            qcol = ops.fake_quantize(x, scales[-1], zero_points[-1], column_key, compute)
             q[:, col] = qcol[:, 0]
             err = (w1[:, i] - qcol[:, 0].double()) / hinv1[i, i]
             w1[:, i:] -= err[:, None] * hinv1[i, i:][None, :]
@@ -89,7 +85,6 @@ def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float
 
     scale = torch.cat(scales, dim=1)
     zero_point = torch.cat(zero_points, dim=1) if zero_points[0].numel() else zero_points[0]
-    compute = ops.dtype_name(dtype)
     again = ops.fake_quantize(q, scale, zero_point, fq.spec_key, compute)
     if not torch.equal(again, q):
         raise RuntimeError("GPTQ weights are not fixed points of fake_quantize")  # never expected

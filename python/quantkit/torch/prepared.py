@@ -27,6 +27,35 @@ def fake_quantized_weight(weight: torch.Tensor, fq: FakeQuantize | None) -> torc
     return fq(weight.reshape(weight.shape[0], -1)).reshape(weight.shape)
 
 
+def quantize_input(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` through the module's input quantizer, if it has one."""
+    fq = module.input_fake_quant
+    return x if fq is None else fq(x)
+
+
+def conv2d_like(m: nn.Conv2d, cls: type = nn.Conv2d, bias: bool | None = None) -> nn.Conv2d:
+    """A Conv2d with ``m``'s geometry on the meta device (its tensors come from elsewhere)."""
+    return cls(
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        m.stride,
+        m.padding,
+        m.dilation,
+        m.groups,
+        m.bias is not None if bias is None else bias,
+        m.padding_mode,
+        device="meta",
+    )
+
+
+def embedding_lookup(m: nn.Module, indices: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.embedding`` with the options of ``m`` (an Embedding or a quantized one)."""
+    return F.embedding(
+        indices, weight, m.padding_idx, m.max_norm, m.norm_type, m.scale_grad_by_freq, m.sparse
+    )
+
+
 def _adopt(new: nn.Module, old: nn.Module) -> nn.Module:
     """Gives ``new`` (built on the meta device) the parameters and mode of ``old``."""
     for name, param in old.named_parameters(recurse=False):
@@ -50,9 +79,8 @@ class QATLinear(nn.Linear):
         return _adopt(new, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_fake_quant is not None:
-            x = self.input_fake_quant(x)
-        return F.linear(x, fake_quantized_weight(self.weight, self.weight_fake_quant), self.bias)
+        w = fake_quantized_weight(self.weight, self.weight_fake_quant)
+        return F.linear(quantize_input(self, x), w, self.bias)
 
 
 class QATConv2d(nn.Conv2d):
@@ -63,27 +91,14 @@ class QATConv2d(nn.Conv2d):
     def from_float(
         cls, m: nn.Conv2d, weight: TensorQuant | None, activation: TensorQuant | None
     ) -> QATConv2d:
-        new = cls(
-            m.in_channels,
-            m.out_channels,
-            m.kernel_size,
-            m.stride,
-            m.padding,
-            m.dilation,
-            m.groups,
-            m.bias is not None,
-            m.padding_mode,
-            device="meta",
-        )
+        new = conv2d_like(m, cls)
         new.weight_fake_quant = _quantizer(weight)
         new.input_fake_quant = _quantizer(activation)
         return _adopt(new, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_fake_quant is not None:
-            x = self.input_fake_quant(x)
         w = fake_quantized_weight(self.weight, self.weight_fake_quant)
-        return self._conv_forward(x, w, self.bias)
+        return self._conv_forward(quantize_input(self, x), w, self.bias)
 
 
 class QATEmbedding(nn.Embedding):
@@ -106,15 +121,7 @@ class QATEmbedding(nn.Embedding):
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         w = fake_quantized_weight(self.weight, self.weight_fake_quant)
-        return F.embedding(
-            indices,
-            w,
-            self.padding_idx,
-            self.max_norm,
-            self.norm_type,
-            self.scale_grad_by_freq,
-            self.sparse,
-        )
+        return embedding_lookup(self, indices, w)
 
 
 PREPARED_TYPES = (QATLinear, QATConv2d, QATEmbedding)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import error_report
+from ._batches import hooked, run_batches
 from .converted import QuantizedLinear
 from .prepared import QATLinear
 from .recipes import Recipe
@@ -51,13 +52,8 @@ def _capture_outputs(model, batches, forward) -> dict[str, list[torch.Tensor]]:
     for name, module in model.named_modules():
         if isinstance(module, _LINEARS):
             handles.append(module.register_forward_hook(hook_for(_canonical(name))))
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                forward(model, batch) if forward is not None else model(batch)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked(handles):
+        run_batches(model, batches, forward)
     return outputs
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._batches import hooked, run_batches
+
 
 class SmoothInput(nn.Module):
     """Multiplies its input by ``1 / s`` per channel (last dimension)."""
@@ -111,14 +113,13 @@ def smooth_quant(
 
     handles = [m.register_forward_pre_hook(on_linear(n)) for n, m in linears.items()]
     handles += [m.register_forward_hook(on_layer_norm(n)) for n, m in layer_norms.items()]
-    try:
-        for batch in batches:
-            forward(model, batch) if forward is not None else model(batch)
-            batch_index[0] += 1
-            alive.clear()
-    finally:
-        for h in handles:
-            h.remove()
+
+    def next_batch():
+        batch_index[0] += 1
+        alive.clear()
+
+    with hooked(handles):
+        run_batches(model, batches, forward, after_each=next_batch)
     if not act_max:
         raise RuntimeError("smooth_quant: no batch reached any Linear layer")
 

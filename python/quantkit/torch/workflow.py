@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._batches import run_batches
 from .converted import CONVERTED_TYPES, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear
 from .fake_quantize import FakeQuantize
 from .prepared import PREPARED_TYPES, QATConv2d, QATEmbedding, QATLinear
@@ -17,8 +18,25 @@ from .recipes import Recipe, TensorQuant
 
 ModuleFilter = Callable[[nn.Module, str], bool]
 
-# Leaf modules with a matrix weight that no recipe covers yet: prepare() names them.
+# Normalization layers carry per-feature weights (matrices only for multi-dim shapes)
+# that no recipe quantizes: they are not reported as skipped.
 _NORMALIZATION = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase, nn.RMSNorm)
+
+
+def _is_supported(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or type(module) in (nn.Conv2d, nn.Embedding)
+
+
+def _has_unquantized_matrix(module: nn.Module) -> bool:
+    """A leaf module with a weight matrix that prepare() leaves in float."""
+    weight = getattr(module, "weight", None)
+    leaf = next(module.children(), None) is None
+    return (
+        leaf
+        and isinstance(weight, torch.Tensor)
+        and weight.dim() >= 2
+        and not isinstance(module, _NORMALIZATION)
+    )
 
 
 def _recipe_for(name: str, default: Recipe, overrides: Mapping[str, Recipe | None]):
@@ -36,14 +54,10 @@ def _check_weight_rule(name: str, weight: torch.Tensor, rule: TensorQuant | None
     features = weight[0].numel()
     if group is not None and features % group:
         raise ValueError(
-            f"module '{name}' ({type_name(weight, name)}): its {features} input features are "
+            f"module '{name}': its {features} input features are "
             f"not a multiple of the group size {group}; per-group quantization needs "
             f"in_features % group_size == 0 (exclude it with filter_fn or give it an override)"
         )
-
-
-def type_name(_: Any, name: str) -> str:
-    return f"weight {name}.weight"
 
 
 def prepare(
@@ -68,15 +82,9 @@ def prepare(
             raise ValueError(f"module '{name}' is already prepared or converted")
         if filter_fn is not None and not filter_fn(module, name):
             continue
-        supported = type(module) in (nn.Linear, nn.Conv2d, nn.Embedding) or isinstance(
-            module, nn.Linear
-        )
-        if not supported:
-            weight = getattr(module, "weight", None)
-            leaf = not any(True for _ in module.children())
-            if leaf and isinstance(weight, torch.Tensor) and weight.dim() >= 2:
-                if not isinstance(module, _NORMALIZATION):
-                    skipped.setdefault(type(module).__name__, []).append(name)
+        if not _is_supported(module):
+            if _has_unquantized_matrix(module):
+                skipped.setdefault(type(module).__name__, []).append(name)
             continue
         chosen = _recipe_for(name, recipe, overrides)
         if chosen is None:
@@ -113,7 +121,6 @@ def fake_quantizers(model: nn.Module) -> list[tuple[str, FakeQuantize]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, FakeQuantize)]
 
 
-@torch.no_grad()
 def calibrate(
     model: nn.Module,
     batches: Iterable[Any],
@@ -130,8 +137,7 @@ def calibrate(
     for _, q in static:
         q.start_calibration()
     try:
-        for batch in batches:
-            forward(model, batch) if forward is not None else model(batch)
+        run_batches(model, batches, forward)
     finally:
         for _, q in static:
             q.observing = False
