@@ -119,7 +119,8 @@ def _translate_qdq(x, entry: int):
     q.producer().name = f"{e.name}/QuantizeLinear"
     q.name = f"{e.name}.codes"
     if f.clip is not None:
-        lo, hi = (_constant(op, ir, v, f"{e.name}.{n}") for v, n in zip(f.clip, ("min", "max")))
+        lo = _constant(op, ir, f.clip[0], f"{e.name}.min")
+        hi = _constant(op, ir, f.clip[1], f"{e.name}.max")
         q = op.Clip(q, lo, hi)
         q.name = f"{e.name}.clipped"
     return op.DequantizeLinear(q, scale, zero_point, **f.attributes)
