@@ -93,6 +93,7 @@ class Result:
     recipe: str
     accuracy: float
     seconds: float
+    model: nn.Module
 
 
 def run(
@@ -120,6 +121,7 @@ def run(
             variant.recipe.describe() if variant.recipe else "float32",
             accuracy(model, test_x, test_y),
             seconds,
+            model,
         )
         results.append(result)
         if on_result:

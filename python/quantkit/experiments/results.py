@@ -11,7 +11,7 @@ import time
 import torch
 
 from ..demo import REPORT_VARIANT
-from . import digits_qat, minilm_ptq
+from . import digits_qat, minilm_ptq, onnx_export
 
 
 def _cpu_name() -> str:
@@ -144,6 +144,11 @@ def render() -> str:
     start = time.perf_counter()
     minilm_results, shared = minilm_ptq.run()
     digits_results = digits_qat.run()
+    with tempfile.TemporaryDirectory() as folder:
+        exports = onnx_export.section(
+            onnx_export.minilm_exports(minilm_results, shared, folder),
+            onnx_export.digits_exports(digits_results, folder),
+        )
     lines = [
         "# Results",
         "",
@@ -156,6 +161,8 @@ def render() -> str:
         *_digits_section(digits_results),
         "",
         *_layernorm_section(),
+        "",
+        *exports,
         "",
         f"Total run time: {time.perf_counter() - start:.0f} s.",
         "",

@@ -94,12 +94,23 @@ def _float_parity(name: str, kind: str, theirs, ours) -> TensorParity:
     return TensorParity(name, kind, same.size, int(same.sum()), float(diff.max(initial=0)))
 
 
+@dataclass
+class ParityReport:
+    """:func:`onnx_parity`'s rows, and onnxruntime's model outputs for each batch."""
+
+    rows: list[TensorParity]
+    outputs: list[list[np.ndarray]]
+
+    def table(self) -> str:
+        return parity_table(self.rows)
+
+
 def onnx_parity(
     model: nn.Module,
     proto,
     batches: Sequence[Sequence[torch.Tensor]],
     forward: Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor] | None = None,
-) -> list[TensorParity]:
+) -> ParityReport:
     """Per-tensor agreement of the exported ``proto`` (run in onnxruntime's CPU provider,
     graph optimizations off) with ``model`` (the model that was exported) on ``batches``
     (each a tuple of the model's inputs)."""
@@ -132,7 +143,7 @@ def onnx_parity(
         theirs = np.concatenate([r[name].ravel() for r in runs])
         mine = np.concatenate([o[i].detach().numpy().ravel() for o in ours])
         rows.append(_float_parity(name, "output", theirs, mine))
-    return rows
+    return ParityReport(rows, [[r[n] for n in model_outputs] for r in runs])
 
 
 def parity_table(rows: list[TensorParity]) -> str:

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 from quantkit.__main__ import main
-from quantkit.experiments import digits_qat
+from quantkit.experiments import digits_qat, onnx_export
 from quantkit.torch import report
 
 
@@ -25,6 +25,15 @@ def test_qat_int4_within_one_point(digits):
 
 def test_qat_stretched_2bit_within_three_points(digits):
     assert digits["QAT stretched 2-bit"].accuracy >= digits["fp32"].accuracy - 0.03
+
+
+def test_exported_digits_models_classify_like_quantkit_in_onnxruntime(digits, tmp_path):
+    exports = onnx_export.digits_exports(list(digits.values()), str(tmp_path))
+    assert [e.label for e in exports] == list(onnx_export.DIGITS_EXPORTS)
+    for e in exports:
+        assert e.measures["onnxruntime accuracy"] == e.measures["quantkit accuracy"]
+        weights = [r for r in e.parity.rows if r.kind == "weight"]
+        assert len(weights) == 4 and all(r.identical == r.elements for r in weights)
 
 
 def test_checkpoint_commands_point_to_the_cpp_tool(capsys, monkeypatch):

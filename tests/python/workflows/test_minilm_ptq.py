@@ -4,7 +4,7 @@ sentence-transformers, and PTQ reaches the quality targets."""
 import os
 
 import pytest
-from quantkit.experiments import minilm_ptq
+from quantkit.experiments import minilm_ptq, onnx_export
 from quantkit.models import minilm
 from quantkit.torch import recipes as R
 
@@ -35,14 +35,18 @@ def test_encoder_equals_sentence_transformers(inputs, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def results():
+def run():
     variants = [
         minilm_ptq.Variant("W8A8 + SmoothQuant", R.W8A8(), 0.8),
         minilm_ptq.Variant("W4A16 g128 + GPTQ", R.W4A16(128), gptq=True),
         minilm_ptq.Variant("W4A16 g128", R.W4A16(128)),
     ]
-    rows, _ = minilm_ptq.run(variants)
-    return {r.label: r for r in rows}
+    return minilm_ptq.run(variants)
+
+
+@pytest.fixture(scope="module")
+def results(run):
+    return {r.label: r for r in run[0]}
 
 
 def test_w8a8_smoothquant_target(results):
@@ -59,3 +63,16 @@ def test_int4_model_is_smaller(results):
     full = 90_000_000
     assert results["W4A16 g128"].model_bytes < 0.62 * full  # embeddings stay float32
     assert all(0.0 < r.nn_agreement <= 1.0 for r in results.values())
+
+
+def test_w8a8_smoothquant_onnx_export_runs_in_onnxruntime(run, tmp_path):
+    rows, shared = run
+    (export,) = onnx_export.minilm_exports(rows, shared, str(tmp_path), ("W8A8 + SmoothQuant",))
+    kinds = {k: [r for r in export.parity.rows if r.kind == k] for k in ("weight", "activation")}
+    assert len(kinds["weight"]) == 36 and len(kinds["activation"]) == 24
+    assert all(r.identical == r.elements for r in kinds["weight"])
+    acts = kinds["activation"]
+    assert max(r.max_lsb_diff for r in acts) <= 1
+    assert sum(r.lsb_diffs for r in acts) < 1e-5 * sum(r.elements for r in acts)
+    assert export.measures["mean cos to quantkit"] > 0.9999
+    assert export.measures["mean cos to fp32"] >= 0.995

@@ -13,7 +13,7 @@ import torch
 from onnx.reference import ReferenceEvaluator
 from quantkit.torch import recipes as R
 from quantkit.torch.onnx_export import export_onnx
-from quantkit.torch.onnx_parity import onnx_parity, parity_table
+from quantkit.torch.onnx_parity import onnx_parity
 from quantkit.torch.onnx_qdq import NotExportable
 from quantkit.torch.recipes import Recipe, TensorQuant
 from torch import nn
@@ -75,8 +75,9 @@ def test_exported_model_runs_in_onnxruntime_with_quantkit_weights(
     path = tmp_path / "model.onnx"
     proto = export_onnx(model, (tiny_batches[0],), path, dynamic_shapes=({0: "batch"},))
     assert onnx.load(path) == proto
-    rows = onnx_parity(model, proto, [(b,) for b in tiny_batches])
-    print(parity_table(rows))
+    report = onnx_parity(model, proto, [(b,) for b in tiny_batches])
+    print(report.table())
+    rows = report.rows
     weights = [r for r in rows if r.kind == "weight"]
     assert len(weights) == 4  # embedding, conv, fc1, fc2
     assert all(r.identical == r.elements for r in weights)
@@ -157,8 +158,9 @@ def test_activation_codes_follow_the_onnx_rule_and_differ_only_where_it_differs(
     ties = ((torch.arange(-300, 300) + 0.5) * scale).float()
     batches.append(torch.cat([ties, ties.nextafter(ties + 1), ties.nextafter(ties - 1)]))
     proto = export_onnx(model, (batches[0],), dynamic_shapes=({0: "n"},))
-    rows = onnx_parity(model, proto, [(b,) for b in batches])
-    (act,) = [r for r in rows if r.kind == "activation"]
+    (act,) = [
+        r for r in onnx_parity(model, proto, [(b,) for b in batches]).rows if r.kind == "activation"
+    ]
 
     scale = np.float32(scale.item())
     zp = float(model.fq.zero_point.item()) if model.fq.zero_point.numel() else 0.0
