@@ -38,6 +38,11 @@ VARIANTS = [
     Variant("W8A8 dynamic per-token", recipes.W8A8Dynamic()),
     Variant("W4A16 g128 (round to nearest)", recipes.W4A16(128)),
     Variant("W4A16 g128 + GPTQ", recipes.W4A16(128), gptq=True),
+    Variant(
+        "W4A16 g128 + GPTQ, int8 embeddings",
+        recipes.with_embeddings(recipes.W4A16(128)),
+        gptq=True,
+    ),
     Variant("8da4w g32", recipes.Int8DynActInt4Weight(32)),
     Variant("FP8 e4m3 (dynamic)", recipes.FP8()),
     Variant("MXFP8", recipes.MXFP8()),

@@ -149,3 +149,11 @@ def Stretched(bits: int, group_size: int | None = 32) -> Recipe:  # noqa: N802
         raise ValueError(f"bits={bits}: the stretched grid is defined for 1..4 bits")
     name = f"stretched{bits}" + (f"-g{group_size}" if group_size else "")
     return Recipe(name, _weight(f"int{bits}", group_size, "stretched"))
+
+
+def with_embeddings(recipe: Recipe, bits: int = 8, group_size: int | None = None) -> Recipe:
+    """``recipe`` with ``nn.Embedding`` tables quantized too: int``bits`` symmetric per
+    row (or per group of ``group_size`` along the row)."""
+    rule = _int_weight(bits, group_size, symmetric=True)
+    suffix = f"+emb{bits}" + (f"-g{group_size}" if group_size else "")
+    return Recipe(recipe.name + suffix, recipe.weight, recipe.activation, rule)
