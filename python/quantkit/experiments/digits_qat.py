@@ -80,6 +80,7 @@ VARIANTS = [
     Variant("PTQ W8A8 (static)", recipes.W8A8()),
     Variant("PTQ int4 per-channel", recipes.W4A16(None)),
     Variant("QAT int4 per-channel", recipes.W4A16(None), qat=True),
+    Variant("QAT LSQ int4 weights, uint8 activations", recipes.LSQ(4, 8), qat=True),
     Variant("PTQ stretched 3-bit", recipes.Stretched(3, None)),
     Variant("QAT stretched 3-bit", recipes.Stretched(3, None), qat=True),
     Variant("PTQ stretched 2-bit", recipes.Stretched(2, None)),

@@ -26,7 +26,7 @@ class QuantizedWeight(nn.Module):
         super().__init__()
         matrix = weight.detach().reshape(weight.shape[0], -1)
         if fq.frozen:
-            scale, zero_point, compute = fq.scale, fq.zero_point, fq.compute_dtype
+            scale, zero_point, compute = fq.constant_qparams()
         else:
             scale, zero_point = ops.choose_qparams(matrix, fq.spec_key)
             compute = ops.dtype_name(matrix.dtype)

@@ -83,6 +83,7 @@ class FakeQuantize(nn.Module):
             raise RuntimeError("no calibration data reached this quantizer (observer empty)")
         qp = self.observer.qparams()
         self._set(qp.scale, qp.zero_point, qp.compute_dtype)
+        self.observer = None  # the qparams are fixed; core observers do not copy or pickle
 
     def freeze(self, x: torch.Tensor | None = None) -> None:
         """Turns dynamic qparams into constants: those of ``x``."""
@@ -92,6 +93,10 @@ class FakeQuantize(nn.Module):
             raise ValueError("freeze(x): a dynamic quantizer needs the tensor to take qparams from")
         scale, zero_point = ops.choose_qparams(x.detach(), self.spec_key)
         self._set(scale, zero_point, ops.dtype_name(x.dtype))
+
+    def constant_qparams(self) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """(scale, zero point, compute dtype) of a frozen quantizer, as convert stores them."""
+        return self.scale, self.zero_point, self.compute_dtype
 
     def _set(self, scale, zero_point, compute_dtype: str) -> None:
         self.scale = torch.as_tensor(scale).clone()

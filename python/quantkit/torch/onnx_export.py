@@ -168,15 +168,16 @@ def _activation_entry(name: str, fq: FakeQuantize) -> _Activation:
             "scales: calibrate a static recipe, or freeze() the quantizer"
         )
     spec = spec_from_key(fq.spec_key)
+    scale, zero_point, compute = fq.constant_qparams()
     form = qdq_form(
         args,
         spec.quant_min,
         spec.quant_max,
-        _numpy(fq.scale),
-        _numpy(fq.zero_point),
-        shape=tuple(fq.scale.shape),
+        _numpy(scale),
+        _numpy(zero_point),
+        shape=tuple(scale.shape),
     )
-    return _Activation(name, form, fq.spec_key, fq.scale, fq.zero_point, fq.compute_dtype)
+    return _Activation(name, form, fq.spec_key, scale, zero_point, compute)
 
 
 def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
@@ -239,9 +240,7 @@ def plan_export(model: nn.Module, native_fp4: bool = False) -> ExportPlan:
     Raises :class:`NotExportable` naming the first quantizer without a QDQ form."""
     from .workflow import convert
 
-    # observers hold core objects that do not copy; the export needs only the qparams
-    observers = [m.observer for m in model.modules() if isinstance(m, FakeQuantize)]
-    exported = copy.deepcopy(model, memo={id(o): None for o in observers if o}).eval()
+    exported = copy.deepcopy(model).eval()
     if any(isinstance(m, PREPARED_TYPES) for m in exported.modules()):
         convert(exported)
     _check_float32(exported)

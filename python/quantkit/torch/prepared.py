@@ -14,11 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fake_quantize import FakeQuantize
+from .learnable import LearnableFakeQuantize
 from .recipes import TensorQuant
 
 
 def _quantizer(config: TensorQuant | None) -> FakeQuantize | None:
-    return FakeQuantize(config) if config is not None else None
+    if config is None:
+        return None
+    return LearnableFakeQuantize(config) if config.qparams == "learnable" else FakeQuantize(config)
 
 
 def fake_quantized_weight(weight: torch.Tensor, fq: FakeQuantize | None) -> torch.Tensor:
@@ -63,6 +66,9 @@ def _adopt(new: nn.Module, old: nn.Module) -> nn.Module:
     for name, buf in old.named_buffers(recurse=False):
         setattr(new, name, buf)
     new.train(old.training)
+    fq = new.weight_fake_quant
+    if isinstance(fq, LearnableFakeQuantize):  # LSQ starts from the weight's own qparams
+        fq.freeze(new.weight.detach().reshape(new.weight.shape[0], -1))
     return new
 
 

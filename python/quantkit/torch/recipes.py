@@ -30,13 +30,15 @@ class TensorQuant:
     observer: str = "histogram"  # for static qparams; one of OBSERVERS
 
     def __post_init__(self) -> None:
-        if self.qparams not in ("dynamic", "static"):
-            raise ValueError(f"qparams={self.qparams!r}: must be 'dynamic' or 'static'")
+        if self.qparams not in ("dynamic", "static", "learnable"):
+            raise ValueError(
+                f"qparams={self.qparams!r}: must be 'dynamic', 'static' or 'learnable'"
+            )
         if self.observer not in OBSERVERS:
             raise ValueError(f"observer={self.observer!r}: must be one of {', '.join(OBSERVERS)}")
 
     def describe(self) -> str:
-        how = f"static ({self.observer})" if self.qparams == "static" else "dynamic"
+        how = f"static ({self.observer})" if self.qparams == "static" else self.qparams
         return f"{self.spec.describe()}, {how}"
 
 
@@ -52,7 +54,7 @@ class Recipe:
 
     @property
     def needs_calibration(self) -> bool:
-        return self.activation is not None and self.activation.qparams == "static"
+        return self.activation is not None and self.activation.qparams != "dynamic"
 
     def describe(self) -> str:
         parts = [f"weights: {self.weight.describe() if self.weight else 'float'}"]
@@ -157,3 +159,19 @@ def with_embeddings(recipe: Recipe, bits: int = 8, group_size: int | None = None
     rule = _int_weight(bits, group_size, symmetric=True)
     suffix = f"+emb{bits}" + (f"-g{group_size}" if group_size else "")
     return Recipe(recipe.name + suffix, recipe.weight, recipe.activation, rule)
+
+
+def LSQ(bits: int = 4, activation_bits: int | None = 8) -> Recipe:  # noqa: N802
+    """Learned step size QAT: int``bits`` symmetric per-channel weights and (unless
+    ``None``) uint``activation_bits`` per-tensor activations, with scales (and the
+    activation zero point) trained as parameters. Calibrate before building the
+    optimizer: that creates the activation parameters."""
+    weight = TensorQuant(
+        SpecArgs(dtype=f"int{bits}", granularity=("per_axis", 0)), qparams="learnable"
+    )
+    act = None
+    if activation_bits is not None:
+        spec = SpecArgs(dtype=f"uint{activation_bits}", mapping="asymmetric")
+        act = TensorQuant(spec, "learnable", "minmax")
+    name = f"LSQ-w{bits}" + (f"a{activation_bits}" if activation_bits else "")
+    return Recipe(name, weight, act)
