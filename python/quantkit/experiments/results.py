@@ -37,9 +37,9 @@ def _minilm_section(results, shared) -> list[str]:
         "calibration (activation observers, SmoothQuant maxima, GPTQ Hessians) uses every "
         "third of them. Cosine: each sentence embedding against the float32 one. NN top-1: "
         "share of sentences whose nearest other sentence is unchanged. Size: parameters and "
-        "buffers as stored (packed codes, scales, zero points; MX/NVFP4 scales are held as "
-        "float32, and the 47 MB token-embedding table stays float32 except in the 'int8 "
-        "embeddings' row, where every embedding table is int8 per row).",
+        "buffers as stored (packed codes, scales, zero points; MX scales as E8M0 and NVFP4 "
+        "scales as E4M3 bytes), and the 47 MB token-embedding table stays float32 except "
+        "in the 'int8 embeddings' row, where every embedding table is int8 per row.",
         "",
         "| recipe | what | size MB | vs fp32 | mean cos | min cos | NN top-1 | time s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",

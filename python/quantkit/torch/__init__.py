@@ -43,7 +43,11 @@ __all__ = [
     "recipes",
 ]
 
-_ONNX = {"export_onnx": "onnx_export", "onnx_parity": "onnx_parity", "parity_table": "onnx_parity"}
+_ONNX = {
+    "export_onnx": "onnx_export",
+    "onnx_parity": "onnxruntime_parity",
+    "parity_table": "onnxruntime_parity",
+}
 
 
 def __getattr__(name: str):

@@ -18,6 +18,20 @@ from ._spec import args_from_key
 from .fake_quantize import FakeQuantize
 from .prepared import conv2d_like, embedding_lookup, quantize_input
 
+# Scales whose format is one byte are stored in it (torch's own float8 dtypes)
+_ONE_BYTE_SCALES = {"e8m0": torch.float8_e8m0fnu, "fp8_e4m3": torch.float8_e4m3fn}
+
+
+def _stored_scale(scale: torch.Tensor, spec_key: str) -> torch.Tensor:
+    """MX (E8M0) and NVFP4 (E4M3) scales as 1 byte each when that is exact (it is for
+    every finite scale those formats choose; a NaN block keeps float32)."""
+    dtype = _ONE_BYTE_SCALES.get(args_from_key(spec_key).scale_dtype)
+    if dtype is not None and scale.dtype == torch.float32:
+        narrow = scale.to(dtype)
+        if torch.equal(narrow.float(), scale):
+            return narrow
+    return scale.clone()
+
 
 class QuantizedWeight(nn.Module):
     """A weight as packed codes + scale (+ zero point); calling it dequantizes."""
@@ -37,13 +51,18 @@ class QuantizedWeight(nn.Module):
         self.full_shape = list(weight.shape)
         packed = ops.quantize_packed(matrix, scale, zero_point, self.spec_key, compute)
         self.register_buffer("packed", packed)
-        self.register_buffer("scale", scale.clone())
+        self.register_buffer("scale", _stored_scale(scale, self.spec_key))
         self.register_buffer("zero_point", zero_point.clone())
+
+    @property
+    def float_scale(self) -> torch.Tensor:
+        """The scale as the kernels take it (1-byte scale storage widened, exactly)."""
+        return self.scale.float() if self.scale.element_size() == 1 else self.scale
 
     def forward(self) -> torch.Tensor:
         w = ops.dequantize_packed(
             self.packed,
-            self.scale,
+            self.float_scale,
             self.zero_point,
             self.shape,
             self.spec_key,

@@ -183,7 +183,7 @@ def _activation_entry(name: str, fq: FakeQuantize) -> _Activation:
 def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
     import quantkit as qk
 
-    qp = ops._qparams(qw.scale, qw.zero_point, qw.spec_key, qw.compute_dtype)
+    qp = ops._qparams(qw.float_scale, qw.zero_point, qw.spec_key, qw.compute_dtype)
     codes = torch.from_dlpack(qk.QuantizedTensor.from_packed(qw.shape, qw.packed, qp).codes())
     args = args_from_key(qw.spec_key)
     spec = spec_from_key(qw.spec_key)
@@ -195,7 +195,7 @@ def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
         args,
         spec.quant_min,
         spec.quant_max,
-        _numpy(qw.scale),
+        _numpy(qw.float_scale),
         _numpy(qw.zero_point),
         shape,
         codes=_numpy(codes).reshape(shape),
@@ -212,7 +212,8 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 
 def _check_float32(model: nn.Module) -> None:
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if t.is_floating_point() and t.dtype != torch.float32:
+        # 1-byte floats are stored scales (E8M0, E4M3), widened exactly on use
+        if t.is_floating_point() and t.dtype != torch.float32 and t.element_size() > 1:
             raise NotExportable(
                 f"tensor '{name}' is {t.dtype}; export the float32 model (ONNX runtimes "
                 "compute QDQ in float32)"

@@ -20,7 +20,7 @@ converted weight bit for bit. The code types:
 Quantizing (activations) is where ONNX and quantkit can differ: ONNX rounds
 ``x / scale``, quantkit (like torch) rounds ``x * (1 / scale)``; the two quotients
 are one float ulp apart for a few inputs, which moves a code by one step when the
-quotient lies next to a rounding boundary (see :mod:`quantkit.torch.onnx_export`'s
+quotient lies next to a rounding boundary (see :mod:`quantkit.torch.onnxruntime_parity`'s
 parity report).
 """
 

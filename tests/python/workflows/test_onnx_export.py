@@ -13,8 +13,8 @@ import torch
 from onnx.reference import ReferenceEvaluator
 from quantkit.torch import recipes as R
 from quantkit.torch.onnx_export import export_onnx
-from quantkit.torch.onnx_parity import onnx_parity
 from quantkit.torch.onnx_qdq import NotExportable
+from quantkit.torch.onnxruntime_parity import onnx_parity
 from quantkit.torch.recipes import Recipe, TensorQuant
 from torch import nn
 

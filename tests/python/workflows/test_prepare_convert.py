@@ -170,3 +170,27 @@ def test_preparing_twice_is_refused(tiny_net):
     qkt.prepare(tiny_net, R.W8A16())
     with pytest.raises(ValueError, match="already prepared"):
         qkt.prepare(tiny_net, R.W8A16())
+
+
+@pytest.mark.parametrize(
+    "recipe, dtype",
+    [
+        (R.MXFP4(), torch.float8_e8m0fnu),
+        (R.MXFP8(), torch.float8_e8m0fnu),
+        (R.NVFP4(), torch.float8_e4m3fn),
+    ],
+    ids=["MXFP4", "MXFP8", "NVFP4"],
+)
+def test_block_scales_are_stored_in_their_one_byte_format(recipe, dtype, tiny_net):
+    fp32_scales = qkt.ops.choose_qparams(tiny_net.fc1.weight.detach(), recipe.weight.spec.key())[0]
+    other = copy.deepcopy(tiny_net)
+    model = qkt.quantize_(tiny_net, recipe)
+    qw = model.fc1.qweight
+    assert qw.scale.dtype == dtype
+    assert torch.equal(qw.float_scale, fp32_scales)  # widening is exact
+    assert qw.nbytes == qw.packed.numel() + fp32_scales.numel()
+    with torch.no_grad():
+        other.fc1.weight.mul_(2)
+    reloaded = qkt.quantize_(other, recipe)
+    reloaded.load_state_dict(model.state_dict())
+    assert torch.equal(reloaded.fc1.qweight(), qw())
