@@ -33,6 +33,7 @@ from .converted import QuantizedWeight
 from .fake_quantize import FakeQuantize
 from .onnx_qdq import NotExportable, QDQForm, qdq_form
 from .prepared import PREPARED_TYPES
+from .workflow import _replace, convert
 
 DEFAULT_OPSET = 23  # blocked QDQ needs 21; float4e2m1 needs 23
 
@@ -138,10 +139,9 @@ def _translate_weight(anchor, entry: int):
     ]
     if np.any(f.zero_point.astype(np.float64)):
         inputs.append(_constant(op, ir, f.zero_point, f"{e.name}.zero_point"))
-    w = op.DequantizeLinear(*inputs, **f.attributes)
+    w = op.DequantizeLinear(*inputs, **f.attributes)  # named by _name_dequantize_nodes
     if tuple(e.shape) == tuple(e.value.shape):
         return w
-    w.producer().name = f"{e.name}/DequantizeLinear"
     shape = _constant(op, ir, np.asarray(e.value.shape, np.int64), f"{e.name}.shape")
     return op.Reshape(w, shape)
 
@@ -204,12 +204,6 @@ def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
     return _Weight(name, form, qw().detach(), shape)
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
 def _check_float32(model: nn.Module) -> None:
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         # 1-byte floats are stored scales (E8M0, E4M3), widened exactly on use
@@ -239,8 +233,6 @@ class ExportPlan:
 def plan_export(model: nn.Module, native_fp4: bool = False) -> ExportPlan:
     """A converted copy of ``model`` with every quantizer swapped for its export marker.
     Raises :class:`NotExportable` naming the first quantizer without a QDQ form."""
-    from .workflow import convert
-
     exported = copy.deepcopy(model).eval()
     if any(isinstance(m, PREPARED_TYPES) for m in exported.modules()):
         convert(exported)
