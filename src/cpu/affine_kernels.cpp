@@ -26,7 +26,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 //
 // Kinds<...> fixes the rounding dtypes at compile time for the combinations
 // that occur in practice (so the branches of RoundFiniteTo fold away); -1 reads the
-// dtype from AffineOps at run time, for everything else.
+// dtype from AffineOps at run time, for everything else. Mode<...> fixes the
+// mapping and the store kind, so the per-vector code has no run-time tests.
 
 template <int In, int Product, int Out>
 struct Kinds {
@@ -38,6 +39,13 @@ struct Kinds {
   static FloatKind out(const AffineOps& o) { return pick(Out, o.output); }
 };
 using RuntimeKinds = Kinds<-1, -1, -1>;
+
+template <bool Stretched, bool ZeroPoint, bool Stream>
+struct Mode {
+  static constexpr bool stretched = Stretched;
+  static constexpr bool zero_point = ZeroPoint || Stretched;
+  static constexpr bool stream = Stream;
+};
 
 // Roundings the reference performs that cannot change a result here are
 // skipped (every skip is covered by the exhaustive forced-target tests):
@@ -51,65 +59,66 @@ using RuntimeKinds = Kinds<-1, -1, -1>;
 //   then to output equals rounding once to output (done by StoreRounded).
 // x * r is NaN exactly when x is (r is finite and nonzero), so NaN is tested
 // once, on the input; the bf16 rounding of a NaN product is then discarded.
-template <class K>
-HWY_INLINE VF QuantizeLanes(DF df, const AffineOps& ops, const LaneParams& p, VF x) {
-  if (ops.stretched) {  // clip, divide, shift by zp (-0.5), then round: each step in P
+template <class K, class M>
+HWY_INLINE VF QuantizeLanes(DF df, FloatKind product, VF low, VF high, const LaneParams& p, VF x) {
+  if constexpr (M::stretched) {  // clip, divide, shift by zp (-0.5), then round: each step in P
     const VF clipped = hn::Min(hn::Max(x, hn::Neg(p.reciprocal)), p.reciprocal);
-    const VF quotient = RoundFiniteTo(df, K::product(ops), hn::Div(clipped, p.scale));
-    const VF shifted = RoundFiniteTo(df, K::product(ops), hn::Add(quotient, p.zero_point));
-    const VF low = hn::Set(df, ops.quant_min);
-    const VF clamped = hn::Min(hn::Max(hn::Round(shifted), low), hn::Set(df, ops.quant_max));
+    const VF quotient = RoundFiniteTo(df, product, hn::Div(clipped, p.scale));
+    const VF shifted = RoundFiniteTo(df, product, hn::Add(quotient, p.zero_point));
+    const VF clamped = hn::Min(hn::Max(hn::Round(shifted), low), high);
     return hn::IfThenElse(hn::IsNaN(x), low, clamped);
+  } else {
+    const VF rounded = RoundFiniteTo(df, product, hn::Mul(x, p.reciprocal));
+    // Codes are integers, so -0 must become +0 (adding +0.0 does that when
+    // there is no zero point to add).
+    const VF q = hn::Add(hn::Round(rounded), M::zero_point ? p.zero_point : hn::Zero(df));
+    const VF clamped = hn::Min(hn::Max(q, low), high);
+    return hn::IfThenElse(hn::IsNaN(x), low, clamped);  // NaN -> quant_min, as fmax/fmin
   }
-  const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(x, p.reciprocal));
-  // Codes are integers, so -0 must become +0 (adding +0.0 does that when
-  // there is no zero point to add).
-  const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
-  const VF low = hn::Set(df, ops.quant_min);
-  const VF clamped = hn::Min(hn::Max(q, low), hn::Set(df, ops.quant_max));
-  return hn::IfThenElse(hn::IsNaN(x), low, clamped);  // NaN -> quant_min, as fmax/fmin
 }
 
 // (q - zp) * s before its final rounding to the output kind.
-HWY_INLINE VF DequantizeUnrounded(const AffineOps& ops, const LaneParams& p, VF code) {
-  return hn::Mul(ops.has_zero_point ? hn::Sub(code, p.zero_point) : code, p.scale);
+template <class M>
+HWY_INLINE VF DequantizeUnrounded(const LaneParams& p, VF code) {
+  return hn::Mul(M::zero_point ? hn::Sub(code, p.zero_point) : code, p.scale);
 }
 
-template <class K>
+template <class K, class M>
 void FakeQuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                       const void* x, void* y, std::int64_t begin, std::int64_t end) {
   const DF df;
-  const FloatKind in_kind = K::in(ops), out_kind = K::out(ops);
+  const FloatKind in_kind = K::in(ops), product = K::product(ops), out_kind = K::out(ops);
+  const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
-                       const LaneParams& p, bool direct) HWY_ATTR {
-    const VF code = QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at));
-    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, code), dst, to, direct && ops.stream);
+                       const LaneParams& p, bool direct) QK_LANE_FN {
+    const VF code = QuantizeLanes<K, M>(df, product, low, high, p, Load(df, in_kind, src, at));
+    StoreRounded(df, out_kind, DequantizeUnrounded<M>(p, code), dst, to, M::stream && direct);
   };
   MapFloats(map, params, begin, end, x, ElementSize(in_kind), y, ElementSize(out_kind), one);
-  if (ops.stream) hwy::FlushStream();
+  if (M::stream) hwy::FlushStream();
 }
 
-template <class K>
+template <class K, class M>
 void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
   const DF df;
   const DI di;
-  const hn::Rebind<std::int16_t, DF> d16;
-  const hn::Rebind<std::int8_t, DF> d8;
-  const FloatKind in_kind = K::in(ops);
+  const DU du;
+  const hn::Rebind<std::uint8_t, DF> d8;
+  const FloatKind in_kind = K::in(ops), product = K::product(ops);
+  const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
   // Codes lie in [-128, 255]: keep the low byte (two's complement for
   // negatives, the packed layout's byte for unsigned 8-bit codes).
   const auto one = [&](const void* src, std::int64_t at, std::int8_t* dst,
-                       const LaneParams& p) HWY_ATTR {
-    const auto q = hn::ConvertTo(di, QuantizeLanes<K>(df, ops, p, Load(df, in_kind, src, at)));
-    const auto low =
-        hn::Sub(hn::And(hn::Add(q, hn::Set(di, 128)), hn::Set(di, 0xFF)), hn::Set(di, 128));
-    hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, low)), d8, dst);
+                       const LaneParams& p) QK_LANE_FN {
+    const VF code = QuantizeLanes<K, M>(df, product, low, high, p, Load(df, in_kind, src, at));
+    const auto byte = hn::TruncateTo(d8, hn::BitCast(du, hn::ConvertTo(di, code)));
+    hn::StoreU(byte, d8, reinterpret_cast<std::uint8_t*>(dst));
   };
   MapToCodes(map, params, begin, end, x, ElementSize(in_kind), codes, one);
 }
 
-template <class K>
+template <class K, class M>
 void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                     const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
   const DF df;
@@ -119,37 +128,39 @@ void DequantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams
   const FloatKind out_kind = K::out(ops);
   const bool unsigned_codes = ops.quant_max > 127;
   const auto one = [&](const std::int8_t* src, void* dst, std::int64_t to, const LaneParams& p,
-                       bool direct) HWY_ATTR {
+                       bool direct) QK_LANE_FN {
     const auto q =
         unsigned_codes
             ? hn::PromoteTo(di, hn::LoadU(du8, reinterpret_cast<const std::uint8_t*>(src)))
             : hn::PromoteTo(di, hn::LoadU(d8, src));
-    StoreRounded(df, out_kind, DequantizeUnrounded(ops, p, hn::ConvertTo(df, q)), dst, to,
-                 direct && ops.stream);
+    StoreRounded(df, out_kind, DequantizeUnrounded<M>(p, hn::ConvertTo(df, q)), dst, to,
+                 M::stream && direct);
   };
   MapFromCodes(map, params, begin, end, codes, y, ElementSize(out_kind), one);
-  if (ops.stream) hwy::FlushStream();
+  if (M::stream) hwy::FlushStream();
 }
 
 // The mask tests the unclamped code. Skipping its rounding to promote(P, Z) is
 // exact here too: for codes of at most 8 bits, quant_min - 1 and quant_max + 1
 // are representable in every kind, so rounding cannot carry a code across a
 // bound. NaN inputs never pass (their bf16-rounded product is meaningless).
-template <class K>
+template <class K, class M>
 void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                      const void* x, const void* grad, FloatKind grad_kind, void* out,
                      std::int64_t begin, std::int64_t end) {
   const DF df;
-  const FloatKind in_kind = K::in(ops);
+  const FloatKind in_kind = K::in(ops), product = K::product(ops);
+  const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
   const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
-                       std::int64_t di, const LaneParams& p) HWY_ATTR {
+                       std::int64_t di, const LaneParams& p) QK_LANE_FN {
     const VF xv = Load(df, in_kind, xs, xi);
-    const VF rounded = RoundFiniteTo(df, K::product(ops), hn::Mul(xv, p.reciprocal));
-    const VF q = hn::Add(hn::Round(rounded), ops.has_zero_point ? p.zero_point : hn::Zero(df));
-    auto outside =
-        hn::Or(hn::Lt(q, hn::Set(df, ops.quant_min)), hn::Gt(q, hn::Set(df, ops.quant_max)));
-    if (ops.stretched) {  // passes inside [-clip, clip]
+    hn::Mask<DF> outside;
+    if constexpr (M::stretched) {  // passes inside [-clip, clip]
       outside = hn::Or(hn::Lt(xv, hn::Neg(p.reciprocal)), hn::Gt(xv, p.reciprocal));
+    } else {
+      const VF rounded = RoundFiniteTo(df, product, hn::Mul(xv, p.reciprocal));
+      const VF q = hn::Add(hn::Round(rounded), M::zero_point ? p.zero_point : hn::Zero(df));
+      outside = hn::Or(hn::Lt(q, low), hn::Gt(q, high));
     }
     const auto passes = hn::Not(hn::Or(outside, hn::IsNaN(xv)));
     const VF g = Load(df, grad_kind, gs, gi);
@@ -163,22 +174,6 @@ void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParam
 // in {T, f32}, output T.
 constexpr int F32 = 0, BF16 = 1, F16 = 2;
 
-#define QK_KIND_CASES(IMPL, SELECT, ...)                 \
-  switch (SELECT) {                                      \
-    case 0:                                              \
-      return IMPL<Kinds<F32, F32, F32>>(__VA_ARGS__);    \
-    case 1:                                              \
-      return IMPL<Kinds<BF16, BF16, BF16>>(__VA_ARGS__); \
-    case 2:                                              \
-      return IMPL<Kinds<BF16, F32, BF16>>(__VA_ARGS__);  \
-    case 3:                                              \
-      return IMPL<Kinds<F16, F16, F16>>(__VA_ARGS__);    \
-    case 4:                                              \
-      return IMPL<Kinds<F16, F32, F16>>(__VA_ARGS__);    \
-    default:                                             \
-      return IMPL<RuntimeKinds>(__VA_ARGS__);            \
-  }
-
 // Which fixed combination (0..4) has these input / product kinds, or -1.
 int FixedCombination(FloatKind in, FloatKind product) {
   if (in == FloatKind::f32) return product == FloatKind::f32 ? 0 : -1;
@@ -187,34 +182,74 @@ int FixedCombination(FloatKind in, FloatKind product) {
   return -1;
 }
 
+// Calls run(Kinds{}, Mode{}) with the kinds of `combo` and the mode of `ops`
+// (streaming only where the operation writes floats: WithStream).
+template <bool WithStream, typename Run>
+HWY_INLINE void Dispatch(int combo, const AffineOps& ops, const Run& run) {
+  const auto with_kinds = [&](auto kinds) HWY_ATTR {
+    const bool stream = WithStream && ops.stream;
+    if (ops.stretched) {
+      if (stream) return run(kinds, Mode<true, true, WithStream>{});
+      return run(kinds, Mode<true, true, false>{});
+    }
+    if (ops.has_zero_point) {
+      if (stream) return run(kinds, Mode<false, true, WithStream>{});
+      return run(kinds, Mode<false, true, false>{});
+    }
+    if (stream) return run(kinds, Mode<false, false, WithStream>{});
+    return run(kinds, Mode<false, false, false>{});
+  };
+  switch (combo) {
+    case 0:
+      return with_kinds(Kinds<F32, F32, F32>{});
+    case 1:
+      return with_kinds(Kinds<BF16, BF16, BF16>{});
+    case 2:
+      return with_kinds(Kinds<BF16, F32, BF16>{});
+    case 3:
+      return with_kinds(Kinds<F16, F16, F16>{});
+    case 4:
+      return with_kinds(Kinds<F16, F32, F16>{});
+    default:
+      return with_kinds(RuntimeKinds{});
+  }
+}
+
 void FakeQuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                        const void* x, void* y, std::int64_t begin, std::int64_t end) {
   const int combo = ops.output == ops.input ? FixedCombination(ops.input, ops.product) : -1;
-  QK_KIND_CASES(FakeQuantizeImpl, combo, ops, map, params, x, y, begin, end)
+  Dispatch<true>(combo, ops, [&](auto k, auto m) HWY_ATTR {
+    FakeQuantizeImpl<decltype(k), decltype(m)>(ops, map, params, x, y, begin, end);
+  });
 }
 
 void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                    const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
   // The output kind does not matter for codes.
-  QK_KIND_CASES(QuantizeImpl, FixedCombination(ops.input, ops.product), ops, map, params, x, codes,
-                begin, end)
+  Dispatch<false>(FixedCombination(ops.input, ops.product), ops, [&](auto k, auto m) HWY_ATTR {
+    QuantizeImpl<decltype(k), decltype(m)>(ops, map, params, x, codes, begin, end);
+  });
 }
 
 void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                      const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end) {
-  // Only the output kind matters: pick a combination whose output is it.
-  QK_KIND_CASES(DequantizeImpl, FixedCombination(ops.output, ops.output), ops, map, params, codes,
-                y, begin, end)
+  // Only the output kind and the zero point matter: stretched dequantizes as
+  // (q - zp) * s too.
+  AffineOps affine = ops;
+  affine.stretched = false;
+  Dispatch<true>(FixedCombination(ops.output, ops.output), affine, [&](auto k, auto m) HWY_ATTR {
+    DequantizeImpl<decltype(k), decltype(m)>(affine, map, params, codes, y, begin, end);
+  });
 }
 
 void SteBackwardRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                       const void* x, const void* grad, FloatKind grad_kind, void* out,
                       std::int64_t begin, std::int64_t end) {
-  QK_KIND_CASES(SteBackwardImpl, FixedCombination(ops.input, ops.product), ops, map, params, x,
-                grad, grad_kind, out, begin, end)
+  Dispatch<false>(FixedCombination(ops.input, ops.product), ops, [&](auto k, auto m) HWY_ATTR {
+    SteBackwardImpl<decltype(k), decltype(m)>(ops, map, params, x, grad, grad_kind, out, begin,
+                                              end);
+  });
 }
-
-#undef QK_KIND_CASES
 
 bool MinMaxRange(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
                  float* max) {

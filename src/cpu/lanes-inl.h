@@ -18,6 +18,13 @@
 
 #include "cpu/affine_kernels.hpp"
 
+// Per-vector lambdas must inline into the loops that call them: out of line,
+// each vector pays a call, its LaneParams pass through memory and the
+// run-time AffineOps flags are re-tested (measured: 3x slower at 1M fp32).
+#ifndef QK_LANE_FN
+#define QK_LANE_FN HWY_ATTR __attribute__((always_inline))
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace quantkit::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -237,7 +244,7 @@ HWY_INLINE void MapFloats(const BlockMap& map, const BlockParams& params, std::i
                           std::size_t out_size, const One& one) {
   ForEachVector(
       map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, y, i, p, true); },
+      [&](std::int64_t i, const LaneParams& p) QK_LANE_FN { one(x, i, y, i, p, true); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char in[HWY_MAX_BYTES] = {}, out[HWY_MAX_BYTES];
         std::memcpy(in, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);
@@ -254,7 +261,7 @@ HWY_INLINE void MapToCodes(const BlockMap& map, const BlockParams& params, std::
                            const One& one) {
   ForEachVector(
       map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, codes + (i - begin), p); },
+      [&](std::int64_t i, const LaneParams& p) QK_LANE_FN { one(x, i, codes + (i - begin), p); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char in[HWY_MAX_BYTES] = {};
         alignas(64) Code out[kMaxLanes];
@@ -273,7 +280,7 @@ HWY_INLINE void MapFromCodes(const BlockMap& map, const BlockParams& params, std
   ForEachVector(
       map, params, begin, end,
       [&](std::int64_t i, const LaneParams& p)
-          HWY_ATTR { one(codes + (i - begin), y, i, p, true); },
+          QK_LANE_FN { one(codes + (i - begin), y, i, p, true); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) Code in[kMaxLanes] = {};
         alignas(64) unsigned char out[HWY_MAX_BYTES];
@@ -291,7 +298,7 @@ HWY_INLINE void MapWithGrad(const BlockMap& map, const BlockParams& params, std:
                             std::size_t grad_size, void* out, const One& one) {
   ForEachVector(
       map, params, begin, end,
-      [&](std::int64_t i, const LaneParams& p) HWY_ATTR { one(x, i, grad, i, out, i, p); },
+      [&](std::int64_t i, const LaneParams& p) QK_LANE_FN { one(x, i, grad, i, out, i, p); },
       [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
         alignas(64) unsigned char xb[HWY_MAX_BYTES] = {}, gb[HWY_MAX_BYTES] = {}, ob[HWY_MAX_BYTES];
         std::memcpy(xb, static_cast<const unsigned char*>(x) + i * in_size, count * in_size);

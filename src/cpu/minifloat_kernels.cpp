@@ -108,13 +108,11 @@ void MinifloatQuantizeRange(const MinifloatOps& ops, const BlockMap& map, const 
                             const void* x, std::uint8_t* codes, std::int64_t begin,
                             std::int64_t end) {
   const DF df;
-  const DI di;
-  const hn::Rebind<std::int16_t, DF> d16;
   const hn::Rebind<std::uint8_t, DF> d8;
   const auto one = [&](const void* src, std::int64_t at, std::uint8_t* dst,
-                       const LaneParams& p) HWY_ATTR {
+                       const LaneParams& p) QK_LANE_FN {
     const auto code = EncodeLanes(df, ops, ScaleLanes(ops, p, Load(df, ops.input, src, at)));
-    hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, hn::BitCast(di, code))), d8, dst);
+    hn::StoreU(hn::TruncateTo(d8, code), d8, dst);  // codes are 0..255
   };
   MapToCodes(map, params, begin, end, x, ElementSize(ops.input), codes, one);
 }
@@ -124,7 +122,7 @@ void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
                                 std::int64_t begin, std::int64_t end) {
   const DF df;
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
-                       const LaneParams& p, bool /*direct*/) HWY_ATTR {
+                       const LaneParams& p, bool /*direct*/) QK_LANE_FN {
     const auto code = EncodeLanes(df, ops, ScaleLanes(ops, p, Load(df, ops.input, src, at)));
     StoreExact(df, ops.output, DequantizeLanes(df, ops, p, code), dst, to);
   };
@@ -138,7 +136,7 @@ void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
   const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
   const auto one = [&](const std::uint8_t* src, void* dst, std::int64_t to, const LaneParams& p,
-                       bool /*direct*/) HWY_ATTR {
+                       bool /*direct*/) QK_LANE_FN {
     const auto code = hn::PromoteTo(du, hn::LoadU(d8, src));
     StoreExact(df, ops.output, DequantizeLanes(df, ops, p, code), dst, to);
   };
@@ -152,7 +150,7 @@ void MinifloatSteBackwardRange(const MinifloatOps& ops, const BlockMap& map,
                                std::int64_t end) {
   const DF df;
   const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
-                       std::int64_t di, const LaneParams& p) HWY_ATTR {
+                       std::int64_t di, const LaneParams& p) QK_LANE_FN {
     const VF scaled = ScaleLanes(ops, p, Load(df, ops.input, xs, xi));
     const auto passes = hn::Le(hn::Abs(scaled), hn::Set(df, ops.max_value));
     const VF g = Load(df, grad_kind, gs, gi);
