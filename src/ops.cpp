@@ -35,21 +35,46 @@ Tensor fake_quantize(TensorView x, const QParams& qparams) {
   return reference::fake_quantize(x, qparams);
 }
 
-void fake_quantize_into(TensorView x, const QParams& qparams, Tensor& out) {
-  QK_CHECK(out.dtype() == x.dtype() && out.shape() == x.shape(), "out (", name(out.dtype()), " ",
-           to_string(out.shape()), ") must have x's dtype and shape (", name(x.dtype()), " ",
+namespace {
+
+// Same memory (in place) is fine for element-wise kernels; a partial overlap
+// would read elements already overwritten.
+void check_no_partial_overlap(TensorView x, const OutView& out) {
+  const auto* in_begin = static_cast<const unsigned char*>(x.data());
+  const auto* out_begin = static_cast<const unsigned char*>(out.data);
+  const auto in_end = in_begin + x.numel() * static_cast<std::int64_t>(element_size(x.dtype()));
+  const auto out_end = out_begin + numel(out.shape) * static_cast<std::int64_t>(element_size(out.dtype));
+  const bool disjoint = out_end <= in_begin || in_end <= out_begin;
+  QK_CHECK(disjoint || (in_begin == out_begin && x.is_contiguous()),
+           "out overlaps x without being x itself; pass a separate array or x (in place)");
+}
+
+}  // namespace
+
+void fake_quantize_into(TensorView x, const QParams& qparams, const OutView& out) {
+  QK_CHECK(out.dtype == x.dtype() && out.shape == x.shape(), "out (", name(out.dtype), " ",
+           to_string(out.shape), ") must have x's dtype and shape (", name(x.dtype()), " ",
            to_string(x.shape()), ")");
-  if (cpu::fake_quantize_into(x, qparams, out.raw_data())) return;
+  check_no_partial_overlap(x, out);
+  if (cpu::fake_quantize_into(x, qparams, out.data)) return;
   const Tensor y = reference::fake_quantize(x, qparams);
-  std::memcpy(out.raw_data(), y.raw_data(), y.nbytes());
+  std::memcpy(out.data, y.raw_data(), y.nbytes());
+}
+
+void fake_quantize_into(TensorView x, const QParams& qparams, Tensor& out) {
+  fake_quantize_into(x, qparams, OutView{out.raw_data(), out.dtype(), out.shape()});
+}
+
+void dequantize_into(const QuantizedTensor& q, const OutView& out) {
+  QK_CHECK(out.shape == q.shape(), "out of shape ", to_string(out.shape),
+           " must have the quantized tensor's shape ", to_string(q.shape()));
+  if (cpu::dequantize_into(q, out.dtype, out.data)) return;
+  const Tensor y = reference::dequantize(q, out.dtype);
+  std::memcpy(out.data, y.raw_data(), y.nbytes());
 }
 
 void dequantize_into(const QuantizedTensor& q, Tensor& out) {
-  QK_CHECK(out.shape() == q.shape(), "out of shape ", to_string(out.shape()),
-           " must have the quantized tensor's shape ", to_string(q.shape()));
-  if (cpu::dequantize_into(q, out.dtype(), out.raw_data())) return;
-  const Tensor y = reference::dequantize(q, out.dtype());
-  std::memcpy(out.raw_data(), y.raw_data(), y.nbytes());
+  dequantize_into(q, OutView{out.raw_data(), out.dtype(), out.shape()});
 }
 
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams) {

@@ -49,6 +49,19 @@ Tensor fake_quantize(TensorView x, const QParams& qparams);
 void fake_quantize_into(TensorView x, const QParams& qparams, Tensor& out);
 void dequantize_into(const QuantizedTensor& q, Tensor& out);
 
+/// Caller-owned, row-major contiguous, writable memory for the out= variants
+/// (e.g. a NumPy array or torch tensor the caller reuses between calls).
+struct OutView {
+  void* data;
+  ScalarType dtype;
+  Shape shape;
+};
+/// As above, into caller memory. `out` may be `x` itself (in place: each
+/// element is read before it is written) but must not partly overlap it.
+void fake_quantize_into(TensorView x, const QParams& qparams, const OutView& out);
+/// Into caller memory of q's shape; out.dtype is the output dtype.
+void dequantize_into(const QuantizedTensor& q, const OutView& out);
+
 /// Straight-through estimator: grad where the unclamped quantized value
 /// round(x * r) + zp lies in [quant_min, quant_max] (inclusive), else 0.
 /// grad_output has x's shape; the result has grad_output's dtype.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
-from ._arrays import NUMPY, as_core_input, dtype_name, framework_of, to_framework
+from ._arrays import NUMPY, as_core_input, as_core_output, dtype_name, framework_of, to_framework
 from ._core import Granularity, QuantSpec, num_threads, set_num_threads
 from .observers import (
     FixedQParamsObserver,
@@ -164,8 +164,8 @@ class QuantizedTensor:
         """The packed bytes (little-endian bit stream, low bits first)."""
         return to_framework(self._core.packed(), self._framework)
 
-    def dequantize(self, dtype: Any = "float32") -> Any:
-        return dequantize(self, dtype)
+    def dequantize(self, dtype: Any = None, out: Any = None) -> Any:
+        return dequantize(self, dtype, out)
 
     def __repr__(self) -> str:
         return f"QuantizedTensor(shape={self.shape}, spec={self._core.qparams.spec!r})"
@@ -192,15 +192,33 @@ def quantize(x: Any, qparams: QParams | QuantSpec) -> QuantizedTensor:
     return QuantizedTensor(core, framework_of(x))
 
 
-def dequantize(q: QuantizedTensor, dtype: Any = "float32") -> Any:
-    return to_framework(_core.dequantize(q._core, dtype_name(dtype)), q._framework)
+def dequantize(q: QuantizedTensor, dtype: Any = None, out: Any = None) -> Any:
+    """The float values of ``q`` (float32 unless ``dtype`` says otherwise).
+
+    ``out``: an existing array of q's shape to write into (its dtype is the
+    output dtype); it is returned. Nothing is allocated on the SIMD path."""
+    if out is None:
+        return to_framework(_core.dequantize(q._core, dtype_name(dtype or "float32")), q._framework)
+    target = as_core_output(out)
+    if dtype is not None and dtype_name(dtype) != dtype_name(out.dtype):
+        raise ValueError(f"dtype {dtype_name(dtype)} differs from out's dtype {out.dtype}")
+    _core.dequantize_into(q._core, target)
+    return out
 
 
-def fake_quantize(x: Any, qparams: QParams, convention: str = "torchao") -> Any:
+def fake_quantize(x: Any, qparams: QParams, convention: str = "torchao", out: Any = None) -> Any:
     """``dequantize(quantize(x))`` bit for bit; ``convention="torch_core"`` follows
-    ``torch.fake_quantize_per_tensor/per_channel_affine`` instead of torchao."""
-    out = _core.fake_quantize(as_core_input(x), qparams._core, convention)
-    return to_framework(out, framework_of(x))
+    ``torch.fake_quantize_per_tensor/per_channel_affine`` instead of torchao.
+
+    ``out``: an existing array of x's shape and dtype to write into (``out=x``
+    works in place); it is returned. Nothing is allocated on the SIMD path."""
+    if out is None:
+        result = _core.fake_quantize(as_core_input(x), qparams._core, convention)
+        return to_framework(result, framework_of(x))
+    if convention != "torchao":
+        raise ValueError(f"out= is available for convention='torchao', not {convention!r}")
+    _core.fake_quantize_into(as_core_input(x), qparams._core, as_core_output(out))
+    return out
 
 
 def fake_quantize_backward(x: Any, grad_output: Any, qparams: QParams) -> Any:

@@ -38,6 +38,28 @@ def as_core_input(x: Any) -> Any:
     return np.asarray(x)
 
 
+def as_core_output(out: Any) -> Any:
+    """The destination of an out= argument: a writable, C-contiguous CPU array.
+
+    torch tensors that require grad are refused (an in-place write would bypass
+    autograd), as torch refuses them for its own out= arguments.
+    """
+    torch = _torch()
+    if torch is not None and isinstance(out, torch.Tensor):
+        if out.device.type != "cpu":
+            raise ValueError(f"out is on device {out.device}; quantkit runs on the CPU")
+        if out.requires_grad:
+            raise ValueError("out requires grad; out= writes in place, outside autograd")
+        if not out.is_contiguous():
+            raise ValueError(f"out must be contiguous (strides {out.stride()})")
+        return out
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array or a torch tensor, not {type(out).__name__}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable, C-contiguous array")
+    return out
+
+
 class _DLPackCapsule:
     """Presents a DLPack capsule from the extension through the ``__dlpack__`` protocol."""
 

@@ -52,6 +52,12 @@ TensorView view_of(const InArray& array, const char* argument) {
   return TensorView(array.data(), dtype, std::move(shape), std::move(strides));
 }
 
+OutView out_view_of(const OutParam& array) {
+  Shape shape(array.ndim());
+  for (std::size_t d = 0; d < array.ndim(); ++d) shape[d] = static_cast<std::int64_t>(array.shape(d));
+  return OutView{array.data(), scalar_type_of(array.dtype(), "out"), std::move(shape)};
+}
+
 OutArray to_array(Tensor&& tensor) {
   auto* owned = new Tensor(std::move(tensor));
   nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<Tensor*>(p); });

@@ -97,6 +97,16 @@ void bind_ops(nb::module_& m) {
       },
       "q"_a, "dtype"_a = "float32");
   m.def(
+      "dequantize_into",
+      [](const QuantizedTensor& q, const OutParam& out) { dequantize_into(q, out_view_of(out)); },
+      "q"_a, "out"_a);
+  m.def(
+      "fake_quantize_into",
+      [](const InArray& x, const QParams& qp, const OutParam& out) {
+        fake_quantize_into(view_of(x, "x"), qp, out_view_of(out));
+      },
+      "x"_a, "qparams"_a, "out"_a);
+  m.def(
       "fake_quantize",
       [](const InArray& x, const QParams& qp, const std::string& convention) {
         return to_array(fake_quantize(view_of(x, "x"), qp, convention_from_name(convention)));

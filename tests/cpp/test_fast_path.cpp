@@ -241,5 +241,25 @@ TEST(OutVariants, EqualTheAllocatingOpsOnEveryPath) {
   EXPECT_THROW(dequantize_into(quantize(x, QuantSpec{}), wrong_shape), Error);
 }
 
+TEST(OutVariants, InPlaceEqualsOutOfPlaceAndPartialOverlapIsRefused) {
+  const Tensor x = random_tensor({4, 1000}, ScalarType::float32, 23);  // vector tails included
+  for (const QuantSpec& spec :
+       {QuantSpec{.dtype = QuantDType::int_(8), .granularity = Granularity::per_axis(0)},
+        QuantSpec{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32},
+        QuantSpec{.dtype = QuantDType::uint(4),  // the reference path
+                  .mapping = Mapping::asymmetric,
+                  .granularity = Granularity::per_group(100),
+                  .zero_point_domain = ZeroPointDomain::float_}}) {
+    const QParams qp = choose_qparams(x, spec);
+    Tensor data = x;  // a copy, overwritten in place
+    fake_quantize_into(data, qp, OutView{data.raw_data(), data.dtype(), data.shape()});
+    EXPECT_TRUE(bitwise_equal(data, fake_quantize(x, qp))) << spec.describe();
+  }
+  Tensor buffer(ScalarType::float32, {2, 1000});
+  const TensorView first(buffer.raw_data(), ScalarType::float32, {1000});
+  const OutView shifted{buffer.data<float>() + 1, ScalarType::float32, {1000}};
+  EXPECT_THROW(fake_quantize_into(first, choose_qparams(first, QuantSpec{}), shifted), Error);
+}
+
 }  // namespace
 }  // namespace quantkit

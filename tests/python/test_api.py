@@ -149,3 +149,61 @@ def test_backward_and_error_report():
     assert grad.tolist() == [0.0, 1.0, 1.0, 0.0]
     report = qk.error_report(x, qk.fake_quantize(x, qp))
     assert report["max_abs_diff"] == 0.5 and report["count"] == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("spec_name", ["int8-per-channel", "fp8", "tinygemm"])
+def test_out_variants_write_the_same_bits(dtype, spec_name):
+    x = torch.randn(6, 257, dtype=dtype)
+    spec = {
+        "int8-per-channel": qk.QuantSpec(dtype="int8", granularity=qk.per_axis(0)),
+        "fp8": qk.QuantSpec(dtype="fp8_e4m3fn", scale_dtype="float32"),
+        "tinygemm": qk.QuantSpec(
+            dtype="uint4",
+            mapping="asymmetric",
+            granularity=qk.per_group(257),
+            zero_point_domain="float",
+        ),
+    }[spec_name]
+    qp = qk.choose_qparams(x, spec)
+    expected = qk.fake_quantize(x, qp)
+    out = torch.full_like(x, float("nan"))
+    assert qk.fake_quantize(x, qp, out=out) is out
+    assert torch.equal(
+        out.view(torch.int16 if dtype != torch.float32 else torch.int32),
+        expected.view(torch.int16 if dtype != torch.float32 else torch.int32),
+    )
+    in_place = x.clone()
+    qk.fake_quantize(in_place, qp, out=in_place)
+    assert torch.equal(in_place, expected)
+    q = qk.quantize(x, qp)
+    restored = torch.empty(x.shape, dtype=torch.float32)
+    assert q.dequantize(out=restored) is restored
+    assert torch.equal(restored, qk.dequantize(q))
+    arr = np.empty(x.shape, np.float32)
+    qk.dequantize(q, out=arr)
+    assert np.array_equal(arr, qk.dequantize(q).numpy())
+
+
+def test_out_variants_refuse_bad_destinations():
+    x = torch.randn(4, 64)
+    qp = qk.choose_qparams(x, qk.QuantSpec(dtype="int8"))
+    with pytest.raises(ValueError, match="must have x's dtype and shape"):
+        qk.fake_quantize(x, qp, out=torch.empty(4, 64, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="must have x's dtype and shape"):
+        qk.fake_quantize(x, qp, out=torch.empty(64, 4))
+    with pytest.raises(ValueError, match="contiguous"):
+        qk.fake_quantize(x, qp, out=torch.empty(64, 4).t())
+    with pytest.raises(ValueError, match="requires grad"):
+        qk.fake_quantize(x, qp, out=torch.empty(4, 64, requires_grad=True))
+    with pytest.raises(ValueError, match="overlaps x"):
+        buffer = torch.randn(4 * 64 + 1)
+        qk.fake_quantize(buffer[:-1].view(4, 64), qp, out=buffer[1:].view(4, 64))
+    with pytest.raises(ValueError, match="torchao"):
+        qk.fake_quantize(x, qp, convention="torch_core", out=torch.empty_like(x))
+    with pytest.raises(ValueError, match="differs from out's dtype"):
+        qk.dequantize(qk.quantize(x, qp), torch.bfloat16, out=torch.empty(4, 64))
+    with pytest.raises(ValueError, match="writable"):
+        frozen = np.empty((4, 64), np.float32)
+        frozen.flags.writeable = False
+        qk.dequantize(qk.quantize(x, qp), out=frozen)
