@@ -8,7 +8,10 @@ Each cell is the best of several timed calls, in G elements/s. The roofline
 "copy" is y.copy_(x) into a preallocated, already-touched tensor: one read and
 one write at memory bandwidth. "clone" is x.clone(), which also allocates its
 output as every op here does (fresh pages cost first-touch faults). "vs copy"
-is quantkit's speed as a fraction of the copy roofline.
+is quantkit's speed as a fraction of the copy roofline: its out= variant where
+the op has one (writing into a preallocated, touched tensor, like the copy),
+else the allocating call. The speed-ups compare allocating calls with
+allocating calls.
 """
 
 from __future__ import annotations
@@ -87,8 +90,11 @@ def cases(x, granularity_name):
     def torchao_dequantize(c):
         return dequantize_affine(c, block, s, z, torch.int8, -128, 127, output_dtype=x.dtype)
 
+    fake_out = torch.empty_like(x)
+    dequant_out = torch.empty_like(x)
     fake = {
         "quantkit": lambda: qk.fake_quantize(x, qp),
+        "quantkit out=": lambda: qk.fake_quantize(x, qp, out=fake_out),
         "torchao": lambda: torchao_fake(x),
         "torchao+compile": (compiled(torchao_fake), x),
     }
@@ -99,6 +105,7 @@ def cases(x, granularity_name):
     }
     dequant = {
         "quantkit": lambda: qk.dequantize(q, x.dtype),
+        "quantkit out=": lambda: qk.dequantize(q, out=dequant_out),
         "torchao": lambda: torchao_dequantize(codes),
         "torchao+compile": (compiled(torchao_dequantize), codes),
     }
@@ -172,17 +179,20 @@ def cases(x, granularity_name):
     return out
 
 
-SYSTEMS = ["quantkit", "torch", "torchao", "torchao+compile"]
+SYSTEMS = ["quantkit", "quantkit out=", "torch", "torchao", "torchao+compile"]
+COMPARED = ["torch", "torchao", "torchao+compile"]
 
 
 def run(args) -> None:
     sizes = [4096, 1 << 16] if args.quick else [4096, 1 << 20, 1 << 26]
+    if args.sizes:
+        sizes = [int(v) for v in args.sizes.split(",")]
     threads = [1, 2]
     capability = torch.backends.cpu.get_cpu_capability()
     print(f"# {platform.machine()}; torch {torch.__version__} (CPU capability {capability})")
     header = (
-        "| op | granularity | size | dtype | thr | copy | clone | quantkit | torch | torchao | "
-        "torchao+compile | vs torch | vs torchao | vs compile | vs copy |"
+        "| op | granularity | size | dtype | thr | copy | clone | quantkit | quantkit out= | "
+        "torch | torchao | torchao+compile | vs torch | vs torchao | vs compile | vs copy |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -215,7 +225,9 @@ def run(args) -> None:
                         def ratio(system, speeds=speeds, ours=ours):
                             return f"{ours / speeds[system]:.1f}x" if system in speeds else "-"
 
-                        size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}[n]
+                        size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}.get(
+                            n, str(n)
+                        )
                         row = [
                             op,
                             granularity_name,
@@ -226,7 +238,8 @@ def run(args) -> None:
                             f"{clone:.3f}",
                         ]
                         row += [cell(system) for system in SYSTEMS]
-                        row += [ratio(system) for system in SYSTEMS[1:]] + [f"{ours / copy:.0%}"]
+                        kernel = speeds.get("quantkit out=", ours)
+                        row += [ratio(system) for system in COMPARED] + [f"{kernel / copy:.0%}"]
                         print("| " + " | ".join(row) + " |", flush=True)
 
 
@@ -258,6 +271,8 @@ def observer_cases(x):
 
 def run_observers(args) -> None:
     sizes = [4096, 1 << 16] if args.quick else [4096, 1 << 20, 1 << 26]
+    if args.sizes:
+        sizes = [int(v) for v in args.sizes.split(",")]
     print("\n| observer op | size | thr | copy | quantkit | torch.ao | vs torch.ao | vs copy |")
     print("|" + "---|" * 8)
     for n in sizes:
@@ -268,7 +283,7 @@ def run_observers(args) -> None:
             for op, ours, theirs in observer_cases(x):
                 t_ours = best_seconds(ours, min_time, 50)
                 t_theirs = best_seconds(theirs, min_time, 20)
-                size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}[n]
+                size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}.get(n, str(n))
                 if "qparams" in op:  # independent of the batch size: times, not rates
                     cells = [f"{t_ours * 1e3:.3f} ms", f"{t_theirs * 1e3:.3f} ms", "-"]
                 else:
@@ -289,13 +304,18 @@ def main() -> None:
         default="67108864",
         help="comma-separated sizes at which torchao also runs under torch.compile",
     )
+    parser.add_argument(
+        "--sizes", default="", help="comma-separated element counts (multiples of 4096)"
+    )
+    parser.add_argument("--no-observers", action="store_true", help="only the kernel table")
     parser.add_argument("--observers-only", action="store_true", help="only the observer table")
     args = parser.parse_args()
     compile_sizes = set() if args.quick else {int(v) for v in args.compile_sizes.split(",") if v}
     args.compile_at = lambda n: n in compile_sizes
     if not args.observers_only:
         run(args)
-    run_observers(args)
+    if not args.no_observers:
+        run_observers(args)
 
 
 if __name__ == "__main__":
