@@ -41,9 +41,9 @@ HWY_INLINE hn::Vec<DU> EncodeLanes(DF df, const MinifloatOps& ops, VF y) {
   const auto normal =
       hn::Sub(rounded, hn::Set(du, static_cast<std::uint32_t>(127 - ops.exponent_bias) << m));
   // Subnormal: adding 2^(24 - bias - m) leaves one ulp = the subnormal quantum.
-  const VF magic = hn::Set(df, std::ldexp(1.0f, 24 - ops.exponent_bias - m));
+  const VF magic = hn::Set(df, ops.encode_magic);
   const auto subnormal = hn::Sub(hn::BitCast(du, hn::Add(a, magic)), hn::BitCast(du, magic));
-  const VF smallest_normal = hn::Set(df, std::ldexp(1.0f, 1 - ops.exponent_bias));
+  const VF smallest_normal = hn::Set(df, ops.smallest_normal);
   const auto code =
       hn::IfThenElse(hn::RebindMask(du, hn::Lt(a, smallest_normal)), subnormal, normal);
   const auto nan_code = ops.has_nan ? hn::Or(sign, hn::Set(du, 0x7Fu)) : hn::Set(du, ops.max_code);
@@ -64,8 +64,8 @@ HWY_INLINE VF DecodeLanes(DF df, const MinifloatOps& ops, hn::Vec<DU> code) {
       hn::Or(hn::ShiftLeft<23>(
                  hn::Add(field, hn::Set(du, static_cast<std::uint32_t>(127 - ops.exponent_bias)))),
              hn::ShiftLeftSame(mantissa, 23 - m));
-  const VF subnormal = hn::Mul(hn::ConvertTo(df, hn::BitCast(di, mantissa)),
-                               hn::Set(df, std::ldexp(1.0f, 1 - ops.exponent_bias - m)));
+  const VF subnormal =
+      hn::Mul(hn::ConvertTo(df, hn::BitCast(di, mantissa)), hn::Set(df, ops.subnormal_step));
   VF value = hn::IfThenElse(hn::RebindMask(df, hn::Eq(field, hn::Zero(du))), subnormal,
                             hn::BitCast(df, normal_bits));
   // The reference's NaN is the default quiet NaN (0x7FC00000), negated for
@@ -104,9 +104,10 @@ HWY_INLINE VF DequantizeLanes(DF df, const MinifloatOps& ops, const LaneParams& 
   return hn::IfThenElse(hn::IsNaN(product), product, rounded);
 }
 
-void MinifloatQuantizeRange(const MinifloatOps& ops, const BlockMap& map, const BlockParams& params,
-                            const void* x, std::uint8_t* codes, std::int64_t begin,
-                            std::int64_t end) {
+void MinifloatQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
+                            const BlockParams& params, const void* x, std::uint8_t* codes,
+                            std::int64_t begin, std::int64_t end) {
+  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const hn::Rebind<std::uint8_t, DF> d8;
   const auto one = [&](const void* src, std::int64_t at, std::uint8_t* dst,
@@ -117,9 +118,10 @@ void MinifloatQuantizeRange(const MinifloatOps& ops, const BlockMap& map, const 
   MapToCodes(map, params, begin, end, x, ElementSize(ops.input), codes, one);
 }
 
-void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
+void MinifloatFakeQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
                                 const BlockParams& params, const void* x, void* y,
                                 std::int64_t begin, std::int64_t end) {
+  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
                        const LaneParams& p, bool /*direct*/) QK_LANE_FN {
@@ -129,9 +131,10 @@ void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
   MapFloats(map, params, begin, end, x, ElementSize(ops.input), y, ElementSize(ops.output), one);
 }
 
-void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
+void MinifloatDequantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
                               const BlockParams& params, const std::uint8_t* codes, void* y,
                               std::int64_t begin, std::int64_t end) {
+  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
@@ -144,10 +147,11 @@ void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
 }
 
 // Straight-through estimator: grad where |scaled x| <= max (NaN never passes).
-void MinifloatSteBackwardRange(const MinifloatOps& ops, const BlockMap& map,
+void MinifloatSteBackwardRange(const MinifloatOps& caller_ops, const BlockMap& map,
                                const BlockParams& params, const void* x, const void* grad,
                                FloatKind grad_kind, void* out, std::int64_t begin,
                                std::int64_t end) {
+  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
                        std::int64_t di, const LaneParams& p) QK_LANE_FN {

@@ -27,6 +27,10 @@ struct MinifloatOps {
   bool divide;            // params.reciprocal holds divisors
   bool scale_in_output;   // MX: the product is computed in the output dtype
   bool stream = false;
+  // Powers of two of the format, computed once per call (not per vector):
+  float encode_magic;     // 2^(24 - bias - m): adding it rounds to the subnormal quantum
+  float smallest_normal;  // 2^(1 - bias)
+  float subnormal_step;   // 2^(1 - bias - m)
 };
 
 /// codes[i - begin] = encode(x[i] scaled); params.reciprocal holds the

@@ -1,5 +1,7 @@
 #include "cpu/minifloat_path.hpp"
 
+#include <cmath>
+
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_kernels.hpp"
 #include "quantkit/packing.hpp"
@@ -37,6 +39,9 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   p.ops.max_code = encode_minifloat(p.ops.max_value, format);
   p.ops.has_nan = format.has_nan;
   p.ops.has_infinity = format.has_infinity;
+  p.ops.encode_magic = std::ldexp(1.0f, 24 - format.exponent_bias - format.mantissa_bits);
+  p.ops.smallest_normal = std::ldexp(1.0f, 1 - format.exponent_bias);
+  p.ops.subnormal_step = std::ldexp(1.0f, 1 - format.exponent_bias - format.mantissa_bits);
   p.ops.scale_in_output = p.plan.scheme == reference::Scheme::mx;
   // float32 scales divide; MX floor divides by its clamped scale; NVFP4 and
   // MX rceil multiply by their reciprocal (see reference::make_plan).
