@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/affine_kernels.hpp"
+#include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
 #include "quantkit/packing.hpp"
@@ -258,31 +259,62 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
   ops.quant_max = static_cast<float>(spec.dtype.quant_max());
 
   const reference::BlockChooser chooser(spec, compute);
+  // Asymmetric and symmetric scales are chosen on SIMD lanes, one block per
+  // lane; other mappings block by block with the reference formula.
+  const bool lanes_choose =
+      (spec.mapping == Mapping::asymmetric || spec.mapping == Mapping::symmetric);
+  const AffineChooseOps choose_ops{
+      *input,        *kind_of(scale_dtype), spec.mapping == Mapping::symmetric,
+      chooser.eps(), ops.quant_min,         ops.quant_max};
   std::vector<reference::BlockQParams> chosen(blocks);
   // The stored values (scale in its dtype, zero point in its dtype) drive the
   // kernel, exactly as quantize() reads them back from QParams.
+  std::vector<float> lo(blocks), hi(blocks), scale_compute(blocks), minval(blocks);
   std::vector<float> scale(blocks), reciprocal(blocks), zero_point(blocks, 0.0f);
   Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(n, bits)});
   std::vector<char> item_ok(items, 1);
-#pragma omp parallel for schedule(static) if (items > 4)
-  for (std::int64_t item = 0; item < items; ++item) {
-    const std::int64_t b0 = item * per_item, b1 = std::min(blocks, b0 + per_item);
-    for (std::int64_t b = b0; b < b1 && item_ok[item]; ++b) {
-      float lo = HUGE_VALF, hi = -HUGE_VALF;
-      const bool finite = min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo, &hi);
-      chosen[b] = chooser.choose(lo, hi, 0.0f, b);
-      scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
-      reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
-      if (ops.has_zero_point) zero_point[b] = reference::round_to(zero_dtype, chosen[b].zero_point);
-      // Non-finite data or an overflowing scale: the reference reports it.
-      item_ok[item] = finite && std::isfinite(chosen[b].scale);
+#pragma omp parallel if (items > 4)
+  {
+    std::vector<std::int8_t> codes(static_cast<std::size_t>(per_item * inner));
+#pragma omp for schedule(static)
+    for (std::int64_t item = 0; item < items; ++item) {
+      const std::int64_t b0 = item * per_item, b1 = std::min(blocks, b0 + per_item);
+      bool finite = true;
+      for (std::int64_t b = b0; b < b1; ++b) {
+        lo[b] = HUGE_VALF;
+        hi[b] = -HUGE_VALF;
+        finite =
+            min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo[b], &hi[b]) && finite;
+      }
+      if (!finite) {  // the reference reports the bad value
+        item_ok[item] = 0;
+        continue;
+      }
+      if (lanes_choose) {
+        choose_affine_blocks(
+            choose_ops, lo.data() + b0, hi.data() + b0, b1 - b0,
+            ChosenBlocks{scale_compute.data() + b0, zero_point.data() + b0, minval.data() + b0,
+                         scale.data() + b0, reciprocal.data() + b0});
+      }
+      for (std::int64_t b = b0; b < b1; ++b) {
+        if (lanes_choose) {
+          chosen[b] = {scale_compute[b], zero_point[b], minval[b]};
+        } else {
+          chosen[b] = chooser.choose(lo[b], hi[b], 0.0f, b);
+          scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
+          reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
+        }
+        zero_point[b] =
+            ops.has_zero_point ? reference::round_to(zero_dtype, chosen[b].zero_point) : 0.0f;
+        // An overflowing scale: the reference reports it.
+        if (!std::isfinite(chosen[b].scale)) item_ok[item] = 0;
+      }
+      if (!item_ok[item]) continue;
+      quantize_range(ops, *map, BlockParams{reciprocal.data(), scale.data(), zero_point.data()},
+                     x.data(), codes.data(), b0 * inner, b1 * inner);
+      pack_codes_into(codes.data(), (b1 - b0) * inner, bits,
+                      packed.data<std::uint8_t>() + b0 * inner * bits / 8);
     }
-    if (!item_ok[item]) continue;
-    std::vector<std::int8_t> codes(static_cast<std::size_t>((b1 - b0) * inner));
-    quantize_range(ops, *map, BlockParams{reciprocal.data(), scale.data(), zero_point.data()},
-                   x.data(), codes.data(), b0 * inner, b1 * inner);
-    pack_codes_into(codes.data(), (b1 - b0) * inner, bits,
-                    packed.data<std::uint8_t>() + b0 * inner * bits / 8);
   }
   if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; }))
     return std::nullopt;

@@ -36,14 +36,20 @@ class BlockChooser {
     qmax_ = static_cast<float>(spec.dtype.quant_max());
   }
 
+  /// The lower bound of integer scales, in the compute dtype.
+  float eps() const { return eps_; }
+
   BlockQParams choose(float min_val, float max_val, float mean_abs, std::int64_t block) const {
     if (spec_.dtype.is_floating()) return choose_floating(std::max(-min_val, max_val), block);
     if (spec_.mapping == Mapping::stretched) return choose_stretched(min_val, max_val, mean_abs);
     if (spec_.resolved_zero_point_domain() == ZeroPointDomain::float_) {
       return choose_tinygemm(min_val, max_val);
     }
-    const float min_neg = std::min(min_val, 0.0f);
-    const float max_pos = std::max(max_val, 0.0f);
+    // "+ 0.0f" turns -0 into +0: the sign of a zero minimum or maximum depends
+    // on the reduction order (a sequential scan vs SIMD lanes), so no result
+    // carries it (minval of a block whose minimum is zero is +0).
+    const float min_neg = std::min(min_val, 0.0f) + 0.0f;
+    const float max_pos = std::max(max_val, 0.0f) + 0.0f;
     BlockQParams out;
     if (spec_.mapping == Mapping::asymmetric) {
       const float range = r(max_pos - min_neg);
@@ -76,7 +82,7 @@ class BlockChooser {
     out.scale = clamp_eps(r(r(max_val - min_val) / (qmax_ - qmin_)));
     const float mid = (qmax_ + qmin_ + 1) / 2;
     out.zero_point = r(min_val + r(out.scale * mid));
-    out.minval = min_val;
+    out.minval = min_val + 0.0f;  // no signed zero, as above
     return out;
   }
 

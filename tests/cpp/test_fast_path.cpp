@@ -174,6 +174,54 @@ TEST_P(ForcedTarget, FusedChooseAndQuantizeEqualsTwoSteps) {
                    .has_value());
 }
 
+// Blocks that stress the lane-wise chooser: signed zeros (minval keeps the
+// sign, so std::min / std::max semantics matter), constant blocks, one-sided
+// blocks, subnormals, and ranges at the top of each dtype.
+TEST_P(ForcedTarget, FusedChooserEdgeBlocks) {
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    const double big = dtype == ScalarType::float16 ? 30000.0 : 1e30;
+    const double tiny = dtype == ScalarType::float16 ? 1e-7 : 1e-40;
+    const std::vector<std::vector<double>> rows = {
+        {0.0},  {-0.0},        {0.0, -0.0}, {3.0},        {-3.0},      {-0.0, 2.5},
+        {tiny}, {-tiny, tiny}, {big, -big}, {-big, -1.0}, {0.5, 1.25}, {-7.0, 7.0}};
+    const std::int64_t width = 40;  // 40 blocks of 8: lane tails on every target
+    std::vector<double> values;
+    for (std::size_t r = 0; r < 40; ++r) {
+      const auto& row = rows[r % rows.size()];
+      for (std::int64_t k = 0; k < 8; ++k) values.push_back(row[k % row.size()]);
+    }
+    const Tensor x = Tensor::from_values(values, {width, 8}, dtype);
+    for (const auto& d : {QuantDType::int_(4), QuantDType::uint(8), QuantDType::int_(8)}) {
+      for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric}) {
+        for (auto scale_dtype : {std::optional<ScaleDType>{}, std::optional{ScaleDType::bfloat16},
+                                 std::optional{ScaleDType::float32}}) {
+          const QuantSpec spec{.dtype = d,
+                               .mapping = mapping,
+                               .granularity = Granularity::per_group(8),
+                               .scale_dtype = scale_dtype};
+          const auto fused = cpu::choose_qparams_and_quantize(x, spec);
+          ASSERT_TRUE(fused.has_value()) << spec.describe() << " " << name(dtype);
+          const auto ref_qp = reference::choose_qparams(x, spec);
+          const std::string what = spec.describe() + " " + std::string(name(dtype));
+          ASSERT_TRUE(bitwise_equal(fused->qparams().scale, ref_qp.scale)) << what;
+          ASSERT_TRUE(bitwise_equal(fused->qparams().zero_point, ref_qp.zero_point)) << what;
+          ASSERT_TRUE(bitwise_equal(fused->qparams().minval, ref_qp.minval)) << what;
+          ASSERT_TRUE(std::ranges::equal(fused->packed(), reference::quantize(x, ref_qp).packed()))
+              << what;
+        }
+      }
+    }
+  }
+  // A range that overflows the compute dtype leaves the fused path; the
+  // public op then reports it.
+  const Tensor wide = Tensor::from_values({60000.0, -60000.0}, {1, 2}, ScalarType::float16);
+  const QuantSpec asymmetric{.dtype = QuantDType::int_(8),
+                             .mapping = Mapping::asymmetric,
+                             .granularity = Granularity::per_token()};
+  EXPECT_FALSE(cpu::choose_qparams_and_quantize(wide, asymmetric).has_value());
+  EXPECT_THROW(quantize(wide, asymmetric), Error);
+}
+
 TEST_P(ForcedTarget, LargeTensorsAndThreadCounts) {
   const Tensor x = random_tensor({37, 4099}, ScalarType::float32, 99);  // chunks straddle rows
   for (const auto& spec : {QuantSpec{.dtype = QuantDType::int_(8)},
@@ -248,8 +296,8 @@ TEST(OutVariants, InPlaceEqualsOutOfPlaceAndPartialOverlapIsRefused) {
         QuantSpec{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32},
         QuantSpec{.dtype = QuantDType::uint(4),  // the reference path
                   .mapping = Mapping::asymmetric,
-                  .granularity = Granularity::per_group(100),
-                  .zero_point_domain = ZeroPointDomain::float_}}) {
+        .granularity = Granularity::per_group(100),
+        .zero_point_domain = ZeroPointDomain::float_}}) {
     const QParams qp = choose_qparams(x, spec);
     Tensor data = x;  // a copy, overwritten in place
     fake_quantize_into(data, qp, OutView{data.raw_data(), data.dtype(), data.shape()});
