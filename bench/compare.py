@@ -17,6 +17,7 @@ allocating calls.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 import warnings
@@ -196,6 +197,7 @@ def run(args) -> None:
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
+    failed: set[str] = set()
     for n in sizes:
         for dtype in [torch.float32, torch.bfloat16]:
             x = torch.randn(n // 4096, 4096).to(dtype)
@@ -216,14 +218,25 @@ def run(args) -> None:
                                 call = (lambda f, a: lambda: f(a))(fn, arg)
                             else:
                                 call = fn
-                            speeds[system] = n / best_seconds(call, min_time, 50) / 1e9
+                            try:
+                                speeds[system] = n / best_seconds(call, min_time, 50) / 1e9
+                            except Exception as error:  # e.g. inductor lacks a dtype
+                                if system != "torchao+compile":
+                                    raise
+                                failed.add(f"{op} ({type(error).__name__})")
+                                speeds[system] = float("nan")
                         ours = speeds["quantkit"]
 
                         def cell(system, speeds=speeds):
-                            return f"{speeds[system]:.3f}" if system in speeds else "-"
+                            if system not in speeds:
+                                return "-"
+                            value = speeds[system]
+                            return "fails" if math.isnan(value) else f"{value:.3f}"
 
                         def ratio(system, speeds=speeds, ours=ours):
-                            return f"{ours / speeds[system]:.1f}x" if system in speeds else "-"
+                            if system not in speeds or math.isnan(speeds[system]):
+                                return "-"
+                            return f"{ours / speeds[system]:.1f}x"
 
                         size = {4096: "4K", 1 << 16: "64K", 1 << 20: "1M", 1 << 26: "64M"}.get(
                             n, str(n)
@@ -241,6 +254,8 @@ def run(args) -> None:
                         kernel = speeds.get("quantkit out=", ours)
                         row += [ratio(system) for system in COMPARED] + [f"{kernel / copy:.0%}"]
                         print("| " + " | ".join(row) + " |", flush=True)
+    for what in sorted(failed):
+        print(f"\ntorch.compile of the torchao function failed: {what}")
 
 
 def observer_cases(x):

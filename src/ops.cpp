@@ -43,7 +43,8 @@ void check_no_partial_overlap(TensorView x, const OutView& out) {
   const auto* in_begin = static_cast<const unsigned char*>(x.data());
   const auto* out_begin = static_cast<const unsigned char*>(out.data);
   const auto in_end = in_begin + x.numel() * static_cast<std::int64_t>(element_size(x.dtype()));
-  const auto out_end = out_begin + numel(out.shape) * static_cast<std::int64_t>(element_size(out.dtype));
+  const auto out_end =
+      out_begin + numel(out.shape) * static_cast<std::int64_t>(element_size(out.dtype));
   const bool disjoint = out_end <= in_begin || in_end <= out_begin;
   QK_CHECK(disjoint || (in_begin == out_begin && x.is_contiguous()),
            "out overlaps x without being x itself; pass a separate array or x (in place)");

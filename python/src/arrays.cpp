@@ -54,7 +54,8 @@ TensorView view_of(const InArray& array, const char* argument) {
 
 OutView out_view_of(const OutParam& array) {
   Shape shape(array.ndim());
-  for (std::size_t d = 0; d < array.ndim(); ++d) shape[d] = static_cast<std::int64_t>(array.shape(d));
+  for (std::size_t d = 0; d < array.ndim(); ++d)
+    shape[d] = static_cast<std::int64_t>(array.shape(d));
   return OutView{array.data(), scalar_type_of(array.dtype(), "out"), std::move(shape)};
 }
 
