@@ -40,23 +40,25 @@ nb::dlpack::dtype dlpack_dtype(ScalarType type) {
   }
 }
 
+template <typename Array>
+Shape shape_of(const Array& array) {
+  Shape shape(array.ndim());
+  for (std::size_t d = 0; d < array.ndim(); ++d)
+    shape[d] = static_cast<std::int64_t>(array.shape(d));
+  return shape;
+}
+
 }  // namespace
 
 TensorView view_of(const InArray& array, const char* argument) {
   const ScalarType dtype = scalar_type_of(array.dtype(), argument);
-  Shape shape(array.ndim()), strides(array.ndim());
-  for (std::size_t d = 0; d < array.ndim(); ++d) {
-    shape[d] = static_cast<std::int64_t>(array.shape(d));
-    strides[d] = array.stride(d);
-  }
-  return TensorView(array.data(), dtype, std::move(shape), std::move(strides));
+  Shape strides(array.ndim());
+  for (std::size_t d = 0; d < array.ndim(); ++d) strides[d] = array.stride(d);
+  return TensorView(array.data(), dtype, shape_of(array), std::move(strides));
 }
 
 OutView out_view_of(const OutParam& array) {
-  Shape shape(array.ndim());
-  for (std::size_t d = 0; d < array.ndim(); ++d)
-    shape[d] = static_cast<std::int64_t>(array.shape(d));
-  return OutView{array.data(), scalar_type_of(array.dtype(), "out"), std::move(shape)};
+  return OutView{array.data(), scalar_type_of(array.dtype(), "out"), shape_of(array)};
 }
 
 OutArray to_array(Tensor&& tensor) {

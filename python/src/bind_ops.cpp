@@ -99,13 +99,13 @@ void bind_ops(nb::module_& m) {
   m.def(
       "dequantize_into",
       [](const QuantizedTensor& q, const OutParam& out) { dequantize_into(q, out_view_of(out)); },
-      "q"_a, "out"_a);
+      "q"_a, "out"_a.noconvert());  // a converted copy would receive the result
   m.def(
       "fake_quantize_into",
       [](const InArray& x, const QParams& qp, const OutParam& out) {
         fake_quantize_into(view_of(x, "x"), qp, out_view_of(out));
       },
-      "x"_a, "qparams"_a, "out"_a);
+      "x"_a, "qparams"_a, "out"_a.noconvert());
   m.def(
       "fake_quantize",
       [](const InArray& x, const QParams& qp, const std::string& convention) {

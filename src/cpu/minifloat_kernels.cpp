@@ -104,10 +104,9 @@ HWY_INLINE VF DequantizeLanes(DF df, const MinifloatOps& ops, const LaneParams& 
   return hn::IfThenElse(hn::IsNaN(product), product, rounded);
 }
 
-void MinifloatQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
-                            const BlockParams& params, const void* x, std::uint8_t* codes,
-                            std::int64_t begin, std::int64_t end) {
-  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
+void MinifloatQuantizeRange(const MinifloatOps& ops, const BlockMap& map, const BlockParams& params,
+                            const void* x, std::uint8_t* codes, std::int64_t begin,
+                            std::int64_t end) {
   const DF df;
   const hn::Rebind<std::uint8_t, DF> d8;
   const auto one = [&](const void* src, std::int64_t at, std::uint8_t* dst,
@@ -118,10 +117,9 @@ void MinifloatQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
   MapToCodes(map, params, begin, end, x, ElementSize(ops.input), codes, one);
 }
 
-void MinifloatFakeQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
+void MinifloatFakeQuantizeRange(const MinifloatOps& ops, const BlockMap& map,
                                 const BlockParams& params, const void* x, void* y,
                                 std::int64_t begin, std::int64_t end) {
-  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const auto one = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
                        const LaneParams& p, bool /*direct*/) QK_LANE_FN {
@@ -131,10 +129,9 @@ void MinifloatFakeQuantizeRange(const MinifloatOps& caller_ops, const BlockMap& 
   MapFloats(map, params, begin, end, x, ElementSize(ops.input), y, ElementSize(ops.output), one);
 }
 
-void MinifloatDequantizeRange(const MinifloatOps& caller_ops, const BlockMap& map,
+void MinifloatDequantizeRange(const MinifloatOps& ops, const BlockMap& map,
                               const BlockParams& params, const std::uint8_t* codes, void* y,
                               std::int64_t begin, std::int64_t end) {
-  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
@@ -147,11 +144,10 @@ void MinifloatDequantizeRange(const MinifloatOps& caller_ops, const BlockMap& ma
 }
 
 // Straight-through estimator: grad where |scaled x| <= max (NaN never passes).
-void MinifloatSteBackwardRange(const MinifloatOps& caller_ops, const BlockMap& map,
+void MinifloatSteBackwardRange(const MinifloatOps& ops, const BlockMap& map,
                                const BlockParams& params, const void* x, const void* grad,
                                FloatKind grad_kind, void* out, std::int64_t begin,
                                std::int64_t end) {
-  const MinifloatOps ops = caller_ops;  // a local copy: its fields stay in registers
   const DF df;
   const auto one = [&](const void* xs, std::int64_t xi, const void* gs, std::int64_t gi, void* dst,
                        std::int64_t di, const LaneParams& p) QK_LANE_FN {
