@@ -102,17 +102,19 @@ template <class K, class M>
 void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
   const DF df;
-  const DI di;
   const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
   const FloatKind in_kind = K::in(ops), product = K::product(ops);
   const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
-  // Codes lie in [-128, 255]: keep the low byte (two's complement for
-  // negatives, the packed layout's byte for unsigned 8-bit codes).
+  // Codes are integers in [-128, 255]: adding 1.5 * 2^23 is exact and leaves
+  // the code's two's complement in the low mantissa bits, so the low byte is
+  // the code byte (for unsigned 8-bit codes, the packed layout's byte). One add
+  // instead of ConvertTo, whose overflow fix-up costs four more instructions.
+  const VF magic = hn::Set(df, 12582912.0f);
   const auto one = [&](const void* src, std::int64_t at, std::int8_t* dst,
                        const LaneParams& p) QK_LANE_FN {
     const VF code = QuantizeLanes<K, M>(df, product, low, high, p, Load(df, in_kind, src, at));
-    const auto byte = hn::TruncateTo(d8, hn::BitCast(du, hn::ConvertTo(di, code)));
+    const auto byte = hn::TruncateTo(d8, hn::BitCast(du, hn::Add(code, magic)));
     hn::StoreU(byte, d8, reinterpret_cast<std::uint8_t*>(dst));
   };
   MapToCodes(map, params, begin, end, x, ElementSize(in_kind), codes, one);
@@ -281,6 +283,63 @@ bool MinMaxRange(FloatKind input, const void* x, std::int64_t begin, std::int64_
   return hn::AllTrue(df, finite);
 }
 
+// Two accumulator pairs halve the dependency chains; NaN is tracked in a mask
+// (Min / Max treat NaN differently by target) and Inf shows up in the result.
+template <int Kind>
+bool MinMaxBlocksOf(const void* x, std::int64_t first, std::int64_t inner, std::int64_t count,
+                    float* min, float* max) {
+  constexpr auto kind = static_cast<FloatKind>(Kind);
+  const DF df;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  auto nan = hn::FirstN(df, 0);
+  bool finite = true;
+  for (std::int64_t b = 0; b < count; ++b) {
+    const std::int64_t begin = (first + b) * inner, end = begin + inner;
+    VF lo0 = hn::Set(df, HUGE_VALF), hi0 = hn::Set(df, -HUGE_VALF), lo1 = lo0, hi1 = hi0;
+    std::int64_t i = begin;
+    for (; i + 2 * lanes <= end; i += 2 * lanes) {
+      const VF v0 = Load(df, kind, x, i), v1 = Load(df, kind, x, i + lanes);
+      lo0 = hn::Min(lo0, v0);
+      hi0 = hn::Max(hi0, v0);
+      lo1 = hn::Min(lo1, v1);
+      hi1 = hn::Max(hi1, v1);
+      nan = hn::Or(nan, hn::Or(hn::IsNaN(v0), hn::IsNaN(v1)));
+    }
+    for (; i < end; i += lanes) {  // a last whole vector, then a tail padded with its first element
+      VF v;
+      if (i + lanes <= end) {
+        v = Load(df, kind, x, i);
+      } else {
+        const std::size_t size = ElementSize(kind);
+        alignas(64) unsigned char in[HWY_MAX_BYTES];
+        const auto* src = static_cast<const unsigned char*>(x) + i * size;
+        for (std::int64_t k = 0; k < lanes; ++k)
+          std::memcpy(in + k * size, src + (k < end - i ? k : 0) * size, size);
+        v = Load(df, kind, in, 0);
+      }
+      lo0 = hn::Min(lo0, v);
+      hi0 = hn::Max(hi0, v);
+      nan = hn::Or(nan, hn::IsNaN(v));
+    }
+    min[b] = hn::GetLane(hn::MinOfLanes(df, hn::Min(lo0, lo1)));
+    max[b] = hn::GetLane(hn::MaxOfLanes(df, hn::Max(hi0, hi1)));
+    finite = finite && min[b] != -HUGE_VALF && max[b] != HUGE_VALF;
+  }
+  return finite && hn::AllFalse(df, nan);
+}
+
+bool MinMaxBlocks(FloatKind input, const void* x, std::int64_t first, std::int64_t inner,
+                  std::int64_t count, float* min, float* max) {
+  switch (input) {
+    case FloatKind::bf16:
+      return MinMaxBlocksOf<BF16>(x, first, inner, count, min, max);
+    case FloatKind::f16:
+      return MinMaxBlocksOf<F16>(x, first, inner, count, min, max);
+    default:
+      return MinMaxBlocksOf<F32>(x, first, inner, count, min, max);
+  }
+}
+
 bool ColumnMinMax(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols, float* min,
                   float* max) {
   const DF df;
@@ -324,6 +383,7 @@ HWY_EXPORT(QuantizeRange);
 HWY_EXPORT(DequantizeRange);
 HWY_EXPORT(SteBackwardRange);
 HWY_EXPORT(MinMaxRange);
+HWY_EXPORT(MinMaxBlocks);
 HWY_EXPORT(ColumnMinMax);
 HWY_EXPORT(TargetName);
 
@@ -347,6 +407,10 @@ void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockPa
 bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
                    float* max) {
   return HWY_DYNAMIC_DISPATCH(MinMaxRange)(input, x, begin, end, min, max);
+}
+bool min_max_blocks(FloatKind input, const void* x, std::int64_t first, std::int64_t inner,
+                    std::int64_t count, float* min, float* max) {
+  return HWY_DYNAMIC_DISPATCH(MinMaxBlocks)(input, x, first, inner, count, min, max);
 }
 bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols,
                     float* min, float* max) {

@@ -63,6 +63,11 @@ void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockPa
 /// a NaN or Inf was seen (the caller then reports the exact index).
 bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
                    float* max);
+/// min[b] / max[b] of the `count` blocks of `inner` contiguous elements that
+/// start at element (first + b) * inner; returns false if a NaN or Inf was seen
+/// (the results are then unspecified).
+bool min_max_blocks(FloatKind input, const void* x, std::int64_t first, std::int64_t inner,
+                    std::int64_t count, float* min, float* max);
 /// Per-column min / max over `rows` rows of `cols` columns starting at x (row-major).
 bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols,
                     float* min, float* max);

@@ -164,11 +164,14 @@ std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
       finite = finite && ok[c];
     }
   } else if (map->inner * map->period == n) {
-    std::vector<char> ok(blocks, 1);  // one run per block
+    // One run per block; work items of about a chunk of whole blocks.
+    const std::int64_t per_item = std::max<std::int64_t>(1, kChunk / map->inner);
+    const std::int64_t items = (blocks + per_item - 1) / per_item;
+    std::vector<char> ok(items, 1);
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      ok[b] =
-          min_max_range(*input, x.data(), b * map->inner, (b + 1) * map->inner, &mins[b], &maxs[b]);
+    for (std::int64_t item = 0; item < items; ++item) {
+      const std::int64_t b0 = item * per_item, count = std::min(blocks, b0 + per_item) - b0;
+      ok[item] = min_max_blocks(*input, x.data(), b0, map->inner, count, &mins[b0], &maxs[b0]);
     }
     finite = std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
   } else if (map->inner == 1) {  // per-axis on the last dim: column reductions
@@ -279,14 +282,8 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
 #pragma omp for schedule(static)
     for (std::int64_t item = 0; item < items; ++item) {
       const std::int64_t b0 = item * per_item, b1 = std::min(blocks, b0 + per_item);
-      bool finite = true;
-      for (std::int64_t b = b0; b < b1; ++b) {
-        lo[b] = HUGE_VALF;
-        hi[b] = -HUGE_VALF;
-        finite =
-            min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo[b], &hi[b]) && finite;
-      }
-      if (!finite) {  // the reference reports the bad value
+      if (!min_max_blocks(*input, x.data(), b0, inner, b1 - b0, &lo[b0],
+                          &hi[b0])) {  // the reference reports the bad value
         item_ok[item] = 0;
         continue;
       }

@@ -222,6 +222,45 @@ TEST_P(ForcedTarget, FusedChooserEdgeBlocks) {
   EXPECT_THROW(quantize(wide, asymmetric), Error);
 }
 
+// Block min / max over every block length up to 80 (whole vector pairs, one
+// vector, padded tails), and a NaN or Inf at every position is reported.
+TEST_P(ForcedTarget, MinMaxBlocksFindsEveryNonFiniteValue) {
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    const auto kind = dtype == ScalarType::float32    ? cpu::FloatKind::f32
+                      : dtype == ScalarType::bfloat16 ? cpu::FloatKind::bf16
+                                                      : cpu::FloatKind::f16;
+    for (std::int64_t inner = 1; inner <= 80; ++inner) {
+      const std::int64_t blocks = 3;
+      Tensor x = random_tensor({blocks * inner}, dtype, static_cast<std::uint32_t>(inner));
+      std::vector<float> lo(blocks), hi(blocks);
+      ASSERT_TRUE(cpu::min_max_blocks(kind, x.raw_data(), 0, inner, blocks, lo.data(), hi.data()));
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        double expect_lo = HUGE_VAL, expect_hi = -HUGE_VAL;
+        for (std::int64_t k = 0; k < inner; ++k) {
+          expect_lo = std::min(expect_lo, x.get(b * inner + k));
+          expect_hi = std::max(expect_hi, x.get(b * inner + k));
+        }
+        ASSERT_EQ(lo[b], expect_lo) << "inner " << inner << " block " << b;
+        ASSERT_EQ(hi[b], expect_hi) << "inner " << inner << " block " << b;
+      }
+      // From the second block on, as a caller's work item does.
+      std::vector<float> lo1(1), hi1(1);
+      ASSERT_TRUE(cpu::min_max_blocks(kind, x.raw_data(), 1, inner, 1, lo1.data(), hi1.data()));
+      ASSERT_EQ(lo1[0], lo[1]);
+      ASSERT_EQ(hi1[0], hi[1]);
+      for (double bad : {static_cast<double>(NAN), HUGE_VAL, -HUGE_VAL}) {
+        for (std::int64_t at = inner; at < 2 * inner; ++at) {
+          Tensor y = x;  // a deep copy
+          y.set(at, bad);
+          ASSERT_FALSE(
+              cpu::min_max_blocks(kind, y.raw_data(), 0, inner, blocks, lo.data(), hi.data()))
+              << name(dtype) << " inner " << inner << " at " << at << " value " << bad;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(ForcedTarget, LargeTensorsAndThreadCounts) {
   const Tensor x = random_tensor({37, 4099}, ScalarType::float32, 99);  // chunks straddle rows
   for (const auto& spec : {QuantSpec{.dtype = QuantDType::int_(8)},
