@@ -269,35 +269,40 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
   const AffineChooseOps choose_ops{
       *input,        *kind_of(scale_dtype), spec.mapping == Mapping::symmetric,
       chooser.eps(), ops.quant_min,         ops.quant_max};
-  std::vector<reference::BlockQParams> chosen(blocks);
-  // The stored values (scale in its dtype, zero point in its dtype) drive the
-  // kernel, exactly as quantize() reads them back from QParams.
-  std::vector<float> lo(blocks), hi(blocks), scale_compute(blocks), minval(blocks);
-  std::vector<float> scale(blocks), reciprocal(blocks), zero_point(blocks, 0.0f);
+  const std::size_t in_size = element_size(compute);
+  // Threads write their blocks' qparams straight into the result, so nothing
+  // grid-sized is built first and copied serially.
+  QParams qparams = reference::allocate_qparams(spec, compute, block_grid_shape(x.shape(), block));
   Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(n, bits)});
   std::vector<char> item_ok(items, 1);
 #pragma omp parallel if (items > 4)
   {
+    // Per-thread scratch for one work item. The stored values (scale in its
+    // dtype, zero point in its dtype) drive the kernel, exactly as quantize()
+    // reads them back from QParams.
+    const auto scratch = static_cast<std::size_t>(per_item);
+    std::vector<float> lo(scratch), hi(scratch), scale_compute(scratch), minval(scratch);
+    std::vector<float> scale(scratch), reciprocal(scratch), zero_point(scratch, 0.0f);
+    std::vector<reference::BlockQParams> chosen(scratch);
     std::vector<std::int8_t> codes(static_cast<std::size_t>(per_item * inner));
 #pragma omp for schedule(static)
     for (std::int64_t item = 0; item < items; ++item) {
-      const std::int64_t b0 = item * per_item, b1 = std::min(blocks, b0 + per_item);
-      if (!min_max_blocks(*input, x.data(), b0, inner, b1 - b0, &lo[b0],
-                          &hi[b0])) {  // the reference reports the bad value
-        item_ok[item] = 0;
+      const std::int64_t b0 = item * per_item, count = std::min(blocks, b0 + per_item) - b0;
+      const auto* item_x = static_cast<const unsigned char*>(x.data()) + b0 * inner * in_size;
+      if (!min_max_blocks(*input, item_x, 0, inner, count, lo.data(), hi.data())) {
+        item_ok[item] = 0;  // the reference reports the bad value
         continue;
       }
       if (lanes_choose) {
-        choose_affine_blocks(
-            choose_ops, lo.data() + b0, hi.data() + b0, b1 - b0,
-            ChosenBlocks{scale_compute.data() + b0, zero_point.data() + b0, minval.data() + b0,
-                         scale.data() + b0, reciprocal.data() + b0});
+        choose_affine_blocks(choose_ops, lo.data(), hi.data(), count,
+                             ChosenBlocks{scale_compute.data(), zero_point.data(), minval.data(),
+                                          scale.data(), reciprocal.data()});
       }
-      for (std::int64_t b = b0; b < b1; ++b) {
+      for (std::int64_t b = 0; b < count; ++b) {
         if (lanes_choose) {
           chosen[b] = {scale_compute[b], zero_point[b], minval[b]};
         } else {
-          chosen[b] = chooser.choose(lo[b], hi[b], 0.0f, b);
+          chosen[b] = chooser.choose(lo[b], hi[b], 0.0f, b0 + b);
           scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
           reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
         }
@@ -307,15 +312,16 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
         if (!std::isfinite(chosen[b].scale)) item_ok[item] = 0;
       }
       if (!item_ok[item]) continue;
-      quantize_range(ops, *map, BlockParams{reciprocal.data(), scale.data(), zero_point.data()},
-                     x.data(), codes.data(), b0 * inner, b1 * inner);
-      pack_codes_into(codes.data(), (b1 - b0) * inner, bits,
+      quantize_range(ops, BlockMap{inner, count},
+                     BlockParams{reciprocal.data(), scale.data(), zero_point.data()}, item_x,
+                     codes.data(), 0, count * inner);
+      pack_codes_into(codes.data(), count * inner, bits,
                       packed.data<std::uint8_t>() + b0 * inner * bits / 8);
+      reference::store_blocks(qparams, b0, chosen.data(), count);
     }
   }
   if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; }))
     return std::nullopt;
-  QParams qparams = reference::assemble(spec, compute, block_grid_shape(x.shape(), block), chosen);
   return QuantizedTensor::from_packed(x.shape(), std::move(packed), std::move(qparams));
 }
 

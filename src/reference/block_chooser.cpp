@@ -43,9 +43,7 @@ void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType com
   }
 }
 
-QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
-                 const std::vector<BlockQParams>& blocks) {
-  check_scales_finite(blocks, compute);
+QParams allocate_qparams(const QuantSpec& spec, ScalarType compute, const Shape& grid) {
   QParams out;
   out.spec = spec;
   out.compute_dtype = compute;
@@ -53,20 +51,30 @@ QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
   const bool has_zero_point = !spec.dtype.is_floating() && (domain != ZeroPointDomain::none ||
                                                             spec.mapping == Mapping::stretched);
   const bool has_minval = !spec.dtype.is_floating() && spec.mapping != Mapping::stretched;
-  const auto column = [&](float BlockQParams::*field) {
-    std::vector<float> values(blocks.size());
-    for (std::size_t b = 0; b < blocks.size(); ++b) values[b] = blocks[b].*field;
-    return values;
-  };
-  // Values are already exact in the target dtypes (scale in T, integral zero points).
-  out.scale =
-      reference::store_floats(column(&BlockQParams::scale), grid, scale_storage(spec, compute));
-  if (has_zero_point) {
-    out.zero_point = reference::store_floats(column(&BlockQParams::zero_point), grid,
-                                             zero_point_storage(spec, compute));
+  out.scale = Tensor::uninitialized(scale_storage(spec, compute), grid);
+  if (has_zero_point)
+    out.zero_point = Tensor::uninitialized(zero_point_storage(spec, compute), grid);
+  if (has_minval) out.minval = Tensor::uninitialized(ScalarType::float32, grid);
+  return out;
+}
+
+// Values are already exact in the target dtypes (scale in T, integral zero points).
+void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
+                  std::int64_t count) {
+  store_floats_at(out.scale, first, count, [&](std::int64_t b) { return blocks[b].scale; });
+  if (out.zero_point.numel() > 0) {
+    store_floats_at(out.zero_point, first, count,
+                    [&](std::int64_t b) { return blocks[b].zero_point; });
   }
-  if (has_minval)
-    out.minval = reference::store_floats(column(&BlockQParams::minval), grid, ScalarType::float32);
+  if (out.minval.numel() > 0)
+    store_floats_at(out.minval, first, count, [&](std::int64_t b) { return blocks[b].minval; });
+}
+
+QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
+                 const std::vector<BlockQParams>& blocks) {
+  check_scales_finite(blocks, compute);
+  QParams out = allocate_qparams(spec, compute, grid);
+  store_blocks(out, 0, blocks.data(), static_cast<std::int64_t>(blocks.size()));
   return out;
 }
 

@@ -126,6 +126,11 @@ class BlockChooser {
 
 /// Throws Error when a scale overflowed the compute dtype.
 void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute);
+/// QParams of shape `grid` whose scale / zero point / minval tensors (in their
+/// stored dtypes; empty where the spec has none) are left for store_blocks.
+QParams allocate_qparams(const QuantSpec& spec, ScalarType compute, const Shape& grid);
+/// Stores the results of blocks [first, first + count) (row-major grid order).
+void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks, std::int64_t count);
 /// QParams of shape `grid` from per-block results (row-major grid order).
 QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
                  const std::vector<BlockQParams>& blocks);

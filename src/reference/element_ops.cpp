@@ -104,25 +104,8 @@ std::vector<float> load_floats(TensorView x) {
 
 Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype) {
   Tensor out = Tensor::uninitialized(dtype, shape);
-  const auto n = static_cast<std::int64_t>(values.size());
-  switch (dtype) {
-    case ScalarType::float32:
-      std::copy(values.begin(), values.end(), out.data<float>());
-      break;
-    case ScalarType::bfloat16:
-      for (std::int64_t i = 0; i < n; ++i)
-        out.data<BFloat16>()[i] = BFloat16::from_float(values[i]);
-      break;
-    case ScalarType::float16:
-      for (std::int64_t i = 0; i < n; ++i) out.data<Float16>()[i] = Float16::from_float(values[i]);
-      break;
-    case ScalarType::int32:  // integer-valued (zero points); set() checks the others
-      for (std::int64_t i = 0; i < n; ++i)
-        out.data<std::int32_t>()[i] = static_cast<std::int32_t>(values[i]);
-      break;
-    default:
-      for (std::int64_t i = 0; i < n; ++i) out.set(i, values[i]);
-  }
+  store_floats_at(out, 0, static_cast<std::int64_t>(values.size()),
+                  [&](std::int64_t i) { return values[i]; });
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "quantkit/half.hpp"
 #include "quantkit/minifloat.hpp"
 #include "quantkit/qparams.hpp"
 #include "reference/block_layout.hpp"
@@ -55,6 +56,30 @@ bool gradient_passes(const ElementPlan& plan, float x, std::int64_t block);
 void check_float_input(ScalarType dtype, const char* what);
 /// Reads a float tensor as float values (exact for the three input dtypes).
 std::vector<float> load_floats(TensorView x);
+/// Writes value(0) .. value(count - 1), already representable in out's dtype,
+/// to out's flat elements [first, first + count).
+template <typename Value>
+void store_floats_at(Tensor& out, std::int64_t first, std::int64_t count, const Value& value) {
+  switch (out.dtype()) {
+    case ScalarType::float32:
+      for (std::int64_t i = 0; i < count; ++i) out.data<float>()[first + i] = value(i);
+      break;
+    case ScalarType::bfloat16:
+      for (std::int64_t i = 0; i < count; ++i)
+        out.data<BFloat16>()[first + i] = BFloat16::from_float(value(i));
+      break;
+    case ScalarType::float16:
+      for (std::int64_t i = 0; i < count; ++i)
+        out.data<Float16>()[first + i] = Float16::from_float(value(i));
+      break;
+    case ScalarType::int32:  // integer-valued (zero points); set() checks the others
+      for (std::int64_t i = 0; i < count; ++i)
+        out.data<std::int32_t>()[first + i] = static_cast<std::int32_t>(value(i));
+      break;
+    default:
+      for (std::int64_t i = 0; i < count; ++i) out.set(first + i, value(i));
+  }
+}
 /// Writes values (already representable in `dtype`) into a new tensor.
 Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype);
 
