@@ -29,8 +29,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 // dtype from AffineOps at run time, for everything else. Mode<...> fixes the
 // mapping and the store kind, so the per-vector code has no run-time tests.
 
+// Compile-time kinds for the combinations that occur: T with P = promote(T, S)
+// in {T, f32}, output T.
+constexpr int F32 = 0, BF16 = 1, F16 = 2;
+
 template <int In, int Product, int Out>
 struct Kinds {
+  static constexpr int in_fixed = In, out_fixed = Out;
   static FloatKind pick(int fixed, FloatKind runtime) {
     return fixed < 0 ? runtime : static_cast<FloatKind>(fixed);
   }
@@ -94,6 +99,25 @@ void FakeQuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockPara
     const VF code = QuantizeLanes<K, M>(df, product, low, high, p, Load(df, in_kind, src, at));
     StoreRounded(df, out_kind, DequantizeUnrounded<M>(p, code), dst, to, M::stream && direct);
   };
+#if QK_HAVE_BF16_PAIRS
+  if constexpr (K::in_fixed == BF16 && K::out_fixed == BF16) {
+    if (BroadcastRuns(map)) {
+      const auto pair = [&](const void* src, std::int64_t at, void* dst, std::int64_t to,
+                            const LaneParams& p, bool direct) QK_LANE_FN {
+        VF even, odd;
+        LoadBF16Pairs(df, src, at, &even, &odd);
+        const VF de =
+            DequantizeUnrounded<M>(p, QuantizeLanes<K, M>(df, product, low, high, p, even));
+        const VF dodd =
+            DequantizeUnrounded<M>(p, QuantizeLanes<K, M>(df, product, low, high, p, odd));
+        StoreRoundedBF16Pairs(df, de, dodd, dst, to, M::stream && direct);
+      };
+      MapBF16Pairs(map, params, begin, end, x, y, pair);
+      if (M::stream) hwy::FlushStream();
+      return;
+    }
+  }
+#endif
   MapFloats(map, params, begin, end, x, ElementSize(in_kind), y, ElementSize(out_kind), one);
   if (M::stream) hwy::FlushStream();
 }
@@ -117,6 +141,30 @@ void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& 
     const auto byte = hn::TruncateTo(d8, hn::BitCast(du, hn::Add(code, magic)));
     hn::StoreU(byte, d8, reinterpret_cast<std::uint8_t*>(dst));
   };
+#if QK_HAVE_BF16_PAIRS
+  if constexpr (K::in_fixed == BF16) {
+    if (BroadcastRuns(map)) {
+      const hn::Rebind<std::uint16_t, DF> d16;
+      const hn::Repartition<std::uint8_t, decltype(d16)> d8x2;
+      const auto pair = [&](const void* src, std::int64_t at, std::int8_t* dst,
+                            const LaneParams& p) QK_LANE_FN {
+        VF even, odd;
+        LoadBF16Pairs(df, src, at, &even, &odd);
+        const auto e =
+            hn::BitCast(du, hn::Add(QuantizeLanes<K, M>(df, product, low, high, p, even), magic));
+        const auto o =
+            hn::BitCast(du, hn::Add(QuantizeLanes<K, M>(df, product, low, high, p, odd), magic));
+        // Byte 0 of each 32-bit lane is the even element's code, byte 1 the odd one's.
+        const auto merged = hn::Or(hn::And(e, hn::Set(du, 0xFFu)),
+                                   hn::And(hn::ShiftLeft<8>(o), hn::Set(du, 0xFF00u)));
+        hn::StoreU(hn::BitCast(d8x2, hn::TruncateTo(d16, merged)), d8x2,
+                   reinterpret_cast<std::uint8_t*>(dst));
+      };
+      MapBF16PairsToCodes(map, params, begin, end, x, codes, pair);
+      return;
+    }
+  }
+#endif
   MapToCodes(map, params, begin, end, x, ElementSize(in_kind), codes, one);
 }
 
@@ -171,10 +219,6 @@ void SteBackwardImpl(const AffineOps& ops, const BlockMap& map, const BlockParam
   MapWithGrad(map, params, begin, end, x, ElementSize(in_kind), grad, ElementSize(grad_kind), out,
               one);
 }
-
-// Compile-time kinds for the combinations that occur: T with P = promote(T, S)
-// in {T, f32}, output T.
-constexpr int F32 = 0, BF16 = 1, F16 = 2;
 
 // Which fixed combination (0..4) has these input / product kinds, or -1.
 int FixedCombination(FloatKind in, FloatKind product) {
@@ -298,7 +342,16 @@ bool MinMaxBlocksOf(const void* x, std::int64_t first, std::int64_t inner, std::
     VF lo0 = hn::Set(df, HUGE_VALF), hi0 = hn::Set(df, -HUGE_VALF), lo1 = lo0, hi1 = hi0;
     std::int64_t i = begin;
     for (; i + 2 * lanes <= end; i += 2 * lanes) {
-      const VF v0 = Load(df, kind, x, i), v1 = Load(df, kind, x, i + lanes);
+      VF v0, v1;
+#if QK_HAVE_BF16_PAIRS
+      if constexpr (kind == FloatKind::bf16) {
+        LoadBF16Pairs(df, x, i, &v0, &v1);  // lane order does not matter here
+      } else                                // NOLINT(readability/braces)
+#endif
+      {
+        v0 = Load(df, kind, x, i);
+        v1 = Load(df, kind, x, i + lanes);
+      }
       lo0 = hn::Min(lo0, v0);
       hi0 = hn::Max(hi0, v0);
       lo1 = hn::Min(lo1, v1);

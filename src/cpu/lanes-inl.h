@@ -46,6 +46,15 @@ HWY_INLINE hn::Vec<DU> BF16BitsOfFinite(DF /*df*/, VF v) {
   return hn::ShiftRight<16>(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb));
 }
 
+// The same rounding, kept in place: the bf16 value as a float32 (its low 16
+// bits zero). One instruction fewer than shifting the pattern down and back.
+HWY_INLINE hn::Vec<DU> BF16HighBitsOfFinite(DF /*df*/, VF v) {
+  const DU du;
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+  return hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb), hn::Set(du, 0xFFFF0000u));
+}
+
 HWY_INLINE VF RoundToF16(DF df, VF v) {
   const DU du;
   // Normal range: round the mantissa to 10 bits in the integer domain; a carry
@@ -67,7 +76,7 @@ HWY_INLINE VF RoundToF16(DF df, VF v) {
 // Rounds finite lanes to `kind` (NaN lanes come out unspecified: callers test
 // the input for NaN instead).
 HWY_INLINE VF RoundFiniteTo(DF df, FloatKind kind, VF v) {
-  if (kind == FloatKind::bf16) return hn::BitCast(df, hn::ShiftLeft<16>(BF16BitsOfFinite(df, v)));
+  if (kind == FloatKind::bf16) return hn::BitCast(df, BF16HighBitsOfFinite(df, v));
   if (kind == FloatKind::f16) return RoundToF16(df, v);
   return v;
 }
@@ -179,6 +188,33 @@ HWY_INLINE void StoreExact(DF df, FloatKind kind, VF v, void* base, std::int64_t
   }
 }
 
+// ---- bf16 pairs. One 32-bit lane holds two adjacent bf16 elements, the even
+// one in its low half and the odd one in its high half. Each half widens to
+// float32 with one instruction, and two rounded halves merge back with one
+// more: no PromoteTo / DemoteTo and their cross-lane permutes. Lanes of one
+// vector are then elements 0, 2, 4, ... (or 1, 3, 5, ...), so this serves runs
+// whose parameters are broadcast. The scalar target has no two-lane vectors.
+#define QK_HAVE_BF16_PAIRS (HWY_TARGET != HWY_SCALAR)
+#if QK_HAVE_BF16_PAIRS
+using D16 = hn::Repartition<std::uint16_t, DF>;
+
+HWY_INLINE void LoadBF16Pairs(DF df, const void* base, std::int64_t i, VF* even, VF* odd) {
+  const DU du;
+  const D16 d16;
+  const auto bits = hn::BitCast(du, hn::LoadU(d16, static_cast<const std::uint16_t*>(base) + i));
+  *even = hn::BitCast(df, hn::ShiftLeft<16>(bits));
+  *odd = hn::BitCast(df, hn::And(bits, hn::Set(du, 0xFFFF0000u)));
+}
+
+// Rounds finite lanes to bf16 and stores them as adjacent pairs.
+HWY_INLINE void StoreRoundedBF16Pairs(DF df, VF even, VF odd, void* base, std::int64_t i,
+                                      bool stream) {
+  const D16 d16;
+  const auto merged = hn::Or(BF16HighBitsOfFinite(df, odd), BF16BitsOfFinite(df, even));
+  StoreMaybeStream(d16, hn::BitCast(d16, merged), static_cast<std::uint16_t*>(base) + i, stream);
+}
+#endif
+
 HWY_INLINE std::size_t ElementSize(FloatKind kind) {
   return kind == FloatKind::f32 ? 4 : 2;
 }
@@ -192,29 +228,40 @@ struct LaneParams {
 // per vector. `vec(i, params)` handles lanes [i, i + lanes); `tail(i, count,
 // params)` handles a shorter remainder through the same code on a padded copy.
 
+// Runs of elements sharing one block (map.inner > 1 or one block), `step`
+// elements per call of vec.
+template <typename Vector, typename Tail>
+HWY_INLINE void ForEachRun(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                           std::int64_t end, std::int64_t step, Vector&& vec, Tail&& tail) {
+  const DF df;
+  std::int64_t i = begin;
+  // One division for the first run; later runs step the block index (a
+  // 64-bit division per 128-element group cost about 10 % of per-group ops).
+  std::int64_t run = i / map.inner;
+  std::int64_t b = run % map.period;
+  while (i < end) {
+    const LaneParams lp{hn::Set(df, params.reciprocal[b]), hn::Set(df, params.scale[b]),
+                        hn::Set(df, params.zero_point[b])};
+    const std::int64_t run_end = map.inner > end ? end : std::min(end, (run + 1) * map.inner);
+    for (; i + step <= run_end; i += step) vec(i, lp);
+    if (i < run_end) tail(i, run_end - i, lp);
+    i = run_end;
+    ++run;
+    if (++b == map.period) b = 0;
+  }
+}
+
+HWY_INLINE bool BroadcastRuns(const BlockMap& map) {
+  return map.inner > 1 || map.period == 1;
+}
+
 template <typename Vector, typename Tail>
 HWY_INLINE void ForEachVector(const BlockMap& map, const BlockParams& params, std::int64_t begin,
                               std::int64_t end, Vector&& vec, Tail&& tail) {
   const DF df;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  if (BroadcastRuns(map)) return ForEachRun(map, params, begin, end, lanes, vec, tail);
   std::int64_t i = begin;
-  if (map.inner > 1 || map.period == 1) {
-    // One division for the first run; later runs step the block index (a
-    // 64-bit division per 128-element group cost about 10 % of per-group ops).
-    std::int64_t run = i / map.inner;
-    std::int64_t b = run % map.period;
-    while (i < end) {
-      const LaneParams lp{hn::Set(df, params.reciprocal[b]), hn::Set(df, params.scale[b]),
-                          hn::Set(df, params.zero_point[b])};
-      const std::int64_t run_end = map.inner > end ? end : std::min(end, (run + 1) * map.inner);
-      for (; i + lanes <= run_end; i += lanes) vec(i, lp);
-      if (i < run_end) tail(i, run_end - i, lp);
-      i = run_end;
-      ++run;
-      if (++b == map.period) b = 0;
-    }
-    return;
-  }
   while (i < end) {  // inner == 1: block = i % period, one row at a time
     std::int64_t c = i % map.period;
     const std::int64_t row_end = std::min(end, i - c + map.period);
@@ -256,6 +303,48 @@ HWY_INLINE void MapFloats(const BlockMap& map, const BlockParams& params, std::i
         std::memcpy(static_cast<unsigned char*>(y) + i * out_size, out, count * out_size);
       });
 }
+
+#if QK_HAVE_BF16_PAIRS
+// one(src, at, dst, to, params, direct) on bf16 pairs: 2 * lanes elements per
+// call. Only for BroadcastRuns(map).
+template <typename One>
+HWY_INLINE void MapBF16Pairs(const BlockMap& map, const BlockParams& params, std::int64_t begin,
+                             std::int64_t end, const void* x, void* y, const One& one) {
+  const DF df;
+  const auto step = static_cast<std::int64_t>(2 * hn::Lanes(df));
+  ForEachRun(
+      map, params, begin, end, step,
+      [&](std::int64_t i, const LaneParams& p) QK_LANE_FN { one(x, i, y, i, p, true); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) std::uint16_t in[2 * kMaxLanes] = {}, out[2 * kMaxLanes];
+        std::memcpy(in, static_cast<const std::uint16_t*>(x) + i, count * 2);
+        one(in, 0, out, 0, p, false);
+        std::memcpy(static_cast<std::uint16_t*>(y) + i, out, count * 2);
+      });
+}
+#endif
+
+#if QK_HAVE_BF16_PAIRS
+// one(src, at, codes_dst, params) on bf16 pairs: 2 * lanes elements to as many
+// byte codes per call (codes[0] is element `begin`). Only for BroadcastRuns(map).
+template <typename Code, typename One>
+HWY_INLINE void MapBF16PairsToCodes(const BlockMap& map, const BlockParams& params,
+                                    std::int64_t begin, std::int64_t end, const void* x,
+                                    Code* codes, const One& one) {
+  const DF df;
+  const auto step = static_cast<std::int64_t>(2 * hn::Lanes(df));
+  ForEachRun(
+      map, params, begin, end, step,
+      [&](std::int64_t i, const LaneParams& p) QK_LANE_FN { one(x, i, codes + (i - begin), p); },
+      [&](std::int64_t i, std::int64_t count, const LaneParams& p) HWY_ATTR {
+        alignas(64) std::uint16_t in[2 * kMaxLanes] = {};
+        alignas(64) Code out[2 * kMaxLanes];
+        std::memcpy(in, static_cast<const std::uint16_t*>(x) + i, count * 2);
+        one(in, 0, out, p);
+        std::memcpy(codes + (i - begin), out, count);
+      });
+}
+#endif
 
 // one(src, at, codes_dst, params): float elements to one byte-code each;
 // codes[0] belongs to element `begin`.
