@@ -226,10 +226,33 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   const Shape block = spec.granularity.block_size(x.shape());
   const auto range = block_min_max(x, block);
   if (!range) return std::nullopt;
-  const Shape grid = block_grid_shape(x.shape(), block);
-  // Minima and maxima are input values, so storing them in the input dtype is exact.
-  return quantkit::choose_qparams(reference::store_floats(range->min, grid, x.dtype()),
-                                  reference::store_floats(range->max, grid, x.dtype()), spec);
+  // The reference formula block by block, on threads (MX / NVFP4 grids have a
+  // block per 16 or 32 elements); minima and maxima are input values, exact in
+  // the compute dtype, as the reference's choose_qparams(min, max) reads them.
+  const auto blocks = static_cast<std::int64_t>(range->min.size());
+  const reference::BlockChooser chooser(spec, x.dtype());
+  QParams out = reference::allocate_qparams(spec, x.dtype(), block_grid_shape(x.shape(), block));
+  const std::int64_t per_item = kChunk;
+  const std::int64_t items = (blocks + per_item - 1) / per_item;
+  std::vector<char> ok(static_cast<std::size_t>(items), 1);
+#pragma omp parallel for schedule(static) if (items > 1)
+  for (std::int64_t item = 0; item < items; ++item) {
+    const std::int64_t b0 = item * per_item, count = std::min(blocks, b0 + per_item) - b0;
+    std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(count));
+    // An error (an all-zero block without eps, a zero point its dtype cannot
+    // hold) is reported by the reference.
+    try {
+      for (std::int64_t b = 0; b < count; ++b) {
+        chosen[b] = chooser.choose(range->min[b0 + b], range->max[b0 + b], 0.0f, b0 + b);
+        if (!std::isfinite(chosen[b].scale)) ok[item] = 0;  // overflow: reported likewise
+      }
+      if (ok[item]) reference::store_blocks(out, b0, chosen.data(), count);
+    } catch (const Error&) {  // nothing may leave an OpenMP region by exception
+      ok[item] = 0;
+    }
+  }
+  if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
+  return out;
 }
 
 std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec) {
@@ -317,7 +340,13 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
                      codes.data(), 0, count * inner);
       pack_codes_into(codes.data(), count * inner, bits,
                       packed.data<std::uint8_t>() + b0 * inner * bits / 8);
-      reference::store_blocks(qparams, b0, chosen.data(), count);
+      // A zero point its dtype cannot hold throws: the reference reports it
+      // (nothing may leave an OpenMP region by exception).
+      try {
+        reference::store_blocks(qparams, b0, chosen.data(), count);
+      } catch (const Error&) {
+        item_ok[item] = 0;
+      }
     }
   }
   if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; }))

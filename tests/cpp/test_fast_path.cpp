@@ -261,6 +261,22 @@ TEST_P(ForcedTarget, MinMaxBlocksFindsEveryNonFiniteValue) {
   }
 }
 
+// Errors raised while threads store qparams (a zero point that its dtype
+// cannot hold) reach the caller as the reference's error, not a crash.
+TEST(FastPath, ZeroPointOutsideItsDtypeIsReportedFromThreads) {
+  Tensor x = random_tensor({64, 4096}, ScalarType::float32, 5);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, std::fabs(x.get(i)) + 1.0);  // zp 0
+  for (std::int64_t i = 0; i < 4096; ++i) x.set(i, -std::fabs(x.get(i)) - 1.0);  // row 0: zp 255
+  const QuantSpec spec{.dtype = QuantDType::uint(8),
+                       .mapping = Mapping::asymmetric,
+                       .granularity = Granularity::per_token(),
+                       .zero_point_dtype = ScalarType::int8};
+  EXPECT_THROW(reference::choose_qparams(x, spec), Error);
+  set_num_threads(2);
+  EXPECT_THROW(quantize(x, spec), Error);
+  EXPECT_THROW(choose_qparams(x, spec), Error);
+}
+
 TEST_P(ForcedTarget, LargeTensorsAndThreadCounts) {
   const Tensor x = random_tensor({37, 4099}, ScalarType::float32, 99);  // chunks straddle rows
   for (const auto& spec : {QuantSpec{.dtype = QuantDType::int_(8)},

@@ -12,6 +12,7 @@
 
 #include "cpu/fast_path.hpp"
 #include "forced_target.hpp"
+#include "quantkit/error.hpp"
 #include "quantkit/ops.hpp"
 #include "reference/reference_ops.hpp"
 
@@ -112,6 +113,37 @@ TEST_P(MinifloatTarget, EveryTailLengthAndSpec) {
     const Tensor x = random_tensor({length}, ScalarType::float32, seed++);
     expect_identical(x, reference::choose_qparams(x, fp8), "length " + std::to_string(length));
   }
+}
+
+// The threaded per-block chooser equals the reference's, over more blocks
+// than one work item holds, with zero, tiny and format-edge blocks; an
+// all-zero block that the reference refuses leaves the fast path.
+TEST_P(MinifloatTarget, ThreadedChooserEqualsReference) {
+  Tensor x = random_tensor({40, 4096}, ScalarType::float32, 21);
+  for (std::int64_t i = 0; i < 64; ++i) x.set(i, 0.0);  // all-zero blocks
+  for (std::int64_t i = 64; i < 96; ++i) x.set(i, 448.0 * (i % 2 ? -1 : 1));
+  for (std::int64_t i = 96; i < 128; ++i) x.set(i, std::ldexp(1.0, -130 + static_cast<int>(i % 5)));
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16}) {
+    const Tensor input = x.to(dtype);
+    for (const auto& spec : minifloat_specs()) {
+      const bool zero_blocks_refused = spec.scale_dtype == ScaleDType::float32 &&
+                                       spec.granularity.kind() == Granularity::Kind::per_group;
+      if (zero_blocks_refused) continue;  // tested below
+      const auto fast = cpu::choose_qparams(input, spec);
+      ASSERT_TRUE(fast.has_value()) << spec.describe();
+      const auto ref = reference::choose_qparams(input, spec);
+      ASSERT_TRUE(bitwise_equal(fast->scale, ref.scale)) << spec.describe() << " " << name(dtype);
+      ASSERT_TRUE(bitwise_equal(fast->zero_point, ref.zero_point)) << spec.describe();
+      ASSERT_TRUE(bitwise_equal(fast->minval, ref.minval)) << spec.describe();
+    }
+  }
+  const QuantSpec fp8_rows{.dtype = QuantDType::fp8_e4m3fn(),
+                           .granularity = Granularity::per_token(),
+                           .scale_dtype = ScaleDType::float32};
+  Tensor rows = random_tensor({8, 64}, ScalarType::float32, 3);
+  for (std::int64_t i = 64; i < 128; ++i) rows.set(i, 0.0);  // row 1 is all zeros
+  EXPECT_FALSE(cpu::choose_qparams(rows, fp8_rows).has_value());
+  EXPECT_THROW(choose_qparams(rows, fp8_rows), Error);
 }
 
 TEST_P(MinifloatTarget, ThreadCountsDoNotMatter) {
