@@ -114,11 +114,15 @@ float e8m0_to_float(std::uint8_t byte) {
 
 std::uint8_t e8m0_from_power_of_two(float value) {
   if (std::isnan(value)) return 255;
-  int e = 0;
-  const double m = std::frexp(static_cast<double>(value), &e);
-  QK_CHECK(m == 0.5 && e - 1 >= -127 && e - 1 <= 127, "scale ", value,
+  // Read from the bits (no frexp: grids hold one scale per 16-32 elements).
+  // 2^-126..2^127 are the normals with an empty mantissa, whose exponent field
+  // is the byte; 2^-127 is the one subnormal power of two in range.
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  if (bits == 0x00400000u) return 0;
+  const std::uint32_t field = bits >> 23;  // a set sign bit makes it > 255
+  QK_CHECK((bits & 0x7FFFFFu) == 0 && field >= 1 && field <= 254, "scale ", value,
            " is not a power of two in [2^-127, 2^127], so it has no E8M0 encoding");
-  return static_cast<std::uint8_t>(e - 1 + 127);
+  return static_cast<std::uint8_t>(field);
 }
 
 }  // namespace quantkit

@@ -59,7 +59,7 @@ float stretched_clip(const ElementPlan& plan, std::int64_t b) {
 // Value of x in units of the scale, before clamping to the format's range.
 float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
   if (plan.scheme == Scheme::float_format) return x / plan.scale[b];
-  if (plan.divisor[b] != 0.0f) return x / plan.divisor[b];  // NaN divisors included
+  if (!plan.divisor.empty() && plan.divisor[b] != 0.0f) return x / plan.divisor[b];  // NaN too
   return x * plan.reciprocal[b];
 }
 
@@ -140,11 +140,16 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   if (spec.dtype.is_floating()) plan.format = &spec.dtype.minifloat();
   const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
   plan.scale = load_floats(qparams.scale);
-  plan.reciprocal.resize(blocks);
-  plan.divisor.assign(blocks, 0.0f);
+
+  // Arrays only the scheme reads: each is a fresh grid-sized allocation per call.
+  if (plan.scheme == Scheme::mx && spec.e8m0_rounding == E8M0Rounding::floor) {
+    plan.divisor.assign(blocks, 0.0f);  // never 0, so the reciprocal is never read
+  } else {
+    plan.reciprocal.resize(blocks);
+  }
   plan.zero_point =
       qparams.has_zero_point() ? load_floats(qparams.zero_point) : std::vector<float>(blocks, 0.0f);
-  plan.grid_min.assign(blocks, 0.0f);
+  if (plan.scheme == Scheme::float_domain) plan.grid_min.assign(blocks, 0.0f);
   for (std::int64_t b = 0; b < blocks; ++b) {
     const float s = plan.scale[b];
     switch (plan.scheme) {

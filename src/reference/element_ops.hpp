@@ -36,9 +36,9 @@ struct ElementPlan {
   const MinifloatFormat* format = nullptr;
   std::vector<float> scale;       // per block, exact value of the stored scale
   std::vector<float> reciprocal;  // multiplier applied to x (1/scale as the scheme rounds it)
-  std::vector<float> divisor;     // mx floor: x is divided by max(scale, 2^-126) instead
+  std::vector<float> divisor;     // mx floor only: x is divided by max(scale, 2^-126) instead
   std::vector<float> zero_point;  // per block (0 when absent)
-  std::vector<float> grid_min;    // float domain: zp - scale * mid, rounded as torchao
+  std::vector<float> grid_min;    // float domain only: zp - scale * mid, rounded as torchao
 };
 
 /// Builds the plan for quantizing a tensor of `shape` and dtype `input` with

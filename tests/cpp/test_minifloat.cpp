@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 
+#include "quantkit/error.hpp"
 #include "quantkit/minifloat.hpp"
 
 namespace quantkit {
@@ -150,6 +151,11 @@ TEST(E8M0, FloorAndRceil) {
   EXPECT_EQ(e8m0_to_float(254), std::ldexp(1.0f, 127));
   EXPECT_TRUE(std::isnan(e8m0_to_float(255)));
   for (int b = 0; b < 255; ++b) EXPECT_EQ(e8m0_from_power_of_two(e8m0_to_float(b)), b);
+  EXPECT_EQ(e8m0_from_power_of_two(NAN), 255);
+  for (float bad : {0.0f, -0.0f, -1.0f, 3.0f, 1.5f, HUGE_VALF, std::ldexp(1.0f, -128),
+                    std::ldexp(1.0f, -149), std::nextafter(1.0f, 2.0f)}) {
+    EXPECT_THROW(e8m0_from_power_of_two(bad), Error) << bad;
+  }
 }
 
 }  // namespace
