@@ -60,22 +60,18 @@ std::vector<float> load_floats(TensorView x);
 /// to out's flat elements [first, first + count).
 template <typename Value>
 void store_floats_at(Tensor& out, std::int64_t first, std::int64_t count, const Value& value) {
+  const auto store = [&](auto* data, const auto& convert) {  // data() checks the dtype once
+    for (std::int64_t i = 0; i < count; ++i) data[first + i] = convert(value(i));
+  };
   switch (out.dtype()) {
     case ScalarType::float32:
-      for (std::int64_t i = 0; i < count; ++i) out.data<float>()[first + i] = value(i);
-      break;
+      return store(out.data<float>(), [](float v) { return v; });
     case ScalarType::bfloat16:
-      for (std::int64_t i = 0; i < count; ++i)
-        out.data<BFloat16>()[first + i] = BFloat16::from_float(value(i));
-      break;
+      return store(out.data<BFloat16>(), [](float v) { return BFloat16::from_float(v); });
     case ScalarType::float16:
-      for (std::int64_t i = 0; i < count; ++i)
-        out.data<Float16>()[first + i] = Float16::from_float(value(i));
-      break;
+      return store(out.data<Float16>(), [](float v) { return Float16::from_float(v); });
     case ScalarType::int32:  // integer-valued (zero points); set() checks the others
-      for (std::int64_t i = 0; i < count; ++i)
-        out.data<std::int32_t>()[first + i] = static_cast<std::int32_t>(value(i));
-      break;
+      return store(out.data<std::int32_t>(), [](float v) { return static_cast<std::int32_t>(v); });
     default:
       for (std::int64_t i = 0; i < count; ++i) out.set(first + i, value(i));
   }
