@@ -50,6 +50,14 @@ void fake_quantize_range(const AffineOps& ops, const BlockMap& map, const BlockP
 /// codes[i - begin] = quantize(x[i]) as int8 (every code of 1..8 bits fits).
 void quantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                     const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end);
+/// 4-bit codes of x[begin, end) packed two per byte (element begin + 2j in the
+/// low nibble of packed[j], begin + 2j + 1 in the high one). Applies where no
+/// pair of elements straddles two blocks (runs of one block's elements of even
+/// length, even begin and end) and the target has vectors of several lanes;
+/// returns false, writing nothing, elsewhere.
+bool quantize_packed4_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
+                            const void* x, std::uint8_t* packed, std::int64_t begin,
+                            std::int64_t end);
 /// y[i] = dequantize(codes[i - begin]).
 void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                       const std::int8_t* codes, void* y, std::int64_t begin, std::int64_t end);

@@ -335,11 +335,16 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
         if (!std::isfinite(chosen[b].scale)) item_ok[item] = 0;
       }
       if (!item_ok[item]) continue;
-      quantize_range(ops, BlockMap{inner, count},
-                     BlockParams{reciprocal.data(), scale.data(), zero_point.data()}, item_x,
-                     codes.data(), 0, count * inner);
-      pack_codes_into(codes.data(), count * inner, bits,
-                      packed.data<std::uint8_t>() + b0 * inner * bits / 8);
+      const BlockParams item_params{reciprocal.data(), scale.data(), zero_point.data()};
+      std::uint8_t* item_packed = packed.data<std::uint8_t>() + b0 * inner * bits / 8;
+      const bool packed_directly =
+          bits == 4 && quantize_packed4_range(ops, BlockMap{inner, count}, item_params, item_x,
+                                              item_packed, 0, count * inner);
+      if (!packed_directly) {
+        quantize_range(ops, BlockMap{inner, count}, item_params, item_x, codes.data(), 0,
+                       count * inner);
+        pack_codes_into(codes.data(), count * inner, bits, item_packed);
+      }
       // A zero point its dtype cannot hold throws: the reference reports it
       // (nothing may leave an OpenMP region by exception).
       try {
