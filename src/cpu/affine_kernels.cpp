@@ -82,6 +82,15 @@ HWY_INLINE VF QuantizeLanes(DF df, FloatKind product, VF low, VF high, const Lan
   }
 }
 
+// The bits of clamped codes (integers in [-128, 255]) with each code's two's
+// complement in the low byte: adding 1.5 * 2^23 is exact and leaves the code
+// in the low mantissa bits (for unsigned 8-bit codes, the packed layout's
+// byte). One add instead of ConvertTo, whose overflow fix-up costs four more
+// instructions.
+HWY_INLINE hn::Vec<DU> CodeBits(DF df, VF code) {
+  return hn::BitCast(DU(), hn::Add(code, hn::Set(df, 12582912.0f)));
+}
+
 // (q - zp) * s before its final rounding to the output kind.
 template <class M>
 HWY_INLINE VF DequantizeUnrounded(const LaneParams& p, VF code) {
@@ -126,34 +135,27 @@ template <class K, class M>
 void QuantizeImpl(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                   const void* x, std::int8_t* codes, std::int64_t begin, std::int64_t end) {
   const DF df;
-  const DU du;
   const hn::Rebind<std::uint8_t, DF> d8;
   const FloatKind in_kind = K::in(ops), product = K::product(ops);
   const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
-  // Codes are integers in [-128, 255]: adding 1.5 * 2^23 is exact and leaves
-  // the code's two's complement in the low mantissa bits, so the low byte is
-  // the code byte (for unsigned 8-bit codes, the packed layout's byte). One add
-  // instead of ConvertTo, whose overflow fix-up costs four more instructions.
-  const VF magic = hn::Set(df, 12582912.0f);
   const auto one = [&](const void* src, std::int64_t at, std::int8_t* dst,
                        const LaneParams& p) QK_LANE_FN {
     const VF code = QuantizeLanes<K, M>(df, product, low, high, p, Load(df, in_kind, src, at));
-    const auto byte = hn::TruncateTo(d8, hn::BitCast(du, hn::Add(code, magic)));
+    const auto byte = hn::TruncateTo(d8, CodeBits(df, code));
     hn::StoreU(byte, d8, reinterpret_cast<std::uint8_t*>(dst));
   };
 #if QK_HAVE_BF16_PAIRS
   if constexpr (K::in_fixed == BF16) {
     if (BroadcastRuns(map)) {
+      const DU du;
       const hn::Rebind<std::uint16_t, DF> d16;
       const hn::Repartition<std::uint8_t, decltype(d16)> d8x2;
       const auto pair = [&](const void* src, std::int64_t at, std::int8_t* dst,
                             const LaneParams& p) QK_LANE_FN {
         VF even, odd;
         LoadBF16Pairs(df, src, at, &even, &odd);
-        const auto e =
-            hn::BitCast(du, hn::Add(QuantizeLanes<K, M>(df, product, low, high, p, even), magic));
-        const auto o =
-            hn::BitCast(du, hn::Add(QuantizeLanes<K, M>(df, product, low, high, p, odd), magic));
+        const auto e = CodeBits(df, QuantizeLanes<K, M>(df, product, low, high, p, even));
+        const auto o = CodeBits(df, QuantizeLanes<K, M>(df, product, low, high, p, odd));
         // Byte 0 of each 32-bit lane is the even element's code, byte 1 the odd one's.
         const auto merged = hn::Or(hn::And(e, hn::Set(du, 0xFFu)),
                                    hn::And(hn::ShiftLeft<8>(o), hn::Set(du, 0xFF00u)));
@@ -180,9 +182,8 @@ void QuantizePacked4Impl(const AffineOps& ops, const BlockMap& map, const BlockP
   const hn::Rebind<std::uint8_t, DF> d8;
   const FloatKind in_kind = K::in(ops), product = K::product(ops);
   const VF low = hn::Set(df, ops.quant_min), high = hn::Set(df, ops.quant_max);
-  const VF magic = hn::Set(df, 12582912.0f);  // as in QuantizeImpl: the code in the low bits
   const auto code_bits = [&](const LaneParams& p, VF v) QK_LANE_FN {
-    return hn::BitCast(du, hn::Add(QuantizeLanes<K, M>(df, product, low, high, p, v), magic));
+    return CodeBits(df, QuantizeLanes<K, M>(df, product, low, high, p, v));
   };
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
 #if QK_HAVE_BF16_PAIRS
@@ -345,19 +346,17 @@ void QuantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams&
 bool QuantizePacked4Range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                           const void* x, std::uint8_t* packed, std::int64_t begin,
                           std::int64_t end) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: no neighbour to pair a code with
+  (void)ops, (void)map, (void)params, (void)x, (void)packed, (void)begin, (void)end;
+  return false;
+#else
   const bool even_runs = map.period == 1 || map.inner % 2 == 0;
-  if (HWY_TARGET == HWY_SCALAR || !BroadcastRuns(map) || !even_runs || begin % 2 != 0 ||
-      end % 2 != 0) {
-    return false;
-  }
-#if HWY_TARGET != HWY_SCALAR
+  if (!BroadcastRuns(map) || !even_runs || begin % 2 != 0 || end % 2 != 0) return false;
   Dispatch<false>(FixedCombination(ops.input, ops.product), ops, [&](auto k, auto m) HWY_ATTR {
     QuantizePacked4Impl<decltype(k), decltype(m)>(ops, map, params, x, packed, begin, end);
   });
-#else
-  (void)ops, (void)params, (void)x, (void)packed;
-#endif
   return true;
+#endif
 }
 
 void DequantizeRange(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
@@ -378,36 +377,6 @@ void SteBackwardRange(const AffineOps& ops, const BlockMap& map, const BlockPara
     SteBackwardImpl<decltype(k), decltype(m)>(ops, map, params, x, grad, grad_kind, out, begin,
                                               end);
   });
-}
-
-bool MinMaxRange(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
-                 float* max) {
-  if (begin >= end) return true;
-  const DF df;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  VF lo = hn::Set(df, *min), hi = hn::Set(df, *max);
-  auto finite = hn::Eq(lo, lo);  // all true
-  std::int64_t i = begin;
-  for (; i + lanes <= end; i += lanes) {
-    const VF v = Load(df, input, x, i);
-    lo = hn::Min(lo, v);
-    hi = hn::Max(hi, v);
-    finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, HUGE_VALF)));
-  }
-  if (i < end) {  // pad the tail with its first element: neutral for min and max
-    const std::size_t size = ElementSize(input);
-    alignas(64) unsigned char in[HWY_MAX_BYTES];
-    const auto* src = static_cast<const unsigned char*>(x) + i * size;
-    for (std::int64_t k = 0; k < lanes; ++k)
-      std::memcpy(in + k * size, src + (k < end - i ? k : 0) * size, size);
-    const VF v = Load(df, input, in, 0);
-    lo = hn::Min(lo, v);
-    hi = hn::Max(hi, v);
-    finite = hn::And(finite, hn::Lt(hn::Abs(v), hn::Set(df, HUGE_VALF)));
-  }
-  *min = hn::GetLane(hn::MinOfLanes(df, lo));
-  *max = hn::GetLane(hn::MaxOfLanes(df, hi));
-  return hn::AllTrue(df, finite);
 }
 
 // Two accumulator pairs halve the dependency chains; NaN is tracked in a mask
@@ -519,7 +488,6 @@ HWY_EXPORT(QuantizeRange);
 HWY_EXPORT(QuantizePacked4Range);
 HWY_EXPORT(DequantizeRange);
 HWY_EXPORT(SteBackwardRange);
-HWY_EXPORT(MinMaxRange);
 HWY_EXPORT(MinMaxBlocks);
 HWY_EXPORT(ColumnMinMax);
 HWY_EXPORT(TargetName);
@@ -545,10 +513,6 @@ void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockPa
                         const void* x, const void* grad, FloatKind grad_kind, void* out,
                         std::int64_t begin, std::int64_t end) {
   HWY_DYNAMIC_DISPATCH(SteBackwardRange)(ops, map, params, x, grad, grad_kind, out, begin, end);
-}
-bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
-                   float* max) {
-  return HWY_DYNAMIC_DISPATCH(MinMaxRange)(input, x, begin, end, min, max);
 }
 bool min_max_blocks(FloatKind input, const void* x, std::int64_t first, std::int64_t inner,
                     std::int64_t count, float* min, float* max) {

@@ -67,10 +67,6 @@ void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockPara
 void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                         const void* x, const void* grad, FloatKind grad_kind, void* out,
                         std::int64_t begin, std::int64_t end);
-/// Running min / max of x[begin, end) folded into *min / *max; returns false if
-/// a NaN or Inf was seen (the caller then reports the exact index).
-bool min_max_range(FloatKind input, const void* x, std::int64_t begin, std::int64_t end, float* min,
-                   float* max);
 /// min[b] / max[b] of the `count` blocks of `inner` contiguous elements that
 /// start at element (first + b) * inner; returns false if a NaN or Inf was seen
 /// (the results are then unspecified).

@@ -153,10 +153,12 @@ std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
     const std::int64_t chunks = (n + kChunk - 1) / kChunk;
     std::vector<float> lo(chunks, HUGE_VALF), hi(chunks, -HUGE_VALF);
     std::vector<char> ok(chunks, 1);
+    const auto* base = static_cast<const unsigned char*>(x.data());
+    const std::size_t element = element_size(x.dtype());
 #pragma omp parallel for schedule(static) if (chunks > 4)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      ok[c] = min_max_range(*input, x.data(), c * kChunk, std::min(n, (c + 1) * kChunk), &lo[c],
-                            &hi[c]);
+    for (std::int64_t c = 0; c < chunks; ++c) {  // each chunk as one block
+      const std::int64_t length = std::min(n, (c + 1) * kChunk) - c * kChunk;
+      ok[c] = min_max_blocks(*input, base + c * kChunk * element, 0, length, 1, &lo[c], &hi[c]);
     }
     for (std::int64_t c = 0; c < chunks; ++c) {
       mins[0] = std::min(mins[0], lo[c]);
@@ -203,8 +205,8 @@ std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, con
   std::vector<char> ok(static_cast<std::size_t>(blocks), 1);
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
   for (std::int64_t b = 0; b < blocks; ++b) {
-    float lo = HUGE_VALF, hi = -HUGE_VALF;
-    ok[b] = min_max_range(*input, x.data(), b * inner, (b + 1) * inner, &lo, &hi);
+    float lo, hi;
+    ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
     std::vector<float> magnitudes = reference::load_floats(TensorView(start, x.dtype(), {inner}));

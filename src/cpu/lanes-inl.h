@@ -322,9 +322,7 @@ HWY_INLINE void MapBF16Pairs(const BlockMap& map, const BlockParams& params, std
         std::memcpy(static_cast<std::uint16_t*>(y) + i, out, count * 2);
       });
 }
-#endif
 
-#if QK_HAVE_BF16_PAIRS
 // one(src, at, codes_dst, params) on bf16 pairs: 2 * lanes elements to as many
 // byte codes per call (codes[0] is element `begin`). Only for BroadcastRuns(map).
 template <typename Code, typename One>
