@@ -10,7 +10,8 @@ const int kDefaultThreads = omp_get_max_threads();
 }
 
 void set_num_threads(int threads) {
-  QK_CHECK(threads >= 0, "threads ", threads, " must be >= 0 (0 restores the default)");
+  QK_CHECK(threads >= 0 && threads <= max_threads(), "threads ", threads, " must be in 0..",
+           max_threads(), " (0 restores the default)");
   omp_set_num_threads(threads == 0 ? kDefaultThreads : threads);
 }
 

@@ -6,7 +6,9 @@
 #include <filesystem>
 
 #include "commands.hpp"
+#include "interrupt.hpp"
 #include "quantkit/io/schemes.hpp"
+#include "quantkit/threading.hpp"
 
 namespace {
 
@@ -51,8 +53,10 @@ int main(int argc, char** argv) {
       "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
   quantize_cmd->add_flag("--embeddings", quantize.options.embeddings,
                          "Quantize embedding tables too");
-  quantize_cmd->add_option("-t,--threads", quantize.threads, "Worker threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  quantize_cmd
+      ->add_option("-t,--threads", quantize.threads,
+                   "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")
+      ->check(CLI::Range(0, max_threads()));
   quantize_cmd->add_flag("-n,--dry-run", quantize.dry_run, "Print the plan, write nothing");
   quantize_cmd->add_flag("-f,--force", quantize.force, "Replace an existing output folder");
   quantize_cmd->add_flag("-q,--quiet", quantize.quiet, "No progress bar");
@@ -85,6 +89,9 @@ int main(int argc, char** argv) {
     if (inspect_cmd->parsed()) return cli::run_inspect(inspect_path);
     if (report_cmd->parsed()) return cli::run_report(report);
     return cli::run_schemes();
+  } catch (const cli::Interrupted& interrupted) {
+    std::fprintf(stderr, "quantkit: %s; nothing was written\n", interrupted.what());
+    cli::die_of(interrupted);
   } catch (const io::FileFormatError& error) {
     return fail("", error, 3);
   } catch (const io::IoError& error) {

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "interrupt.hpp"
 #include "progress_bar.hpp"
 #include "quantkit/threading.hpp"
 
@@ -38,8 +39,12 @@ int run_quantize(const QuantizeArgs& args) {
     return 0;
   }
   ProgressBar bar("quantizing", !args.quiet);
+  catch_interrupts();
   io::run_quantization(input, plan, args.output, args.force,
-                       [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
+                       [&](std::uint64_t done, std::uint64_t total) {
+                         throw_if_interrupted();
+                         bar.update(done, total);
+                       });
   const double seconds = bar.finish();
   std::size_t tensors = 0;
   for (const auto& shard : plan.shards) tensors += shard.tensors.size();

@@ -145,6 +145,33 @@ std::string make_config(const QuantizationPlan& plan) {
 
 }  // namespace
 
+namespace {
+
+// config.json of a folder, when present, names an existing quantization.
+bool config_has_quantization(const fs::path& config_path) {
+  if (!fs::exists(config_path)) return false;
+  const auto config = nlohmann::json::parse(std::ifstream(config_path), nullptr, false);
+  return config.is_object() && config.contains("quantization_config");
+}
+
+void check_index_covers_folder(const fs::path& index, const nlohmann::json& weight_map,
+                               const std::vector<std::string>& files_in_folder,
+                               const std::vector<std::string>& shard_names) {
+  if (weight_map.empty()) {
+    throw FileFormatError(
+        detail::concat("'", index.string(), "' names no tensor (its weight_map is empty)"));
+  }
+  for (const auto& file : files_in_folder) {
+    if (!std::binary_search(shard_names.begin(), shard_names.end(), file)) {
+      throw FileFormatError(detail::concat(
+          "'", file, "' lies in the checkpoint folder but '", index.filename().string(),
+          "' does not name it: its tensors would be left out (remove the file or index it)"));
+    }
+  }
+}
+
+}  // namespace
+
 Checkpoint Checkpoint::open(const std::string& path) {
   Checkpoint checkpoint;
   checkpoint.path_ = path;
@@ -155,45 +182,77 @@ Checkpoint Checkpoint::open(const std::string& path) {
   if (!fs::is_directory(status)) {
     checkpoint.shard_names_.push_back(fs::path(path).filename().string());
     checkpoint.shards_.push_back(SafetensorsFile::open(path));
-    return checkpoint;
+  } else {
+    checkpoint.open_folder();
   }
-  checkpoint.is_folder_ = true;
+  std::size_t tensors = 0;
+  for (std::size_t i = 0; i < checkpoint.shards_.size(); ++i) {
+    const auto& header = checkpoint.shards_[i].header();
+    tensors += header.tensors.size();
+    if (checkpoint.quantized_by_.empty() && header.metadata.count("quantization_config") != 0) {
+      checkpoint.quantized_by_ = "the metadata of '" + checkpoint.shard_names_[i] + "'";
+    }
+  }
+  if (tensors == 0) {
+    throw FileFormatError(detail::concat("checkpoint '", path, "' holds no tensor"));
+  }
+  return checkpoint;
+}
+
+void Checkpoint::open_folder() {
+  is_folder_ = true;
   std::vector<fs::path> indexes;
   std::vector<std::string> files;
-  for (const auto& item : fs::directory_iterator(path)) {
+  for (const auto& item : fs::directory_iterator(path_)) {
     const std::string file = item.path().filename().string();
     if (ends_with(file, kIndexSuffix))
       indexes.push_back(item.path());
     else if (ends_with(file, ".safetensors") && item.is_regular_file())
       files.push_back(file);
   }
-  QK_CHECK(indexes.size() <= 1, "folder '", path, "' holds ", indexes.size(),
+  std::sort(files.begin(), files.end());
+  QK_CHECK(indexes.size() <= 1, "folder '", path_, "' holds ", indexes.size(),
            " *.safetensors.index.json files; keep one");
-  nlohmann::json weight_map;  // stays null without an index
+  if (config_has_quantization(fs::path(path_) / "config.json")) quantized_by_ = "config.json";
   if (indexes.empty()) {
-    std::sort(files.begin(), files.end());
-    QK_CHECK(!files.empty(), "folder '", path, "' holds no .safetensors file");
-    checkpoint.shard_names_ = files;
-  } else {
-    weight_map = read_weight_map(indexes[0]);
-    std::set<std::string> names;
-    for (const auto& [tensor, shard] : weight_map.items()) names.insert(shard.get<std::string>());
-    checkpoint.shard_names_.assign(names.begin(), names.end());
+    if (files.empty()) {
+      throw FileFormatError(detail::concat("folder '", path_, "' holds no .safetensors file"));
+    }
+    shard_names_ = files;
+    for (const auto& name : shard_names_) {
+      shards_.push_back(SafetensorsFile::open((fs::path(path_) / name).string()));
+    }
+    return;
   }
-  for (const auto& name : checkpoint.shard_names_) {
-    checkpoint.shards_.push_back(SafetensorsFile::open((fs::path(path) / name).string()));
+  has_index_ = true;
+  const nlohmann::json weight_map = read_weight_map(indexes[0]);
+  std::set<std::string> names;
+  for (const auto& [tensor, shard] : weight_map.items()) names.insert(shard.get<std::string>());
+  shard_names_.assign(names.begin(), names.end());
+  check_index_covers_folder(indexes[0], weight_map, files, shard_names_);
+  for (const auto& name : shard_names_) {
+    shards_.push_back(SafetensorsFile::open((fs::path(path_) / name).string()));
   }
   for (const auto& [tensor, shard] : weight_map.items()) {
-    const auto at = std::find(checkpoint.shard_names_.begin(), checkpoint.shard_names_.end(),
-                              shard.get<std::string>());
-    const auto& file =
-        checkpoint.shards_[static_cast<std::size_t>(at - checkpoint.shard_names_.begin())];
+    const auto at = std::lower_bound(shard_names_.begin(), shard_names_.end(),
+                                     shard.get<std::string>());
+    const auto& file = shards_[static_cast<std::size_t>(at - shard_names_.begin())];
     if (file.header().find(tensor) == nullptr) {
       throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '",
                                            shard.get<std::string>(), "', which does not hold it"));
     }
   }
-  return checkpoint;
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    for (const auto& entry : shards_[i].header().tensors) {
+      const auto named = weight_map.find(entry.name);
+      if (named == weight_map.end() || named->get<std::string>() != shard_names_[i]) {
+        throw FileFormatError(detail::concat("shard '", shard_names_[i], "' holds tensor '",
+                                             entry.name, "', which '",
+                                             indexes[0].filename().string(),
+                                             "' does not map to it"));
+      }
+    }
+  }
 }
 
 std::uint64_t Checkpoint::total_bytes() const {
@@ -211,6 +270,10 @@ std::uint64_t TensorPlan::output_bytes() const {
 }
 
 QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options) {
+  QK_CHECK(input.quantization_config_source().empty(), "'", input.path(),
+           "' is already quantized (", input.quantization_config_source(),
+           " holds a quantization_config): re-quantizing would drop its scales; quantize the "
+           "original float checkpoint");
   const Scheme& default_scheme = find_scheme(options.scheme);
   const auto overrides = parse_overrides(options.overrides);
   std::optional<std::regex> include, exclude;

@@ -8,6 +8,7 @@
 
 #include "compressed_tensors.hpp"
 #include "quantkit/io/checkpoint.hpp"
+#include "quantkit/io/output_target.hpp"
 #include "quantkit/ops.hpp"
 
 namespace quantkit::io {
@@ -120,6 +121,7 @@ void write_shard(const SafetensorsFile& file, const ShardPlan& plan, const std::
   }
   SafetensorsWriter writer(path, std::move(declared), metadata);
   for (const auto& tensor : plan.tensors) {
+    counter.advance(0);  // lets the caller cancel between tensors
     if (tensor.scheme == nullptr) {
       copy_tensor(file, *tensor.entry, writer, counter);
       continue;
@@ -135,34 +137,41 @@ void write_shard(const SafetensorsFile& file, const ShardPlan& plan, const std::
   writer.commit();
 }
 
-nlohmann::ordered_json read_json_or_empty(const fs::path& path) {
+nlohmann::ordered_json read_config(const fs::path& path) {
   if (!fs::exists(path)) return nlohmann::ordered_json::object();
+  nlohmann::ordered_json config;
   try {
-    return nlohmann::ordered_json::parse(std::ifstream(path));
+    config = nlohmann::ordered_json::parse(std::ifstream(path));
   } catch (const nlohmann::json::exception& error) {
     throw FileFormatError(
         detail::concat("'", path.string(), "' is not valid JSON: ", error.what()));
   }
+  if (!config.is_object()) {
+    throw FileFormatError(detail::concat("'", path.string(), "' holds JSON ", config.type_name(),
+                                         ", not an object"));
+  }
+  return config;
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw IoError(detail::concat("cannot write '", path.string(), "'"));
+// The folder's other files (tokenizer, generation config, sub-folders) come
+// along; symbolic links are copied as links, never followed.
+void copy_other_files(const fs::path& input, const fs::path& folder, ProgressCounter& counter) {
+  for (const auto& item : fs::directory_iterator(input)) {
+    const std::string file = item.path().filename().string();
+    if (file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json") ||
+        file == "config.json")
+      continue;
+    fs::copy(item.path(), folder / file,
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    counter.advance(0);
+  }
 }
 
 void write_folder(const Checkpoint& input, const QuantizationPlan& plan, const fs::path& folder,
                   const std::map<std::string, std::string>& metadata, ProgressCounter& counter) {
-  fs::create_directories(folder);
-  bool has_index = false;
-  for (const auto& item : fs::directory_iterator(input.path())) {
-    const std::string file = item.path().filename().string();
-    if (file.ends_with(".safetensors.index.json")) has_index = true;
-    if (file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json") ||
-        file == "config.json")
-      continue;
-    fs::copy(item.path(), folder / file, fs::copy_options::recursive);
-  }
+  // Read before any shard is written, so a broken config fails the run early.
+  auto config = read_config(fs::path(input.path()) / "config.json");
+  copy_other_files(input.path(), folder, counter);
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   for (std::size_t i = 0; i < input.shards().size(); ++i) {
     write_shard(input.shards()[i], plan.shards[i], (folder / input.shard_names()[i]).string(),
@@ -171,15 +180,14 @@ void write_folder(const Checkpoint& input, const QuantizationPlan& plan, const f
       for (const auto& output : tensor.outputs) weight_map[output.name] = input.shard_names()[i];
     }
   }
-  if (has_index || input.shards().size() > 1) {
+  if (input.has_index() || input.shards().size() > 1) {
     nlohmann::ordered_json index;
     index["metadata"] = {{"total_size", plan.output_bytes}};
     index["weight_map"] = weight_map;
-    write_text(folder / "model.safetensors.index.json", index.dump(2));
+    write_file_atomically(folder / "model.safetensors.index.json", index.dump(2));
   }
-  auto config = read_json_or_empty(fs::path(input.path()) / "config.json");
   config["quantization_config"] = nlohmann::ordered_json::parse(plan.quantization_config);
-  write_text(folder / "config.json", config.dump(2));
+  write_file_atomically(folder / "config.json", config.dump(2));
 }
 
 }  // namespace
@@ -190,24 +198,16 @@ void run_quantization(const Checkpoint& input, const QuantizationPlan& plan,
   const std::map<std::string, std::string> metadata{
       {"format", "pt"}, {"quantization_config", plan.quantization_config}};
   ProgressCounter counter(progress, plan.input_bytes);
+  const fs::path target =
+      check_output_path(output, input.is_folder() ? OutputKind::folder : OutputKind::file,
+                        input.path(), replace);
   if (!input.is_folder()) {
-    QK_CHECK(!fs::is_directory(output), "output '", output, "' is a folder; the input is a file");
-    write_shard(input.shards()[0], plan.shards[0], output, metadata, counter);
+    write_shard(input.shards()[0], plan.shards[0], target.string(), metadata, counter);
     return;
   }
-  QK_CHECK(replace || !fs::exists(output), "output folder '", output,
-           "' exists; pass --force to replace it");
-  const fs::path partial = output + ".partial";
-  fs::remove_all(partial);
-  try {
-    write_folder(input, plan, partial, metadata, counter);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(partial, ignored);
-    throw;
-  }
-  if (fs::exists(output)) fs::remove_all(output);
-  fs::rename(partial, output);
+  StagingFolder staging(target);
+  write_folder(input, plan, staging.path(), metadata, counter);
+  staging.publish();
 }
 
 }  // namespace quantkit::io

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "quantkit/io/output_target.hpp"
 #include "quantkit/io/safetensors.hpp"
 
 namespace quantkit::io {
@@ -18,18 +19,6 @@ namespace {
 template <typename... Parts>
 [[noreturn]] void fail_io(const Parts&... parts) {
   throw IoError(detail::concat(parts..., ": ", std::strerror(errno)));
-}
-
-void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t done = ::write(fd, data, size);
-    if (done < 0) {
-      if (errno == EINTR) continue;
-      fail_io("cannot write '", path, "'");
-    }
-    data += done;
-    size -= static_cast<std::size_t>(done);
-  }
 }
 
 }  // namespace
@@ -106,7 +95,7 @@ void SafetensorsFile::release(const TensorEntry& entry, std::uint64_t offset,
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
                                      std::map<std::string, std::string> metadata)
-    : path_(std::move(path)), partial_path_(path_ + ".partial") {
+    : path_(std::move(path)) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   for (const auto& tensor : tensors) {
@@ -120,12 +109,14 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> t
   }
   std::string text = header.dump();
   text.resize((text.size() + 7) / 8 * 8, ' ');  // the data buffer starts 8-aligned
-  fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail_io("cannot create '", partial_path_, "'");
+  std::filesystem::path partial;
+  fd_ = create_temporary_file_beside(std::filesystem::absolute(path_), partial);
+  partial_path_ = partial.string();
   std::uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
-  write_all(fd_, length, 8, partial_path_);
-  write_all(fd_, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), partial_path_);
+  write_all(fd_, length, partial_path_);
+  write_all(fd_, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
+            partial_path_);
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
@@ -137,7 +128,7 @@ void SafetensorsWriter::write(std::span<const std::uint8_t> bytes) {
   QK_CHECK(!committed_, "write after commit to '", path_, "'");
   QK_CHECK(bytes.size() <= remaining(), "writing ", bytes.size(), " bytes to '", path_,
            "' exceeds the declared tensors by ", bytes.size() - remaining(), " bytes");
-  write_all(fd_, bytes.data(), bytes.size(), partial_path_);
+  write_all(fd_, bytes, partial_path_);
   written_ += bytes.size();
 }
 
@@ -145,14 +136,14 @@ void SafetensorsWriter::commit() {
   QK_CHECK(!committed_, "'", path_, "' was already committed");
   QK_CHECK(remaining() == 0, "'", path_, "' is missing ", remaining(),
            " bytes of its declared tensors");
-  // No fsync: the rename already guarantees that a killed or failed run leaves
-  // no partial output; durability across power loss is the caller's choice.
-  const int fd = std::exchange(fd_, -1);
-  if (::close(fd) != 0) fail_io("cannot close '", partial_path_, "'");
+  // Flushed before the rename: a full disk or an I/O error that surfaces only
+  // at fsync / close then fails the run instead of publishing a short file.
+  sync_and_close(std::exchange(fd_, -1), partial_path_);
   if (std::rename(partial_path_.c_str(), path_.c_str()) != 0) {
     fail_io("cannot rename '", partial_path_, "' to '", path_, "'");
   }
   committed_ = true;
+  sync_folder(std::filesystem::absolute(path_).parent_path());
 }
 
 }  // namespace quantkit::io

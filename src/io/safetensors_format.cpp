@@ -207,10 +207,8 @@ StDType from_scalar_type(ScalarType dtype) {
 }
 
 const TensorEntry* SafetensorsHeader::find(std::string_view name) const {
-  for (const auto& entry : tensors) {
-    if (entry.name == name) return &entry;
-  }
-  return nullptr;
+  const auto found = index.find(std::string(name));
+  return found == index.end() ? nullptr : &tensors[found->second];
 }
 
 std::uint64_t TensorDecl::nbytes() const {
@@ -285,6 +283,10 @@ SafetensorsHeader parse_safetensors(std::span<const std::uint8_t> file) {
   if (cursor != buffer) {
     reject(buffer - cursor, " trailing bytes after the last tensor (the data buffer is ", buffer,
            " bytes, tensors end at ", cursor, ")");
+  }
+  header.index.reserve(header.tensors.size());
+  for (std::size_t i = 0; i < header.tensors.size(); ++i) {
+    header.index.emplace(header.tensors[i].name, i);
   }
   return header;
 }

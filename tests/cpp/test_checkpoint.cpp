@@ -78,7 +78,7 @@ TEST_F(CheckpointTest, EverySchemeRoundTripsBitExactlyInEveryDtype) {
       const auto input = Checkpoint::open(at("in.safetensors"));
       const auto plan = plan_quantization(input, with_scheme(scheme.name));
       ASSERT_EQ(plan.quantized_tensors, 1);
-      run_quantization(input, plan, at("out.safetensors"));
+      run_quantization(input, plan, at("out.safetensors"), /*replace=*/true);
       const auto output = SafetensorsFile::open(at("out.safetensors"));
       const auto weights = stored_weights(output);
       ASSERT_EQ(weights.size(), 1u);
@@ -98,7 +98,8 @@ TEST_F(CheckpointTest, RowBlocksDoNotChangeTheResult) {
   write_checkpoint(at("big.safetensors"), {{"big.weight", w}});
   for (const char* scheme : {"int4-g128-asym", "fp8"}) {
     const auto input = Checkpoint::open(at("big.safetensors"));
-    run_quantization(input, plan_quantization(input, with_scheme(scheme)), at("big_q.safetensors"));
+    run_quantization(input, plan_quantization(input, with_scheme(scheme)), at("big_q.safetensors"),
+                     /*replace=*/true);
     const auto output = SafetensorsFile::open(at("big_q.safetensors"));
     const auto weight = stored_weights(output).at(0);
     EXPECT_TRUE(same_bits(dequantize(load_quantized(output, weight, ScalarType::float32)),

@@ -30,11 +30,19 @@ struct QuantizeOptions {
   bool embeddings = false;
 };
 
-/// An opened input checkpoint.
+/// An opened input checkpoint. Opening refuses (FileFormatError, naming the
+/// file) a folder whose index misses a shard present in the folder or a tensor
+/// of a shard, an index with an empty weight_map, and a checkpoint with no
+/// tensor at all.
 class Checkpoint {
  public:
   static Checkpoint open(const std::string& path);
   bool is_folder() const { return is_folder_; }
+  /// True for a folder with a *.safetensors.index.json.
+  bool has_index() const { return has_index_; }
+  /// Where a quantization_config was found ("config.json", a shard's
+  /// metadata), or empty for a float checkpoint.
+  const std::string& quantization_config_source() const { return quantized_by_; }
   const std::string& path() const { return path_; }
   /// Shard file names (relative to the folder) or the file's own name.
   const std::vector<std::string>& shard_names() const { return shard_names_; }
@@ -42,7 +50,10 @@ class Checkpoint {
   std::uint64_t total_bytes() const;
 
  private:
+  void open_folder();
   bool is_folder_ = false;
+  bool has_index_ = false;
+  std::string quantized_by_;
   std::string path_;
   std::vector<std::string> shard_names_;
   std::vector<SafetensorsFile> shards_;
@@ -69,7 +80,8 @@ struct QuantizationPlan {
 };
 
 /// Throws Error (naming the tensor and the rule) when a selected tensor cannot
-/// take its scheme, e.g. a group size that does not divide its columns.
+/// take its scheme, e.g. a group size that does not divide its columns, and
+/// when the input is already quantized (re-quantizing would drop its scales).
 QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options);
 
 /// Called with the input bytes processed so far and the total.
@@ -77,8 +89,11 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 /// Writes the quantized checkpoint: a file when the input is a file, else a
 /// folder (shards, index, config.json with quantization_config, and the
-/// folder's other files copied). Nothing appears at `output` unless the whole
-/// run succeeds; an existing output folder is replaced only with `replace`.
+/// folder's other files copied, symbolic links as links). The output path
+/// must pass check_output_path (output_target.hpp); nothing appears at or
+/// changes at `output` unless the whole run succeeds, and an existing output
+/// is replaced only with `replace` and only when quantkit wrote it. A
+/// `progress` callback that throws cancels the run the same way.
 void run_quantization(const Checkpoint& input, const QuantizationPlan& plan,
                       const std::string& output, bool replace = false,
                       const Progress& progress = {});

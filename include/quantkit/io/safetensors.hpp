@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "quantkit/error.hpp"
@@ -99,6 +100,9 @@ struct SafetensorsHeader {
   std::vector<TensorEntry> tensors;  // sorted by offset (file order)
   std::map<std::string, std::string> metadata;
   std::uint64_t data_start = 0;  // 8 + N: where the data buffer begins in the file
+  /// Position in `tensors` by name (so lookups stay constant-time in headers
+  /// of tens of thousands of tensors).
+  std::unordered_map<std::string, std::size_t> index;
   /// nullptr when absent.
   const TensorEntry* find(std::string_view name) const;
 };
@@ -144,9 +148,11 @@ struct TensorDecl {
   std::uint64_t nbytes() const;
 };
 
-/// Writes "<path>.partial" and renames it over `path` on commit(); a writer
-/// destroyed before commit() removes the partial file, so a failed run never
-/// leaves a half-written output.
+/// Writes a uniquely named hidden temporary file beside `path`
+/// (".<name>.partial-XXXXXX"), fsyncs it and renames it over `path` on
+/// commit(); a writer destroyed before commit() removes the temporary file, so
+/// a failed run never leaves a half-written output. Output-path rules are the
+/// caller's (output_target.hpp).
 class SafetensorsWriter {
  public:
   SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
