@@ -77,6 +77,13 @@ void unpack_codes_into(const std::uint8_t* packed, std::int64_t first, std::int6
 std::vector<std::uint8_t> pack_codes(std::span<const std::int32_t> codes, int bits) {
   QK_CHECK(bits >= 1 && bits <= 8, "bits ", bits, " must be in 1..8");
   const auto count = static_cast<std::int64_t>(codes.size());
+  // Signed or unsigned codes of `bits` bits: anything else would wrap.
+  const std::int32_t lowest = -(1 << (bits - 1));
+  const std::int32_t highest = (1 << bits) - 1;
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    QK_CHECK(codes[i] >= lowest && codes[i] <= highest, "code ", codes[i], " at index ", i,
+             " does not fit in ", bits, " bits (", lowest, "..", highest, ")");
+  }
   std::vector<std::int8_t> low_bytes(codes.size());
   for (std::size_t i = 0; i < codes.size(); ++i) {
     low_bytes[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(codes[i] & 0xFF));

@@ -66,9 +66,10 @@ std::vector<std::int32_t> QuantizedTensor::code_values() const {
 
 Tensor QuantizedTensor::codes() const {
   const bool signed_codes = dtype().is_signed() && !dtype().is_floating();
-  Tensor out(signed_codes ? ScalarType::int8 : ScalarType::uint8, shape_);
-  const auto values = code_values();
-  for (std::size_t i = 0; i < values.size(); ++i) out.set(static_cast<std::int64_t>(i), values[i]);
+  // Straight from the packed stream into the result: one byte per code.
+  Tensor out = Tensor::uninitialized(signed_codes ? ScalarType::int8 : ScalarType::uint8, shape_);
+  unpack_codes_into(packed().data(), 0, numel(), dtype().bits(), signed_codes,
+                    static_cast<std::int8_t*>(out.raw_data()));
   return out;
 }
 

@@ -30,6 +30,7 @@ Tensor load_reference(const io::Checkpoint& reference, const io::StoredWeight& w
              "' is not F32/BF16/F16");
     Tensor out = Tensor::uninitialized(*io::to_scalar_type(entry->dtype), entry->shape);
     std::memcpy(out.raw_data(), shard.bytes(*entry).data(), entry->nbytes());
+    shard.release(*entry, 0, entry->nbytes());
     return out;
   }
   throw Error(detail::concat("the reference checkpoint has no tensor '", weight.name, "'"));
@@ -92,6 +93,7 @@ int run_report(const ReportArgs& args) {
       const Tensor restored =
           dequantize(io::load_quantized(shard, weight, original.dtype()), original.dtype());
       rows.push_back({weight.name, weight.scheme->name, error_report(original, restored)});
+      shard.release_all();  // memory stays bounded by one weight, not the checkpoint
     }
   }
   QK_CHECK(!rows.empty(), "'", args.quantized, "' holds no weight quantized by quantkit");

@@ -27,7 +27,9 @@ void pack_codes_into(const std::int8_t* codes, std::int64_t count, int bits, std
 void unpack_codes_into(const std::uint8_t* packed, std::int64_t first, std::int64_t count, int bits,
                        bool is_signed, std::int8_t* out);
 
-/// Packs the low `bits` bits of each code.
+/// Packs the low `bits` bits of each code. Throws Error for a code outside
+/// -2^(bits-1) .. 2^bits - 1 (neither a signed nor an unsigned `bits`-bit
+/// code), which would otherwise wrap.
 std::vector<std::uint8_t> pack_codes(std::span<const std::int32_t> codes, int bits);
 /// Inverse of pack_codes; `is_signed` sign-extends each field.
 std::vector<std::int32_t> unpack_codes(std::span<const std::uint8_t> packed, std::int64_t count,

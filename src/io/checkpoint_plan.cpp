@@ -81,7 +81,11 @@ nlohmann::json read_weight_map(const fs::path& index_path) {
                                            "'] is not a file name"));
     }
     const auto name = shard.get<std::string>();
-    QK_CHECK(name.find('/') == std::string::npos && name != ".." && !name.empty(),
+    if (name.find('\0') != std::string::npos) {
+      throw FileFormatError(detail::concat("'", index_path.string(), "': weight_map['", tensor,
+                                           "'] names a shard with a NUL character"));
+    }
+    QK_CHECK(name.find('/') == std::string::npos && name != ".." && name != "." && !name.empty(),
              "index names shard '", name, "' outside its folder");
   }
   return *map;

@@ -93,6 +93,10 @@ void SafetensorsFile::release(const TensorEntry& entry, std::uint64_t offset,
   }
 }
 
+void SafetensorsFile::release_all() const {
+  if (map_ != nullptr) ::madvise(const_cast<std::uint8_t*>(map_), size_, MADV_DONTNEED);
+}
+
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
                                      std::map<std::string, std::string> metadata)
     : path_(std::move(path)) {

@@ -38,6 +38,9 @@ constexpr std::array<StDTypeInfo, 22> kDTypes{{
 }};
 
 constexpr std::uint64_t kMaxHeaderLength = 100'000'000;
+// Far beyond any real tensor name (a few hundred bytes at most); bounded so
+// that name matching (--include, --override) runs in bounded time and stack.
+constexpr std::size_t kMaxNameLength = 4096;
 
 template <typename... Parts>
 [[noreturn]] void reject(const Parts&... parts) {
@@ -89,7 +92,19 @@ std::uint64_t checked_numel_bits(const Shape& shape, int bits, const std::string
   return count * static_cast<std::uint64_t>(bits);
 }
 
+void check_name(const std::string& name) {
+  if (name.empty()) reject("a tensor has an empty name");
+  if (name.size() > kMaxNameLength) {
+    reject("tensor name '", name.substr(0, 64), "...' is ", name.size(),
+           " bytes long; the limit is ", kMaxNameLength);
+  }
+  if (name.find('\0') != std::string::npos) {
+    reject("tensor name '", name.substr(0, name.find('\0')), "\\u0000...' holds a NUL character");
+  }
+}
+
 TensorEntry parse_entry(const std::string& name, const nlohmann::json& value) {
+  check_name(name);
   if (!value.is_object()) reject("entry '", name, "' is not a JSON object");
   for (const auto& [key, unused] : value.items()) {
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
@@ -232,6 +247,10 @@ SafetensorsHeader parse_safetensors(std::span<const std::uint8_t> file) {
   }
   const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), length);
   if (text.empty() || text.front() != '{') reject("the header does not start with '{'");
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    reject("the header holds a NUL byte at byte ", 8 + nul,
+           " of the file (the format pads with spaces)");
+  }
   if (const std::size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
     reject("the header is not valid UTF-8 (byte ", 8 + bad, " of the file)");
   }

@@ -2,23 +2,69 @@
 
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <map>
+#include <unordered_map>
 
+#include "compressed_tensors.hpp"
 #include "quantkit/packing.hpp"
 
 namespace quantkit::io {
 namespace {
 
-const TensorEntry& part(const SafetensorsFile& file, const std::string& name, StDType dtype) {
-  const TensorEntry* entry = file.header().find(name);
-  if (entry == nullptr)
-    throw FileFormatError(detail::concat("quantized weight tensor '", name, "' is missing"));
-  if (entry->dtype != dtype) {
-    throw FileFormatError(detail::concat("tensor '", name, "' has dtype ",
-                                         dtype_info(entry->dtype).name, ", expected ",
-                                         dtype_info(dtype).name));
+// The largest dimension a stored `_shape` may name: far beyond any weight,
+// small enough that no layout arithmetic on it can overflow.
+constexpr std::int64_t kMaxDimension = std::int64_t{1} << 40;
+
+// Every tensor the writer declares for this weight must be in the file with
+// the declared dtype and shape; only then are its bytes read (the safetensors
+// reader already proved that each tensor's bytes match its dtype and shape).
+// Float scales are stored in the original weight's dtype, which the file
+// itself names.
+std::map<std::string, const TensorEntry*> checked_parts(const SafetensorsFile& file,
+                                                       const StoredWeight& weight) {
+  const TensorEntry* scale = file.header().find(weight.name + "_scale");
+  const StDType weight_dtype =
+      scale != nullptr && is_float_input(scale->dtype) ? scale->dtype : StDType::F32;
+  std::map<std::string, const TensorEntry*> parts;
+  for (const auto& declared : ct::declare_outputs(weight.name, *weight.scheme, weight.shape[0],
+                                                  weight.shape[1], weight_dtype)) {
+    const TensorEntry* entry = file.header().find(declared.name);
+    if (entry == nullptr) {
+      throw FileFormatError(detail::concat("quantized weight tensor '", declared.name,
+                                           "' is missing (scheme ", weight.scheme->name, ")"));
+    }
+    if (entry->dtype != declared.dtype || entry->shape != declared.shape) {
+      throw FileFormatError(detail::concat(
+          "tensor '", declared.name, "' has dtype ", dtype_info(entry->dtype).name, " and shape ",
+          to_string(entry->shape), "; scheme ", weight.scheme->name, " stores it as ",
+          dtype_info(declared.dtype).name, " ", to_string(declared.shape)));
+    }
+    parts[declared.name] = entry;
   }
-  return *entry;
+  return parts;
+}
+
+// Target strings of a config group: quantkit writes "re:^<escaped name>$",
+// matched here as the literal name (no regex engine runs on file contents);
+// anything else is not a target quantkit wrote.
+std::string literal_target(const std::string& target) {
+  if (!target.starts_with("re:^") || !target.ends_with("$") || target.size() < 5) {
+    throw FileFormatError(detail::concat("config group target '", target.substr(0, 200),
+                                         "' is not one quantkit writes (re:^<name>$)"));
+  }
+  static const std::string special = R"(\^$.|?*+()[]{})";
+  std::string literal;
+  for (std::size_t i = 4; i + 1 < target.size(); ++i) {
+    char c = target[i];
+    if (c == '\\' && i + 2 < target.size()) {
+      c = target[++i];
+    } else if (special.find(c) != std::string::npos) {
+      throw FileFormatError(detail::concat("config group target '", target.substr(0, 200),
+                                           "' is a pattern, not a name quantkit writes"));
+    }
+    literal += c;
+  }
+  return literal;
 }
 
 std::uint32_t word_at(std::span<const std::uint8_t> bytes, std::int64_t index) {
@@ -111,20 +157,16 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     throw FileFormatError(detail::concat("quantization_config is not valid JSON: ", error.what()));
   }
   if (!config.is_object() || !config.contains("quantkit")) return {};
-  struct Group {
-    std::vector<std::regex> targets;
-    const Scheme* scheme;
-  };
-  std::vector<Group> groups;
+  std::unordered_map<std::string, const Scheme*> scheme_of_module;
   try {
     for (const auto& [group, extension] : config.at("quantkit").items()) {
-      Group parsed{{}, &find_scheme(extension.at("scheme").get<std::string>())};
+      const Scheme* scheme = &find_scheme(extension.at("scheme").get<std::string>());
       for (const auto& target : config.at("config_groups").at(group).at("targets")) {
-        const auto text = target.get<std::string>();
-        parsed.targets.emplace_back(text.starts_with("re:") ? text.substr(3) : "^" + text + "$");
+        scheme_of_module.emplace(literal_target(target.get<std::string>()), scheme);
       }
-      groups.push_back(std::move(parsed));
     }
+  } catch (const FileFormatError&) {
+    throw;
   } catch (const std::exception& error) {
     throw FileFormatError(
         detail::concat("quantization_config is not one quantkit wrote: ", error.what()));
@@ -137,22 +179,22 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     weight.name = entry.name.substr(0, entry.name.size() - 6);
     std::int64_t shape[2];
     std::memcpy(shape, file.bytes(entry).data(), sizeof(shape));
-    QK_CHECK(shape[0] >= 0 && shape[1] >= 0, "tensor '", entry.name,
-             "' holds a negative dimension");
+    for (std::int64_t dim : shape) {
+      if (dim < 0 || dim > kMaxDimension) {
+        throw FileFormatError(detail::concat("tensor '", entry.name, "' holds dimension ", dim,
+                                             ", outside 0..2^40"));
+      }
+    }
     weight.shape = {shape[0], shape[1]};
     const std::string module = weight.name.ends_with(".weight")
                                    ? weight.name.substr(0, weight.name.size() - 7)
                                    : weight.name;
-    for (const auto& group : groups) {
-      for (const auto& target : group.targets) {
-        if (weight.scheme == nullptr && std::regex_search(module, target))
-          weight.scheme = group.scheme;
-      }
-    }
-    if (weight.scheme == nullptr) {
+    const auto targeted = scheme_of_module.find(module);
+    if (targeted == scheme_of_module.end()) {
       throw FileFormatError(
           detail::concat("no config group of quantization_config targets '", weight.name, "'"));
     }
+    weight.scheme = targeted->second;
     weights.push_back(std::move(weight));
   }
   return weights;
@@ -167,12 +209,10 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
       block_grid_shape(weight.shape, scheme.spec.granularity.block_size(weight.shape));
   const int bits = scheme.spec.dtype.bits();
   const bool packed_ints = scheme.format == CheckpointFormat::pack_quantized;
-  const StDType code_dtype = packed_ints                                          ? StDType::I32
-                             : scheme.format == CheckpointFormat::float_quantized ? StDType::F8_E4M3
-                                                                                  : StDType::U8;
+  const auto parts = checked_parts(file, weight);
   const std::string code_name =
       scheme.format == CheckpointFormat::float_quantized ? weight.name : weight.name + "_packed";
-  const TensorEntry& codes = part(file, code_name, code_dtype);
+  const TensorEntry& codes = *parts.at(code_name);
   Tensor packed;
   if (packed_ints) {
     packed = unpack_words(file.bytes(codes), rows, columns, bits);
@@ -184,14 +224,11 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
     packed = Tensor::uninitialized(ScalarType::uint8, {static_cast<std::int64_t>(bytes.size())});
     std::memcpy(packed.raw_data(), bytes.data(), bytes.size());
   }
-  const TensorEntry* scale_entry = file.header().find(weight.name + "_scale");
-  if (scale_entry == nullptr)
-    throw FileFormatError(
-        detail::concat("quantized weight tensor '", weight.name, "_scale' is missing"));
+  const TensorEntry* scale_entry = parts.at(weight.name + "_scale");
   Tensor scale = load_scale(file, *scale_entry, scheme, grid);
   Tensor zero_point;
   if (scheme.spec.mapping == Mapping::asymmetric) {
-    const TensorEntry& zp = part(file, weight.name + "_zero_point", StDType::I32);
+    const TensorEntry& zp = *parts.at(weight.name + "_zero_point");
     zero_point = unpack_zero_points(file.bytes(zp), rows,
                                     numel(grid) / std::max<std::int64_t>(rows, 1), bits)
                      .reshape(grid);

@@ -113,6 +113,11 @@ class BlockChooser {
                " scale would be 0 and every value NaN; set eps (a lower bound on the block "
                "amax, e.g. 1e-12)");
       out.scale = r(bounded / element_max);
+      // amax / max in float16 / bfloat16 can round to 0 for tiny weights:
+      // every code would then be NaN, so refuse (NaN inputs never get here).
+      QK_CHECK(out.scale > 0, "block ", block, " has amax ", bounded, ", so its ", format.name,
+               " scale ", bounded / element_max, " underflows to 0 in ", name(t_),
+               "; compute qparams from a float32 copy of the data");
     }
     return out;
   }

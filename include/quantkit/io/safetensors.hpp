@@ -12,6 +12,7 @@
 // FileFormatError naming the rule and the offending tensor:
 //   - the file holds the 8-byte length; N <= 100,000,000 and 8 + N <= file size;
 //   - the header is valid UTF-8 and a JSON object whose first byte is '{';
+//   - tensor names are 1..4096 bytes without NUL characters;
 //   - every entry has exactly dtype (a known name), shape (non-negative
 //     integers) and data_offsets ([begin, end], begin <= end), no key twice;
 //   - __metadata__, when present, maps strings to strings;
@@ -130,6 +131,8 @@ class SafetensorsFile {
   /// Gives the pages of [offset, offset + length) of `entry` back to the page
   /// cache, so a streaming pass keeps its resident set bounded.
   void release(const TensorEntry& entry, std::uint64_t offset, std::uint64_t length) const;
+  /// Gives every page of the file back (a reader done with one tensor's parts).
+  void release_all() const;
 
  private:
   SafetensorsFile() = default;
