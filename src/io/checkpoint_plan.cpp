@@ -238,8 +238,8 @@ void Checkpoint::open_folder() {
     shards_.push_back(SafetensorsFile::open((fs::path(path_) / name).string()));
   }
   for (const auto& [tensor, shard] : weight_map.items()) {
-    const auto at = std::lower_bound(shard_names_.begin(), shard_names_.end(),
-                                     shard.get<std::string>());
+    const auto at =
+        std::lower_bound(shard_names_.begin(), shard_names_.end(), shard.get<std::string>());
     const auto& file = shards_[static_cast<std::size_t>(at - shard_names_.begin())];
     if (file.header().find(tensor) == nullptr) {
       throw FileFormatError(detail::concat("index maps tensor '", tensor, "' to '",
@@ -250,10 +250,9 @@ void Checkpoint::open_folder() {
     for (const auto& entry : shards_[i].header().tensors) {
       const auto named = weight_map.find(entry.name);
       if (named == weight_map.end() || named->get<std::string>() != shard_names_[i]) {
-        throw FileFormatError(detail::concat("shard '", shard_names_[i], "' holds tensor '",
-                                             entry.name, "', which '",
-                                             indexes[0].filename().string(),
-                                             "' does not map to it"));
+        throw FileFormatError(
+            detail::concat("shard '", shard_names_[i], "' holds tensor '", entry.name, "', which '",
+                           indexes[0].filename().string(), "' does not map to it"));
       }
     }
   }

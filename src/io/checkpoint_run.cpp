@@ -147,8 +147,8 @@ nlohmann::ordered_json read_config(const fs::path& path) {
         detail::concat("'", path.string(), "' is not valid JSON: ", error.what()));
   }
   if (!config.is_object()) {
-    throw FileFormatError(detail::concat("'", path.string(), "' holds JSON ", config.type_name(),
-                                         ", not an object"));
+    throw FileFormatError(
+        detail::concat("'", path.string(), "' holds JSON ", config.type_name(), ", not an object"));
   }
   return config;
 }
@@ -198,9 +198,8 @@ void run_quantization(const Checkpoint& input, const QuantizationPlan& plan,
   const std::map<std::string, std::string> metadata{
       {"format", "pt"}, {"quantization_config", plan.quantization_config}};
   ProgressCounter counter(progress, plan.input_bytes);
-  const fs::path target =
-      check_output_path(output, input.is_folder() ? OutputKind::folder : OutputKind::file,
-                        input.path(), replace);
+  const fs::path target = check_output_path(
+      output, input.is_folder() ? OutputKind::folder : OutputKind::file, input.path(), replace);
   if (!input.is_folder()) {
     write_shard(input.shards()[0], plan.shards[0], target.string(), metadata, counter);
     return;

@@ -119,8 +119,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> t
   std::uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
   write_all(fd_, length, partial_path_);
-  write_all(fd_, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
-            partial_path_);
+  write_all(fd_, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}, partial_path_);
 }
 
 SafetensorsWriter::~SafetensorsWriter() {

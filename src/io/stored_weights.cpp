@@ -1,8 +1,8 @@
 #include "quantkit/io/stored_weights.hpp"
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "compressed_tensors.hpp"
@@ -21,7 +21,7 @@ constexpr std::int64_t kMaxDimension = std::int64_t{1} << 40;
 // Float scales are stored in the original weight's dtype, which the file
 // itself names.
 std::map<std::string, const TensorEntry*> checked_parts(const SafetensorsFile& file,
-                                                       const StoredWeight& weight) {
+                                                        const StoredWeight& weight) {
   const TensorEntry* scale = file.header().find(weight.name + "_scale");
   const StDType weight_dtype =
       scale != nullptr && is_float_input(scale->dtype) ? scale->dtype : StDType::F32;
@@ -181,8 +181,8 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     std::memcpy(shape, file.bytes(entry).data(), sizeof(shape));
     for (std::int64_t dim : shape) {
       if (dim < 0 || dim > kMaxDimension) {
-        throw FileFormatError(detail::concat("tensor '", entry.name, "' holds dimension ", dim,
-                                             ", outside 0..2^40"));
+        throw FileFormatError(
+            detail::concat("tensor '", entry.name, "' holds dimension ", dim, ", outside 0..2^40"));
       }
     }
     weight.shape = {shape[0], shape[1]};
