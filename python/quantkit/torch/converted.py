@@ -15,7 +15,7 @@ from torch import nn
 
 from . import ops
 from ._spec import args_from_key
-from .fake_quantize import FakeQuantize
+from .fake_quantize import FakeQuantize, keep_exact_through_casts
 from .prepared import conv2d_like, embedding_lookup, quantize_input
 
 # Scales whose format is one byte are stored in it (torch's own float8 dtypes)
@@ -53,6 +53,13 @@ class QuantizedWeight(nn.Module):
         self.register_buffer("packed", packed)
         self.register_buffer("scale", _stored_scale(scale, self.spec_key))
         self.register_buffer("zero_point", zero_point.clone())
+
+    def _apply(self, fn, recurse=True):
+        # Codes and qparams are exact storage: .half() / .to(dtype) must not round
+        # them. They follow device moves; a dtype cast only changes the dtype the
+        # weight dequantizes to (exactly in its compute dtype, then cast).
+        self.dtype = keep_exact_through_casts(self, fn, recurse, ("scale",), self.dtype)
+        return self
 
     @property
     def float_scale(self) -> torch.Tensor:

@@ -33,6 +33,18 @@ _OBSERVER_FACTORIES = {
 }
 
 
+def keep_exact_through_casts(
+    module: nn.Module, fn, recurse: bool, names: tuple[str, ...], dtype: torch.dtype
+) -> torch.dtype:
+    """``nn.Module._apply`` that moves the named buffers between devices but never
+    changes their dtype; returns what ``fn`` makes of a tensor of ``dtype``."""
+    kept = {n: module._buffers[n] for n in names if module._buffers.get(n) is not None}
+    nn.Module._apply(module, fn, recurse)
+    for n, original in kept.items():
+        module._buffers[n] = original.to(module._buffers[n].device)
+    return fn(torch.empty(0, dtype=dtype)).dtype
+
+
 class FakeQuantize(nn.Module):
     """Fake-quantizes its input with quantkit's kernels (straight-through gradient)."""
 
@@ -71,6 +83,12 @@ class FakeQuantize(nn.Module):
                 "quantkit.torch.calibrate(model, batches) before using the prepared model"
             )
         return ops.fake_quantize_dynamic(x, self.spec_key)
+
+    def _apply(self, fn, recurse=True):
+        # Calibrated qparams stay exact through .half() / .to(dtype): inputs of
+        # the new dtype are fake-quantized with the same scales as before.
+        keep_exact_through_casts(self, fn, recurse, ("scale", "zero_point"), torch.float32)
+        return self
 
     def start_calibration(self) -> None:
         self.observing = True

@@ -72,33 +72,43 @@ def prepare(
     ``filter_fn(module, name)`` selects modules (default: all); ``overrides`` maps
     a regular expression on the module name (full match, first wins) to another
     recipe, or to ``None`` to keep that module in float. Other leaf modules with
-    a weight matrix are skipped with one warning that lists them.
+    a weight matrix are skipped with one warning that lists them. A module
+    registered under several names is swapped at each of them and stays shared;
+    rules that disagree between its names raise.
     """
     overrides = dict(overrides or {})
-    plan: list[tuple[str, nn.Module, Recipe]] = []
+    plan: list[tuple[list[str], nn.Module, Recipe]] = []
     skipped: dict[str, list[str]] = {}
-    for name, module in model.named_modules():
+    for names, module in _modules_with_all_names(model):
         if isinstance(module, PREPARED_TYPES + CONVERTED_TYPES):
-            raise ValueError(f"module '{name}' is already prepared or converted")
-        if filter_fn is not None and not filter_fn(module, name):
-            continue
+            raise ValueError(f"module '{names[0]}' is already prepared or converted")
         if not _is_supported(module):
-            if _has_unquantized_matrix(module):
-                skipped.setdefault(type(module).__name__, []).append(name)
+            if _has_unquantized_matrix(module) and _selected(filter_fn, module, names[0]):
+                skipped.setdefault(type(module).__name__, []).append(names[0])
             continue
-        chosen = _recipe_for(name, recipe, overrides)
+        decisions = [
+            _recipe_for(name, recipe, overrides) if _selected(filter_fn, module, name) else None
+            for name in names
+        ]
+        if any(d is not decisions[0] for d in decisions):
+            raise ValueError(
+                f"module registered as {', '.join(repr(n) for n in names)} would get different "
+                "recipes under its names (filter_fn / overrides); one module is quantized once: "
+                "make the rules agree or register separate modules"
+            )
+        chosen = decisions[0]
         if chosen is None:
             continue
         rule = chosen.embedding if isinstance(module, nn.Embedding) else chosen.weight
-        _check_weight_rule(name, module.weight, rule)
-        plan.append((name, module, chosen))
+        _check_weight_rule(names[0], module.weight, rule)
+        plan.append((names, module, chosen))
     if skipped:
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(skipped.items()))
         warnings.warn(
             f"quantkit.torch.prepare: unsupported module types left in float ({listed})",
             stacklevel=2,
         )
-    for name, module, chosen in plan:
+    for names, module, chosen in plan:
         if isinstance(module, nn.Embedding):
             if chosen.embedding is None:
                 continue
@@ -107,8 +117,25 @@ def prepare(
             new = QATConv2d.from_float(module, chosen.weight, chosen.activation)
         else:
             new = QATLinear.from_float(module, chosen.weight, chosen.activation)
-        _replace(model, name, new)
+        for name in names:  # a module registered twice stays shared
+            _replace(model, name, new)
     return model
+
+
+def _selected(filter_fn: ModuleFilter | None, module: nn.Module, name: str) -> bool:
+    return filter_fn is None or filter_fn(module, name)
+
+
+def _modules_with_all_names(model: nn.Module) -> list[tuple[list[str], nn.Module]]:
+    """Each submodule once, with every name it is registered under (``s.a = s.b = lin``,
+    ``Sequential(lin, act, lin)``), in first-seen order; the root is left out."""
+    names: dict[int, list[str]] = {}
+    modules: dict[int, nn.Module] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        if name:
+            names.setdefault(id(module), []).append(name)
+            modules[id(module)] = module
+    return [(names[key], modules[key]) for key in names]
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -129,9 +156,18 @@ def calibrate(
     """Runs ``batches`` through the prepared model with its static quantizers observing
     (fake quantization off, like torch.ao's calibration), then fixes their qparams.
 
-    ``forward(model, batch)`` runs one batch (default: ``model(batch)``).
+    ``forward(model, batch)`` runs one batch (default: ``model(batch)``). Calibrate
+    once, with every batch: a second call on a calibrated model raises (the observers
+    are gone once the qparams are fixed, so it could not accumulate).
     """
-    static = [(n, q) for n, q in fake_quantizers(model) if q.static and not q.frozen]
+    every_static = [(n, q) for n, q in fake_quantizers(model) if q.static]
+    static = [(n, q) for n, q in every_static if not q.frozen]
+    if every_static and not static:
+        raise RuntimeError(
+            "calibrate: every static quantizer already has qparams from an earlier "
+            "calibrate(); calibration does not accumulate across calls: pass all batches "
+            "to one call (on a freshly prepared model)"
+        )
     if not static:
         return model
     for _, q in static:
@@ -163,15 +199,17 @@ def freeze(model: nn.Module) -> nn.Module:
 
 def convert(model: nn.Module) -> nn.Module:
     """Replaces prepared modules with quantized ones (codes + qparams), in place. The
-    converted model's outputs equal the prepared model's bit for bit."""
+    converted model's outputs equal the prepared model's bit for bit. ``.half()`` /
+    ``.to(dtype)`` afterwards keep codes and qparams exact: weights dequantize in
+    their original compute dtype and are then cast to the new one."""
     uncalibrated = [n for n, q in fake_quantizers(model) if q.static and not q.frozen and q.enabled]
     if uncalibrated:
         raise RuntimeError(
             "convert: static quantizers without qparams (run calibrate first): "
             + ", ".join(uncalibrated[:8])
         )
-    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, PREPARED_TYPES)]
-    for name, module in targets:
+    targets = [(n, m) for n, m in _modules_with_all_names(model) if isinstance(m, PREPARED_TYPES)]
+    for names, module in targets:
         if module.weight_fake_quant is None:
             continue
         if isinstance(module, QATEmbedding):
@@ -181,7 +219,8 @@ def convert(model: nn.Module) -> nn.Module:
         else:
             new = QuantizedLinear(module)
         new.train(module.training)
-        _replace(model, name, new)
+        for name in names:
+            _replace(model, name, new)
     return model
 
 
