@@ -25,6 +25,10 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
     QK_CHECK(zero_point.numel() == 0, "zero_point was given but ", spec.describe(),
              " has no zero point");
   } else {
+    QK_CHECK(zero_point.numel() > 0, "zero_point is missing: ", spec.describe(),
+             " stores one zero point per scale (", scale.numel(),
+             " here), symmetric integer specs included (their zero point is the grid's middle, "
+             "0 for signed dtypes)");
     QK_CHECK(zero_point.numel() == scale.numel(), "zero_point has ", zero_point.numel(),
              " elements but scale has ", scale.numel(), "; they must match");
   }

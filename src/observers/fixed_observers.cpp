@@ -19,22 +19,6 @@ std::string end_text(const std::optional<double>& end) {
 
 }  // namespace
 
-std::optional<double> observer_state::float_range_end(const ObserverState& state, const char* key) {
-  const auto it = state.attributes.find(key);
-  if (it == state.attributes.end() || it->second == "observed") return std::nullopt;
-  return std::stod(it->second);
-}
-
-QParams observer_state::fixed_qparams(const ObserverState& state, const QuantSpec& spec,
-                                      ScalarType compute_dtype) {
-  const auto scale = state.tensors.find("scale");
-  QK_CHECK(scale != state.tensors.end(), "FixedQParamsObserver: the state has no scale");
-  const auto zero_point = state.tensors.find("zero_point");
-  return QParams::make(spec, scale->second,
-                       zero_point == state.tensors.end() ? Tensor() : zero_point->second,
-                       compute_dtype);
-}
-
 FixedRangeObserver::FixedRangeObserver(QuantSpec spec, std::optional<double> min,
                                        std::optional<double> max)
     : MinMaxObserver(std::move(spec), "FixedRangeObserver"), fixed_min_(min), fixed_max_(max) {
@@ -128,7 +112,7 @@ void FixedQParamsObserver::load_state(const ObserverState& state) {
   QK_CHECK(spec != state.attributes.end() && spec->second == spec_.describe(),
            "FixedQParamsObserver: the state was made with another spec");
   qparams_ = observer_state::fixed_qparams(state, spec_, qparams_.compute_dtype);
-  batches_ = std::stoll(state.attributes.at("batches"));
+  batches_ = observer_state::batch_count(state);
 }
 
 std::string FixedQParamsObserver::describe() const {

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "observers/histogram_ranges.hpp"
+#include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/block_layout.hpp"
@@ -368,19 +369,25 @@ void HistogramObserver::load_state(const ObserverState& state) {
                state.attributes.count("bins") &&
                state.attributes.at("bins") == std::to_string(bins_),
            "HistogramObserver: the state was made with another spec or bin count");
-  const std::int64_t count = std::stoll(state.attributes.at("batches"));
+  const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) {
     reset();
     return;
   }
-  const auto hist = state.tensors.find("histogram");
-  QK_CHECK(
-      hist != state.tensors.end() && hist->second.dtype() == ScalarType::float32 &&
-          hist->second.numel() == bins_ && state.tensors.count("min") && state.tensors.count("max"),
-      "HistogramObserver: the state needs a float32 histogram of ", bins_, " bins, min and max");
-  histogram_.assign(hist->second.data<float>(), hist->second.data<float>() + bins_);
-  min_ = static_cast<float>(state.tensors.at("min").get(0));
-  max_ = static_cast<float>(state.tensors.at("max").get(0));
+  const Tensor& hist =
+      observer_state::tensor_field(state, "histogram", ScalarType::float32, /*non_negative=*/true);
+  QK_CHECK(hist.numel() == bins_, "HistogramObserver state: field 'histogram' has ", hist.numel(),
+           " bins; this observer has ", bins_);
+  const Tensor& lo = observer_state::tensor_field(state, "min", ScalarType::float32);
+  const Tensor& hi = observer_state::tensor_field(state, "max", ScalarType::float32);
+  QK_CHECK(lo.numel() == 1 && hi.numel() == 1,
+           "HistogramObserver state: fields 'min' and 'max' must hold one element each (they "
+           "hold ",
+           lo.numel(), " and ", hi.numel(), ")");
+  observer_state::check_range(state, lo, hi);
+  histogram_.assign(hist.data<float>(), hist.data<float>() + bins_);
+  min_ = static_cast<float>(lo.get(0));
+  max_ = static_cast<float>(hi.get(0));
   batches_ = count;
 }
 

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/block_chooser.hpp"
@@ -131,16 +132,25 @@ void MeanAbsObserver::load_state(const ObserverState& state) {
   QK_CHECK(state.attributes.count("spec") && state.attributes.at("spec") == spec_.describe(),
            "MeanAbsObserver: the state was made with another spec");
   reset();
-  batches_ = std::stoll(state.attributes.at("batches"));
-  if (batches_ == 0) return;
-  compute_ = scalar_type_from_name(state.attributes.at("compute_dtype"));
-  count_ = std::stod(state.attributes.at("count"));
-  const Tensor& amax = state.tensors.at("amax");
+  const std::int64_t count = observer_state::batch_count(state);
+  if (count == 0) return;
+  const ScalarType compute = scalar_type_from_name(observer_state::text_field(state, "compute_dtype"));
+  const double elements = observer_state::number_field(state, "count", 0, 1e300);
+  const Tensor& amax =
+      observer_state::tensor_field(state, "amax", ScalarType::float32, /*non_negative=*/true);
+  const Tensor& first =
+      observer_state::tensor_field(state, "first_mean", ScalarType::float32, true);
+  const Tensor& sums = observer_state::tensor_field(state, "sum_abs", ScalarType::float64, true);
+  QK_CHECK(first.numel() == amax.numel() && sums.numel() == amax.numel(),
+           "MeanAbsObserver state: fields 'amax', 'first_mean' and 'sum_abs' must hold one "
+           "element per block (they hold ",
+           amax.numel(), ", ", first.numel(), " and ", sums.numel(), ")");
+  batches_ = count;
+  compute_ = compute;
+  count_ = elements;
   grid_ = amax.shape();
   amax_.assign(amax.data<float>(), amax.data<float>() + amax.numel());
-  const Tensor& first = state.tensors.at("first_mean");
   first_mean_.assign(first.data<float>(), first.data<float>() + first.numel());
-  const Tensor& sums = state.tensors.at("sum_abs");
   sum_abs_.assign(sums.data<double>(), sums.data<double>() + sums.numel());
 }
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 
@@ -97,21 +98,16 @@ void MinMaxObserver::load_state(const ObserverState& state) {
            ": the state was observed with spec '",
            spec == state.attributes.end() ? "?" : spec->second, "', this observer has '",
            spec_.describe(), "'");
-  const auto batches = state.attributes.find("batches");
-  QK_CHECK(batches != state.attributes.end(), kind_, ": the state has no batch count");
-  const std::int64_t count = std::stoll(batches->second);
+  const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) {
     reset();
     return;
   }
-  const auto lo = state.tensors.find("min");
-  const auto hi = state.tensors.find("max");
-  QK_CHECK(lo != state.tensors.end() && hi != state.tensors.end() &&
-               lo->second.dtype() == ScalarType::float32 &&
-               lo->second.shape() == hi->second.shape(),
-           kind_, ": the state needs float32 tensors 'min' and 'max' of one shape");
-  min_ = lo->second;
-  max_ = hi->second;
+  const Tensor& lo = observer_state::tensor_field(state, "min", ScalarType::float32);
+  const Tensor& hi = observer_state::tensor_field(state, "max", ScalarType::float32);
+  observer_state::check_range(state, lo, hi);
+  min_ = lo;
+  max_ = hi;
   batches_ = count;
 }
 

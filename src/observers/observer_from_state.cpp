@@ -10,23 +10,21 @@ std::unique_ptr<Observer> observer_from_state(const ObserverState& state, const 
   if (state.kind == "MinMaxObserver") {
     observer = std::make_unique<MinMaxObserver>(spec);
   } else if (state.kind == "MovingAverageObserver") {
-    const auto c = state.attributes.find("averaging_constant");
-    QK_CHECK(c != state.attributes.end(), "MovingAverageObserver state has no averaging_constant");
-    observer = std::make_unique<MovingAverageObserver>(spec, std::stod(c->second));
+    observer = std::make_unique<MovingAverageObserver>(
+        spec, observer_state::number_field(state, "averaging_constant", 0, 1));
   } else if (state.kind == "LatestMinMaxObserver") {
     observer = std::make_unique<LatestMinMaxObserver>(spec);
   } else if (state.kind == "MeanAbsObserver") {
     observer = std::make_unique<MeanAbsObserver>(spec);
   } else if (state.kind == "HistogramObserver") {
-    const auto bins = state.attributes.find("bins");
-    QK_CHECK(bins != state.attributes.end(), "HistogramObserver state has no bin count");
     const auto method = state.attributes.find("method");
-    const auto percentile = state.attributes.find("percentile");
     observer = std::make_unique<HistogramObserver>(
-        spec, std::stoll(bins->second),
+        spec, observer_state::integer_field(state, "bins", 1, std::int64_t{1} << 24),
         method == state.attributes.end() ? HistogramMethod::torch_l2
                                          : histogram_method_from_name(method->second),
-        percentile == state.attributes.end() ? 99.99 : std::stod(percentile->second));
+        state.attributes.count("percentile") == 0
+            ? 99.99
+            : observer_state::number_field(state, "percentile", 0, 100));
   } else if (state.kind == "FixedRangeObserver") {
     observer = std::make_unique<FixedRangeObserver>(
         spec, observer_state::float_range_end(state, "float_range_min"),
