@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <unordered_set>
 
 #include "quantkit/io/safetensors.hpp"
 
@@ -154,18 +154,41 @@ TensorEntry parse_entry(const std::string& name, const nlohmann::json& value) {
   return entry;
 }
 
-// nlohmann keeps the last of duplicate keys silently, so the parser callback
-// catches them in the top-level object.
-nlohmann::json parse_rejecting_duplicate_keys(std::string_view text) {
-  std::set<std::string> seen;
-  auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second) reject("the header names '", key, "' twice");
-    }
+// nlohmann keeps the last of duplicate keys silently, so a SAX pass finds
+// them in the top-level object first. (Its callback parser would too, but it
+// rescans the parent object at every nested object's end: quadratic in the
+// number of tensors.)
+class DuplicateKeyFinder {
+ public:
+  using json = nlohmann::json;
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return ++depth_, true; }
+  bool end_object() { return --depth_, true; }
+  bool start_array(std::size_t) { return ++depth_, true; }
+  bool end_array() { return --depth_, true; }
+  bool key(json::string_t& key) {
+    if (depth_ == 1 && !seen_.insert(key).second) reject("the header names '", key, "' twice");
     return true;
-  };
-  return nlohmann::json::parse(text, callback);
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& error) {
+    throw error;
+  }
+
+ private:
+  int depth_ = 0;
+  std::unordered_set<std::string> seen_;
+};
+
+nlohmann::json parse_rejecting_duplicate_keys(std::string_view text) {
+  DuplicateKeyFinder finder;
+  nlohmann::json::sax_parse(text, &finder);
+  return nlohmann::json::parse(text);
 }
 
 }  // namespace

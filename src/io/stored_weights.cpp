@@ -173,10 +173,19 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
   }
   std::vector<StoredWeight> weights;
   for (const auto& entry : file.header().tensors) {
-    if (!entry.name.ends_with("_shape") || entry.dtype != StDType::I64 || numel(entry.shape) != 2)
-      continue;
+    if (!entry.name.ends_with("_shape")) continue;
     StoredWeight weight;
     weight.name = entry.name.substr(0, entry.name.size() - 6);
+    const std::string module = weight.name.ends_with(".weight")
+                                   ? weight.name.substr(0, weight.name.size() - 7)
+                                   : weight.name;
+    const auto targeted = scheme_of_module.find(module);
+    if (targeted == scheme_of_module.end()) continue;  // a tensor that happens to end in _shape
+    if (entry.dtype != StDType::I64 || entry.shape != Shape{2}) {
+      throw FileFormatError(detail::concat("tensor '", entry.name, "' has dtype ",
+                                           dtype_info(entry.dtype).name, " and shape ",
+                                           to_string(entry.shape), "; it must be I64 [2]"));
+    }
     std::int64_t shape[2];
     std::memcpy(shape, file.bytes(entry).data(), sizeof(shape));
     for (std::int64_t dim : shape) {
@@ -186,14 +195,6 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
       }
     }
     weight.shape = {shape[0], shape[1]};
-    const std::string module = weight.name.ends_with(".weight")
-                                   ? weight.name.substr(0, weight.name.size() - 7)
-                                   : weight.name;
-    const auto targeted = scheme_of_module.find(module);
-    if (targeted == scheme_of_module.end()) {
-      throw FileFormatError(
-          detail::concat("no config group of quantization_config targets '", weight.name, "'"));
-    }
     weight.scheme = targeted->second;
     weights.push_back(std::move(weight));
   }

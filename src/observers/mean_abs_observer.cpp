@@ -134,7 +134,8 @@ void MeanAbsObserver::load_state(const ObserverState& state) {
   reset();
   const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) return;
-  const ScalarType compute = scalar_type_from_name(observer_state::text_field(state, "compute_dtype"));
+  const ScalarType compute =
+      scalar_type_from_name(observer_state::text_field(state, "compute_dtype"));
   const double elements = observer_state::number_field(state, "count", 0, 1e300);
   const Tensor& amax =
       observer_state::tensor_field(state, "amax", ScalarType::float32, /*non_negative=*/true);
