@@ -5,12 +5,11 @@ shared modules and dtype casts."""
 import copy
 
 import pytest
-import torch
-from torch import nn
-
 import quantkit as qk
 import quantkit.torch as qt
+import torch
 from quantkit.torch import recipes
+from torch import nn
 
 
 def test_thread_count_is_capped():
