@@ -56,25 +56,37 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return file;
 }
 
+SafetensorsFile SafetensorsFile::view(std::span<const std::uint8_t> bytes, std::string name) {
+  SafetensorsFile file;
+  file.path_ = std::move(name);
+  file.map_ = bytes.data();
+  file.size_ = bytes.size();
+  file.owns_map_ = false;
+  file.header_ = parse_safetensors(bytes);
+  return file;
+}
+
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
     : path_(std::move(other.path_)),
       map_(std::exchange(other.map_, nullptr)),
       size_(std::exchange(other.size_, 0)),
+      owns_map_(other.owns_map_),
       header_(std::move(other.header_)) {}
 
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
   if (this != &other) {
-    if (map_ != nullptr) ::munmap(const_cast<std::uint8_t*>(map_), size_);
+    if (map_ != nullptr && owns_map_) ::munmap(const_cast<std::uint8_t*>(map_), size_);
     path_ = std::move(other.path_);
     map_ = std::exchange(other.map_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    owns_map_ = other.owns_map_;
     header_ = std::move(other.header_);
   }
   return *this;
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_ != nullptr) ::munmap(const_cast<std::uint8_t*>(map_), size_);
+  if (map_ != nullptr && owns_map_) ::munmap(const_cast<std::uint8_t*>(map_), size_);
 }
 
 std::span<const std::uint8_t> SafetensorsFile::bytes(const TensorEntry& entry) const {
@@ -83,6 +95,7 @@ std::span<const std::uint8_t> SafetensorsFile::bytes(const TensorEntry& entry) c
 
 void SafetensorsFile::release(const TensorEntry& entry, std::uint64_t offset,
                               std::uint64_t length) const {
+  if (!owns_map_) return;  // the caller's memory
   // Whole pages strictly inside the range only: a neighbour's page stays.
   const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   const std::uint64_t first = header_.data_start + entry.begin + offset;
@@ -94,7 +107,9 @@ void SafetensorsFile::release(const TensorEntry& entry, std::uint64_t offset,
 }
 
 void SafetensorsFile::release_all() const {
-  if (map_ != nullptr) ::madvise(const_cast<std::uint8_t*>(map_), size_, MADV_DONTNEED);
+  if (map_ != nullptr && owns_map_) {
+    ::madvise(const_cast<std::uint8_t*>(map_), size_, MADV_DONTNEED);
+  }
 }
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,

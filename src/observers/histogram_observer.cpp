@@ -76,7 +76,7 @@ void histc(std::span<const float> x, std::int64_t bins, float lo, float hi,
         const float v = e[i];
         const float scaled = (v - edge_lo) * fbins / width;
         const float capped = scaled < last_bin ? scaled : last_bin;  // pos == bins -> bins - 1
-        const float inside = (v >= edge_lo) & (v <= edge_hi) ? capped : fbins;
+        const float inside = ((v >= edge_lo) & (v <= edge_hi)) ? capped : fbins;
         pos[i] = static_cast<std::int32_t>(inside);
       }
       for (std::int64_t i = 0; i < count; ++i) ++counts[static_cast<std::size_t>(pos[i])];

@@ -117,6 +117,9 @@ class SafetensorsFile {
   /// Throws IoError when the file cannot be opened or mapped, FileFormatError
   /// when it is not a valid safetensors file.
   static SafetensorsFile open(const std::string& path);
+  /// A validated view over bytes the caller keeps alive and unchanged (tests,
+  /// fuzzing); FileFormatError as open().
+  static SafetensorsFile view(std::span<const std::uint8_t> bytes, std::string name = "<memory>");
   SafetensorsFile(SafetensorsFile&& other) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
   SafetensorsFile(const SafetensorsFile&) = delete;
@@ -139,6 +142,7 @@ class SafetensorsFile {
   std::string path_;
   const std::uint8_t* map_ = nullptr;
   std::uint64_t size_ = 0;
+  bool owns_map_ = true;
   SafetensorsHeader header_;
 };
 
