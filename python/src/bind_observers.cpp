@@ -27,13 +27,45 @@ nb::dict state_to_dict(const ObserverState& state) {
   return out;
 }
 
+std::string type_name_of(nb::handle value) {
+  return nb::cast<std::string>(nb::str(value.type().attr("__name__")));
+}
+
+nb::handle state_key(const nb::dict& dict, const char* key) {
+  if (!dict.contains(key)) {
+    throw Error(detail::concat("observer state: key '", key,
+                               "' is missing (a state() dict has kind, attributes and tensors)"));
+  }
+  return dict[key];
+}
+
+template <typename T>
+T cast_field(nb::handle value, const std::string& where, const char* expected) {
+  T out;
+  if (!nb::try_cast(value, out)) {
+    throw Error(
+        detail::concat("observer state: ", where, " is ", type_name_of(value), ", not ", expected));
+  }
+  return out;
+}
+
+// Every field is checked here for its Python type; the observer's load_state
+// then checks the values (observers/state_fields.hpp).
 ObserverState state_from_dict(const nb::dict& dict) {
   ObserverState state;
-  state.kind = nb::cast<std::string>(dict["kind"]);
-  state.attributes = nb::cast<std::map<std::string, std::string>>(dict["attributes"]);
-  for (auto [name, array] : nb::cast<nb::dict>(dict["tensors"])) {
-    state.tensors.emplace(nb::cast<std::string>(name),
-                          view_of(nb::cast<InArray>(array), "state tensor").contiguous());
+  state.kind = cast_field<std::string>(state_key(dict, "kind"), "kind", "a string");
+  const auto attributes =
+      cast_field<nb::dict>(state_key(dict, "attributes"), "attributes", "a dict");
+  for (auto [key, value] : attributes) {
+    const auto name = cast_field<std::string>(key, "an attribute name", "a string");
+    state.attributes[name] = cast_field<std::string>(
+        value, "attributes['" + name + "']", "a string (state() writes every attribute as text)");
+  }
+  const auto tensors = cast_field<nb::dict>(state_key(dict, "tensors"), "tensors", "a dict");
+  for (auto [key, array] : tensors) {
+    const auto name = cast_field<std::string>(key, "a tensor name", "a string");
+    const auto input = cast_field<InArray>(array, "tensors['" + name + "']", "a numeric array");
+    state.tensors.emplace(name, view_of(input, "state tensor").contiguous());
   }
   return state;
 }

@@ -70,7 +70,7 @@ TEST(Errors, UserGivenQParams) {
             "quant_max] = [0, 255]");
   EXPECT_NE(error_of([&] {
               QParams::make(spec, Tensor::from_values({1.0}));
-            }).find("zero_point has 0 elements"),
+            }).find("zero_point is missing: uint8 asymmetric"),
             std::string::npos);
 }
 

@@ -183,3 +183,20 @@ def test_second_calibrate_raises():
     qt.calibrate(model, [torch.randn(8, 64)])
     with pytest.raises(RuntimeError, match="already has qparams from an earlier calibrate"):
         qt.calibrate(model, [torch.randn(8, 64)])
+
+
+def test_state_dict_of_the_wrong_types_is_refused_by_field():
+    spec = qk.QuantSpec(dtype="int8")
+    state = observed(qk.MinMaxObserver(spec)).state()
+    cases = {
+        "attributes\\['batches'\\] is int, not a string": ("attributes", "batches", 3),
+        "tensors\\['min'\\] is .*, not a numeric array": ("tensors", "min", "x"),
+    }
+    for message, (part, key, value) in cases.items():
+        bad = copy.deepcopy(state)
+        bad[part][key] = value
+        with pytest.raises(ValueError, match=message):
+            qk.MinMaxObserver(spec).load_state(bad)
+    without_kind = {k: v for k, v in state.items() if k != "kind"}
+    with pytest.raises(ValueError, match="key 'kind' is missing"):
+        qk.MinMaxObserver(spec).load_state(without_kind)
