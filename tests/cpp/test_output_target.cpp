@@ -69,8 +69,9 @@ TEST_F(OutputTargetTest, ReplacesOnlyWhatQuantkitWrote) {
               check_output_path("/dev/null", OutputKind::file, in, true);
             }).find("a character device"),
             std::string::npos);
+  fs::create_directory(root_ / "folder");
   EXPECT_NE(error_of([&] {
-              check_output_path(at("model"), OutputKind::file, in, true);
+              check_output_path(at("folder"), OutputKind::file, in, true);
             }).find("is a folder, but the input is a file"),
             std::string::npos);
   {
