@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
                    "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")
       ->check(CLI::Range(0, max_threads()));
   quantize_cmd->add_flag("-n,--dry-run", quantize.dry_run, "Print the plan, write nothing");
-  quantize_cmd->add_flag("-f,--force", quantize.force, "Replace an existing output folder");
+  quantize_cmd->add_flag("-f,--force", quantize.force,
+                         "Replace a previous quantkit output (never another file or folder)");
   quantize_cmd->add_flag("-q,--quiet", quantize.quiet, "No progress bar");
 
   std::string inspect_path;
