@@ -62,8 +62,24 @@ struct QuantSpec {
   /// Throws Error naming the first inconsistent field.
   void validate() const;
   ZeroPointDomain resolved_zero_point_domain() const;
-  /// One line, e.g. "int4 asymmetric per_group(128, axis=-1) zero_point=int".
+  /// One line for people, e.g. "int4 asymmetric per_group(128, axis=-1)
+  /// zero_point=int". Not an identity: it leaves out fields (use == or
+  /// to_text()).
   std::string describe() const;
+  /// Every field, losslessly (eps to 17 digits, unset fields as "-"):
+  /// "dtype=int4;mapping=asymmetric;granularity=per_group(128,-1);
+  /// zero_point_domain=-;eps=-;scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor".
+  /// from_text(spec.to_text()) == spec for every valid spec.
+  std::string to_text() const;
+  /// Parses to_text(); throws Error naming the field that does not parse, and
+  /// validates the result.
+  static QuantSpec from_text(std::string_view text);
+  /// Field by field: two specs are equal when they quantize alike.
+  friend bool operator==(const QuantSpec&, const QuantSpec&) = default;
 };
+
+/// Name of the first field in which `a` and `b` differ ("dtype", "eps",
+/// "e8m0_rounding", ...), or empty when they are equal.
+std::string_view first_difference(const QuantSpec& a, const QuantSpec& b);
 
 }  // namespace quantkit

@@ -94,6 +94,16 @@ void bind_spec(nb::module_& m) {
       .def_prop_ro("scale_dtype", [](const QuantSpec& s) { return optional_name(s.scale_dtype); })
       .def_prop_ro("zero_point_dtype",
                    [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
+      .def_prop_ro("e8m0_rounding",
+                   [](const QuantSpec& s) {
+                     return std::string(s.e8m0_rounding == E8M0Rounding::floor ? "floor"
+                                                                                : "rceil");
+                   })
+      .def("to_text", &QuantSpec::to_text,
+           "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")
+      .def_static("from_text", &QuantSpec::from_text, "text"_a)
+      .def(nb::self == nb::self)
+      .def("__hash__", [](const QuantSpec& s) { return std::hash<std::string>()(s.to_text()); })
       .def("__repr__", [](const QuantSpec& s) { return "QuantSpec(" + s.describe() + ")"; });
 }
 

@@ -91,7 +91,9 @@ void FixedQParamsObserver::observe(TensorView x) {
 
 void FixedQParamsObserver::merge(const Observer& other) {
   const auto* same = dynamic_cast<const FixedQParamsObserver*>(&other);
-  QK_CHECK(same != nullptr && same->qparams_.scale.to_vector() == qparams_.scale.to_vector() &&
+  QK_CHECK(same != nullptr, "FixedQParamsObserver can merge only a FixedQParamsObserver");
+  observer_state::check_merge_spec("FixedQParamsObserver", spec_, same->spec_);
+  QK_CHECK(same->qparams_.scale.to_vector() == qparams_.scale.to_vector() &&
                same->qparams_.zero_point.to_vector() == qparams_.zero_point.to_vector(),
            "FixedQParamsObserver can merge only an observer with the same fixed qparams");
   batches_ += same->batches_;
@@ -99,7 +101,8 @@ void FixedQParamsObserver::merge(const Observer& other) {
 
 ObserverState FixedQParamsObserver::state() const {
   ObserverState state{"FixedQParamsObserver",
-                      {{"spec", spec_.describe()}, {"batches", std::to_string(batches_)}},
+                      {{"spec", observer_state::spec_field(spec_)},
+                       {"batches", std::to_string(batches_)}},
                       {{"scale", qparams_.scale}}};
   if (qparams_.has_zero_point()) state.tensors.emplace("zero_point", qparams_.zero_point);
   return state;
@@ -108,9 +111,7 @@ ObserverState FixedQParamsObserver::state() const {
 void FixedQParamsObserver::load_state(const ObserverState& state) {
   QK_CHECK(state.kind == "FixedQParamsObserver", "cannot load a ", state.kind,
            " state into a FixedQParamsObserver");
-  const auto spec = state.attributes.find("spec");
-  QK_CHECK(spec != state.attributes.end() && spec->second == spec_.describe(),
-           "FixedQParamsObserver: the state was made with another spec");
+  observer_state::check_spec(state, spec_);
   qparams_ = observer_state::fixed_qparams(state, spec_, qparams_.compute_dtype);
   batches_ = observer_state::batch_count(state);
 }

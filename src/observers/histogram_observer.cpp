@@ -330,8 +330,10 @@ void HistogramObserver::reset() {
 
 void HistogramObserver::merge(const Observer& other) {
   const auto* same = dynamic_cast<const HistogramObserver*>(&other);
-  QK_CHECK(same != nullptr && same->bins_ == bins_ && same->spec_.describe() == spec_.describe(),
-           "HistogramObserver can merge only a HistogramObserver of the same spec and bins");
+  QK_CHECK(same != nullptr && same->bins_ == bins_,
+           "HistogramObserver can merge only a HistogramObserver with the same bin count (",
+           bins_, ")");
+  observer_state::check_merge_spec("HistogramObserver", spec_, same->spec_);
   if (same->batches_ == 0) return;
   if (batches_ == 0) {
     histogram_ = same->histogram_;
@@ -347,7 +349,7 @@ void HistogramObserver::merge(const Observer& other) {
 
 ObserverState HistogramObserver::state() const {
   ObserverState state{"HistogramObserver",
-                      {{"spec", spec_.describe()},
+                      {{"spec", observer_state::spec_field(spec_)},
                        {"batches", std::to_string(batches_)},
                        {"bins", std::to_string(bins_)},
                        {"method", std::string(name(method_))},
@@ -365,10 +367,10 @@ ObserverState HistogramObserver::state() const {
 void HistogramObserver::load_state(const ObserverState& state) {
   QK_CHECK(state.kind == "HistogramObserver", "cannot load a ", state.kind,
            " state into a HistogramObserver");
-  QK_CHECK(state.attributes.count("spec") && state.attributes.at("spec") == spec_.describe() &&
-               state.attributes.count("bins") &&
-               state.attributes.at("bins") == std::to_string(bins_),
-           "HistogramObserver: the state was made with another spec or bin count");
+  observer_state::check_spec(state, spec_);
+  const std::int64_t bins = observer_state::integer_field(state, "bins", 1, std::int64_t{1} << 24);
+  QK_CHECK(bins == bins_, "HistogramObserver state: field 'bins' is ", bins,
+           ", but this observer has ", bins_);
   const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) {
     reset();

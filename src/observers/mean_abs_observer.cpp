@@ -89,8 +89,8 @@ void MeanAbsObserver::reset() {
 
 void MeanAbsObserver::merge(const Observer& other) {
   const auto* same = dynamic_cast<const MeanAbsObserver*>(&other);
-  QK_CHECK(same != nullptr && same->spec_.describe() == spec_.describe(),
-           "MeanAbsObserver can merge only a MeanAbsObserver of the same spec");
+  QK_CHECK(same != nullptr, "MeanAbsObserver can merge only a MeanAbsObserver");
+  observer_state::check_merge_spec("MeanAbsObserver", spec_, same->spec_);
   if (same->batches_ == 0) return;
   if (batches_ == 0) {
     *this = *same;
@@ -109,7 +109,7 @@ void MeanAbsObserver::merge(const Observer& other) {
 
 ObserverState MeanAbsObserver::state() const {
   ObserverState state{"MeanAbsObserver",
-                      {{"spec", spec_.describe()},
+                      {{"spec", observer_state::spec_field(spec_)},
                        {"batches", std::to_string(batches_)},
                        {"compute_dtype", std::string(name(compute_))},
                        {"count", detail::concat(static_cast<long long>(count_))}},
@@ -129,8 +129,7 @@ ObserverState MeanAbsObserver::state() const {
 void MeanAbsObserver::load_state(const ObserverState& state) {
   QK_CHECK(state.kind == "MeanAbsObserver", "cannot load a ", state.kind,
            " state into a MeanAbsObserver");
-  QK_CHECK(state.attributes.count("spec") && state.attributes.at("spec") == spec_.describe(),
-           "MeanAbsObserver: the state was made with another spec");
+  observer_state::check_spec(state, spec_);
   reset();
   const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) return;

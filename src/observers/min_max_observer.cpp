@@ -70,8 +70,7 @@ void MinMaxObserver::merge(const Observer& other) {
   const auto* same = dynamic_cast<const MinMaxObserver*>(&other);
   QK_CHECK(same != nullptr && same->kind_ == kind_, kind_,
            " cannot merge a different observer kind");
-  QK_CHECK(same->spec_.describe() == spec_.describe(), kind_, " cannot merge an observer of spec ",
-           same->spec_.describe(), " into one of spec ", spec_.describe());
+  observer_state::check_merge_spec(kind_, spec_, same->spec_);
   if (same->batches_ == 0) return;
   if (batches_ == 0) {
     min_ = same->min_;
@@ -86,18 +85,15 @@ void MinMaxObserver::merge(const Observer& other) {
 
 ObserverState MinMaxObserver::state() const {
   ObserverState state{
-      kind_, {{"spec", spec_.describe()}, {"batches", std::to_string(batches_)}}, {}};
+      kind_, {{"spec", observer_state::spec_field(spec_)}, {"batches", std::to_string(batches_)}},
+      {}};
   if (batches_ > 0) state.tensors = {{"min", min_}, {"max", max_}};
   return state;
 }
 
 void MinMaxObserver::load_state(const ObserverState& state) {
   QK_CHECK(state.kind == kind_, "cannot load a ", state.kind, " state into a ", kind_);
-  const auto spec = state.attributes.find("spec");
-  QK_CHECK(spec != state.attributes.end() && spec->second == spec_.describe(), kind_,
-           ": the state was observed with spec '",
-           spec == state.attributes.end() ? "?" : spec->second, "', this observer has '",
-           spec_.describe(), "'");
+  observer_state::check_spec(state, spec_);
   const std::int64_t count = observer_state::batch_count(state);
   if (count == 0) {
     reset();

@@ -81,6 +81,37 @@ void check_range(const ObserverState& state, const Tensor& min, const Tensor& ma
   }
 }
 
+void check_spec(const ObserverState& state, const QuantSpec& spec) {
+  const std::string& text = text_field(state, "spec");
+  if (!text.starts_with("dtype=")) {  // a state saved before specs had a lossless text
+    if (text != spec.describe()) {
+      reject(state, "spec", "is '", text, "', but this observer has ", spec.describe());
+    }
+    return;
+  }
+  QuantSpec stored;
+  try {
+    stored = QuantSpec::from_text(text);
+  } catch (const Error& error) {
+    reject(state, "spec", "does not parse: ", error.what());
+  }
+  if (!(stored == spec)) {
+    reject(state, "spec", "was observed with ", stored.describe(), " but this observer has ",
+           spec.describe(), "; they differ in ", first_difference(stored, spec), " (",
+           text, " vs ", spec.to_text(), ")");
+  }
+}
+
+std::string spec_field(const QuantSpec& spec) {
+  return spec.to_text();
+}
+
+void check_merge_spec(const std::string& kind, const QuantSpec& mine, const QuantSpec& theirs) {
+  QK_CHECK(mine == theirs, kind, " cannot merge an observer of spec ", theirs.describe(),
+           " into one of spec ", mine.describe(), ": they differ in ",
+           first_difference(mine, theirs), " (", theirs.to_text(), " vs ", mine.to_text(), ")");
+}
+
 std::optional<double> float_range_end(const ObserverState& state, const char* key) {
   const auto it = state.attributes.find(key);
   if (it == state.attributes.end() || it->second == "observed") return std::nullopt;

@@ -26,6 +26,14 @@ const Tensor& tensor_field(const ObserverState& state, const char* key, ScalarTy
 /// Tensors `min_key` / `max_key` of one shape with min <= max elementwise.
 void check_range(const ObserverState& state, const Tensor& min, const Tensor& max);
 
+/// The "spec" field (QuantSpec::to_text()) must name exactly `spec`; a state
+/// saved by an older version (describe() text) must match spec.describe().
+void check_spec(const ObserverState& state, const QuantSpec& spec);
+/// The text to store as "spec".
+std::string spec_field(const QuantSpec& spec);
+/// merge(): the other observer's spec must equal this one's, field by field.
+void check_merge_spec(const std::string& kind, const QuantSpec& mine, const QuantSpec& theirs);
+
 /// A float_range end: a number, or std::nullopt for "observed" (or absent).
 std::optional<double> float_range_end(const ObserverState& state, const char* key);
 /// The fixed scale / zero point a FixedQParamsObserver stored, validated.

@@ -1,0 +1,160 @@
+// QuantSpec identity: the lossless text form, its parser, and the first field
+// in which two specs differ.
+#include <charconv>
+#include <cstdio>
+#include <vector>
+
+#include "quantkit/error.hpp"
+#include "quantkit/quant_spec.hpp"
+
+namespace quantkit {
+namespace {
+
+constexpr std::string_view kUnset = "-";
+
+std::string_view rounding_name(E8M0Rounding rounding) {
+  return rounding == E8M0Rounding::floor ? "floor" : "rceil";
+}
+
+std::string granularity_text(const Granularity& g) {
+  switch (g.kind()) {
+    case Granularity::Kind::per_tensor:
+      return "per_tensor";
+    case Granularity::Kind::per_axis:
+      return detail::concat("per_axis(", g.axis(), ")");
+    case Granularity::Kind::per_group:
+      return detail::concat("per_group(", g.group_size(), ",", g.axis(), ")");
+    case Granularity::Kind::per_block: {
+      std::string dims;
+      for (std::int64_t d : g.block_shape()) dims += detail::concat(dims.empty() ? "" : ",", d);
+      return "per_block(" + dims + ")";
+    }
+    case Granularity::Kind::per_token:
+      return "per_token";
+  }
+  return "?";
+}
+
+[[noreturn]] void reject(std::string_view text, const std::string& why) {
+  throw Error(detail::concat("spec text '", text.substr(0, 200), "': ", why));
+}
+
+std::int64_t parse_integer(std::string_view text, std::string_view whole) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    reject(whole, detail::concat("'", text, "' is not an integer"));
+  }
+  return value;
+}
+
+std::vector<std::int64_t> parse_integers(std::string_view list, std::string_view whole) {
+  std::vector<std::int64_t> out;
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    out.push_back(parse_integer(list.substr(0, comma), whole));
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  return out;
+}
+
+Granularity parse_granularity(std::string_view text, std::string_view whole) {
+  if (text == "per_tensor") return Granularity::per_tensor();
+  if (text == "per_token") return Granularity::per_token();
+  const std::size_t open = text.find('(');
+  if (open == std::string_view::npos || !text.ends_with(")")) {
+    reject(whole, detail::concat("granularity '", text, "' is unknown"));
+  }
+  const std::string_view kind = text.substr(0, open);
+  const auto args = parse_integers(text.substr(open + 1, text.size() - open - 2), whole);
+  if (kind == "per_axis" && args.size() == 1) return Granularity::per_axis(args[0]);
+  if (kind == "per_group" && args.size() == 2) return Granularity::per_group(args[0], args[1]);
+  if (kind == "per_block" && !args.empty()) return Granularity::per_block(Shape(args));
+  reject(whole, detail::concat("granularity '", text, "' is unknown"));
+}
+
+QuantDType parse_dtype(std::string_view text, std::string_view whole) {
+  const std::size_t open = text.find('[');
+  if (open == std::string_view::npos) return QuantDType::from_name(text);
+  if (!text.ends_with("]")) reject(whole, detail::concat("dtype '", text, "' is unknown"));
+  const auto range = parse_integers(text.substr(open + 1, text.size() - open - 2), whole);
+  if (range.size() != 2) reject(whole, detail::concat("dtype '", text, "' needs [min,max]"));
+  return QuantDType::from_name(text.substr(0, open)).with_range(range[0], range[1]);
+}
+
+template <typename T, typename Parse>
+std::optional<T> parse_optional(std::string_view text, Parse parse) {
+  if (text == kUnset) return std::nullopt;
+  return parse(text);
+}
+
+}  // namespace
+
+std::string QuantSpec::to_text() const {
+  char eps_text[32] = "-";
+  if (eps) std::snprintf(eps_text, sizeof eps_text, "%.17g", *eps);
+  return detail::concat(
+      "dtype=", dtype.name(), ";mapping=", name(mapping),
+      ";granularity=", granularity_text(granularity),
+      ";zero_point_domain=", zero_point_domain ? name(*zero_point_domain) : kUnset,
+      ";eps=", eps_text, ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
+      ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
+      ";e8m0_rounding=", rounding_name(e8m0_rounding));
+}
+
+QuantSpec QuantSpec::from_text(std::string_view text) {
+  static constexpr std::string_view kKeys[] = {
+      "dtype", "mapping", "granularity", "zero_point_domain", "eps", "scale_dtype",
+      "zero_point_dtype", "e8m0_rounding"};
+  std::string_view values[std::size(kKeys)];
+  std::string_view rest = text;
+  for (std::size_t i = 0; i < std::size(kKeys); ++i) {
+    const std::size_t end = rest.find(';');
+    const std::string_view item = rest.substr(0, end);
+    const std::size_t equals = item.find('=');
+    if (equals == std::string_view::npos || item.substr(0, equals) != kKeys[i]) {
+      reject(text, detail::concat("field ", i + 1, " must be ", kKeys[i], "=..."));
+    }
+    values[i] = item.substr(equals + 1);
+    if ((end == std::string_view::npos) != (i + 1 == std::size(kKeys))) {
+      reject(text, "expected exactly the fields dtype, mapping, granularity, zero_point_domain, "
+                   "eps, scale_dtype, zero_point_dtype, e8m0_rounding");
+    }
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
+  QuantSpec spec;
+  spec.dtype = parse_dtype(values[0], text);
+  spec.mapping = mapping_from_name(values[1]);
+  spec.granularity = parse_granularity(values[2], text);
+  spec.zero_point_domain = parse_optional<ZeroPointDomain>(values[3], zero_point_domain_from_name);
+  spec.eps = parse_optional<double>(values[4], [&](std::string_view v) {
+    double value = 0;
+    const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), value);
+    if (error != std::errc() || end != v.data() + v.size()) {
+      reject(text, detail::concat("eps '", v, "' is not a number"));
+    }
+    return value;
+  });
+  spec.scale_dtype = parse_optional<ScaleDType>(values[5], scale_dtype_from_name);
+  spec.zero_point_dtype = parse_optional<ScalarType>(values[6], scalar_type_from_name);
+  if (values[7] != "floor" && values[7] != "rceil") {
+    reject(text, detail::concat("e8m0_rounding '", values[7], "' is not floor or rceil"));
+  }
+  spec.e8m0_rounding = values[7] == "floor" ? E8M0Rounding::floor : E8M0Rounding::rceil;
+  spec.validate();
+  return spec;
+}
+
+std::string_view first_difference(const QuantSpec& a, const QuantSpec& b) {
+  if (!(a.dtype == b.dtype)) return "dtype";
+  if (a.mapping != b.mapping) return "mapping";
+  if (!(a.granularity == b.granularity)) return "granularity";
+  if (a.zero_point_domain != b.zero_point_domain) return "zero_point_domain";
+  if (a.eps != b.eps) return "eps";
+  if (a.scale_dtype != b.scale_dtype) return "scale_dtype";
+  if (a.zero_point_dtype != b.zero_point_dtype) return "zero_point_dtype";
+  if (a.e8m0_rounding != b.e8m0_rounding) return "e8m0_rounding";
+  return {};
+}
+
+}  // namespace quantkit
