@@ -93,19 +93,18 @@ std::optional<T> parse_optional(std::string_view text, Parse parse) {
 std::string QuantSpec::to_text() const {
   char eps_text[32] = "-";
   if (eps) std::snprintf(eps_text, sizeof eps_text, "%.17g", *eps);
-  return detail::concat(
-      "dtype=", dtype.name(), ";mapping=", name(mapping),
-      ";granularity=", granularity_text(granularity),
-      ";zero_point_domain=", zero_point_domain ? name(*zero_point_domain) : kUnset,
-      ";eps=", eps_text, ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
-      ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
-      ";e8m0_rounding=", rounding_name(e8m0_rounding));
+  return detail::concat("dtype=", dtype.name(), ";mapping=", name(mapping),
+                        ";granularity=", granularity_text(granularity), ";zero_point_domain=",
+                        zero_point_domain ? name(*zero_point_domain) : kUnset, ";eps=", eps_text,
+                        ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
+                        ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
+                        ";e8m0_rounding=", rounding_name(e8m0_rounding));
 }
 
 QuantSpec QuantSpec::from_text(std::string_view text) {
   static constexpr std::string_view kKeys[] = {
-      "dtype", "mapping", "granularity", "zero_point_domain", "eps", "scale_dtype",
-      "zero_point_dtype", "e8m0_rounding"};
+      "dtype", "mapping",     "granularity",      "zero_point_domain",
+      "eps",   "scale_dtype", "zero_point_dtype", "e8m0_rounding"};
   std::string_view values[std::size(kKeys)];
   std::string_view rest = text;
   for (std::size_t i = 0; i < std::size(kKeys); ++i) {
@@ -117,8 +116,9 @@ QuantSpec QuantSpec::from_text(std::string_view text) {
     }
     values[i] = item.substr(equals + 1);
     if ((end == std::string_view::npos) != (i + 1 == std::size(kKeys))) {
-      reject(text, "expected exactly the fields dtype, mapping, granularity, zero_point_domain, "
-                   "eps, scale_dtype, zero_point_dtype, e8m0_rounding");
+      reject(text,
+             "expected exactly the fields dtype, mapping, granularity, zero_point_domain, "
+             "eps, scale_dtype, zero_point_dtype, e8m0_rounding");
     }
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
   }

@@ -96,8 +96,7 @@ void bind_spec(nb::module_& m) {
                    [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
       .def_prop_ro("e8m0_rounding",
                    [](const QuantSpec& s) {
-                     return std::string(s.e8m0_rounding == E8M0Rounding::floor ? "floor"
-                                                                                : "rceil");
+                     return std::string(s.e8m0_rounding == E8M0Rounding::floor ? "floor" : "rceil");
                    })
       .def("to_text", &QuantSpec::to_text,
            "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")

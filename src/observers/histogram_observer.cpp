@@ -331,8 +331,8 @@ void HistogramObserver::reset() {
 void HistogramObserver::merge(const Observer& other) {
   const auto* same = dynamic_cast<const HistogramObserver*>(&other);
   QK_CHECK(same != nullptr && same->bins_ == bins_,
-           "HistogramObserver can merge only a HistogramObserver with the same bin count (",
-           bins_, ")");
+           "HistogramObserver can merge only a HistogramObserver with the same bin count (", bins_,
+           ")");
   observer_state::check_merge_spec("HistogramObserver", spec_, same->spec_);
   if (same->batches_ == 0) return;
   if (batches_ == 0) {

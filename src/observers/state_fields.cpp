@@ -97,8 +97,8 @@ void check_spec(const ObserverState& state, const QuantSpec& spec) {
   }
   if (!(stored == spec)) {
     reject(state, "spec", "was observed with ", stored.describe(), " but this observer has ",
-           spec.describe(), "; they differ in ", first_difference(stored, spec), " (",
-           text, " vs ", spec.to_text(), ")");
+           spec.describe(), "; they differ in ", first_difference(stored, spec), " (", text, " vs ",
+           spec.to_text(), ")");
   }
 }
 

@@ -42,8 +42,7 @@ std::vector<Variant> variants() {
       {"scale_dtype", int8, with(int8, [](QuantSpec& s) { s.scale_dtype = ScaleDType::bfloat16; })},
       {"zero_point_dtype", asym,
        with(asym, [](QuantSpec& s) { s.zero_point_dtype = ScalarType::int8; })},
-      {"e8m0_rounding", mx,
-       with(mx, [](QuantSpec& s) { s.e8m0_rounding = E8M0Rounding::rceil; })},
+      {"e8m0_rounding", mx, with(mx, [](QuantSpec& s) { s.e8m0_rounding = E8M0Rounding::rceil; })},
   };
 }
 
