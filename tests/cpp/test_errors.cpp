@@ -1,6 +1,8 @@
 // Every invalid input is rejected with a message naming argument, value and rule.
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <cmath>
 #include <string>
 
@@ -10,15 +12,7 @@
 namespace quantkit {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using quantkit::testing::error_of;
 
 TEST(Errors, FormatsAndRanges) {
   EXPECT_EQ(error_of([] { QuantDType::int_(9); }),

@@ -1,7 +1,9 @@
 // Output-path rules and staged publishing, case by case (the CLI suite checks
 // the same rules end to end; these run under the sanitizers too).
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "error_of.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -14,14 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+using quantkit::testing::error_of;
 
 void write(const fs::path& path, const std::string& text) {
   std::ofstream(path) << text;
@@ -50,7 +45,7 @@ TEST_F(OutputTargetTest, RefusesTheInputItsContainersAndItsInside) {
   EXPECT_NE(check("/").find("contains the input"), std::string::npos);
   EXPECT_NE(check(in + "/sub").find("lies inside the input folder"), std::string::npos);
   EXPECT_NE(check(at("missing/out")).find("does not exist"), std::string::npos);
-  EXPECT_EQ(check(at("out/")), "");
+  EXPECT_EQ(check(at("out/")), "<no error>");
   EXPECT_EQ(check_output_path(at("out//"), OutputKind::folder, in, false), root_ / "out");
 }
 

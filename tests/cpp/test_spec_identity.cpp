@@ -2,6 +2,8 @@
 // specs differ in any one field never merge or load each other's state.
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <string>
 #include <vector>
 
@@ -46,14 +48,7 @@ std::vector<Variant> variants() {
   };
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+using quantkit::testing::error_of;
 
 TEST(SpecIdentity, TextRoundTripsEveryField) {
   for (const auto& v : variants()) {
