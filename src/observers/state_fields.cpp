@@ -96,9 +96,9 @@ void check_spec(const ObserverState& state, const QuantSpec& spec) {
     reject(state, "spec", "does not parse: ", error.what());
   }
   if (!(stored == spec)) {
-    reject(state, "spec", "was observed with ", stored.describe(), " but this observer has ",
-           spec.describe(), "; they differ in ", first_difference(stored, spec), " (", text, " vs ",
-           spec.to_text(), ")");
+    reject(state, "spec", "says the state was observed with spec ", stored.describe(),
+           ", but this observer has spec ", spec.describe(), "; they differ in ",
+           first_difference(stored, spec), " (", text, " vs ", spec.to_text(), ")");
   }
 }
 
