@@ -100,7 +100,9 @@ void bind_spec(nb::module_& m) {
                    })
       .def("to_text", &QuantSpec::to_text,
            "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")
-      .def_static("from_text", &QuantSpec::from_text, "text"_a)
+      .def_static(
+          "from_text", [](const std::string& text) { return QuantSpec::from_text(text); }, "text"_a,
+          "The spec of a to_text() string; ValueError naming the field that does not parse.")
       .def(nb::self == nb::self)
       .def("__hash__", [](const QuantSpec& s) { return std::hash<std::string>()(s.to_text()); })
       .def("__repr__", [](const QuantSpec& s) { return "QuantSpec(" + s.describe() + ")"; });
