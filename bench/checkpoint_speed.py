@@ -77,6 +77,7 @@ def main() -> int:
                         "-s",
                         args.scheme,
                         "-q",
+                        "--force",  # later rounds replace the first round's output
                     ]
                 )  # fmt: skip
             )
