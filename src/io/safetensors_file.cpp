@@ -133,8 +133,15 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> t
   partial_path_ = partial.string();
   std::uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
-  write_all(fd_, length, partial_path_);
-  write_all(fd_, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}, partial_path_);
+  try {
+    write_all(fd_, length, partial_path_);
+    write_all(fd_, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
+              partial_path_);
+  } catch (...) {  // no destructor runs for a constructor that throws
+    ::close(fd_);
+    ::unlink(partial_path_.c_str());
+    throw;
+  }
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
