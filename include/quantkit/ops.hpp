@@ -1,33 +1,12 @@
 #pragma once
 // quantize / dequantize / fake_quantize and its backward (torchao numerics).
 //
-// Input dtypes: float32, bfloat16, float16. T is the input dtype, S the scale
-// tensor dtype, P = promote(T, S). Each op is one float32 operation rounded
-// to its result dtype (PyTorch eager). round() is half-to-even.
-//
-// quantize, int domain (torchao quantize_affine):
-//   r = 1 / scale            (rounded to S: torch.reciprocal)
-//   q = clamp(round(x * r) + zp, qmin, qmax)   (x * r in P; zp added AFTER rounding)
-// quantize, float domain (tinygemm): min = zp - scale * mid (in S),
-//   q = clamp(round((x - min) / scale), qmin, qmax)   (true division)
-// quantize, none domain: q = clamp(round(x * r), qmin, qmax)
-// quantize, stretched: m = scale * qmax_s, q = round(clamp(x, -m, m) / scale + zp)
-//   with qmax_s = 2^(b-1) - 0.5 and zp = -0.5 (zp added BEFORE rounding)
-// quantize, floating formats: fp32 scale: y = float(x) / scale; e8m0 scale:
-//   y = float(x) * 2^-e; fp8_e4m3 scale: y = float(x) * (1 / scale); then
-//   clamp to +-max and encode round-to-nearest-even.
-// dequantize, int domain and stretched (torchao dequantize_affine):
-//   y = ((float_O(q) - float_O(zp)) * scale) -> O       (subtraction in O)
-// dequantize, float domain: y = ((q - mid) -> O) * scale -> O, + zp -> O
-// dequantize, none domain: y = (q -> O) * scale -> O
-// dequantize, floating formats: fp32/fp8 scales: y = (decode(q) * scale) -> O;
-//   e8m0: y = (decode(q) -> O) * (scale -> O), computed in O.
+// Input dtypes: float32, bfloat16, float16. Every formula, rounding order and
+// edge case (NaN / Inf, ties, saturation, MX byte-0 blocks, the float and none
+// zero-point domains, the stretched grid) is specified once, in
+// docs/numerics.md, and defined by the scalar reference in src/reference/;
+// the SIMD paths equal it bit for bit. The one invariant to remember here:
 // fake_quantize(x) == dequantize(quantize(x), x.dtype) bit for bit, always.
-//
-// NaN/Inf with valid qparams (never undefined behaviour): integer codes clamp
-// with fmax/fmin semantics, so NaN -> qmin, +Inf -> qmax, -Inf -> qmin (the
-// rule of PyTorch's current CPU fake_quantize). Floating formats: see
-// minifloat.hpp (Inf saturates; NaN -> NaN code, or +max for FP6/FP4).
 
 #include <string_view>
 
