@@ -1,15 +1,12 @@
-// Highway single-source kernels for affine quantization; compiled for AVX3,
-// AVX2, SSE4 and the portable EMU128 fallback, chosen at run time. The
-// contract (bit-identical to the reference) is in affine_kernels.hpp.
+// Highway single-source kernels for affine quantization; compiled for the
+// targets of cpu/highway_config.h, chosen at run time. The contract
+// (bit-identical to the reference) is in affine_kernels.hpp.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/affine_kernels.cpp"
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
-#endif
-#define HWY_COMPILE_ALL_ATTAINABLE
 #include <hwy/cache_control.h>
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include "cpu/highway_config.h"
 
 #include <algorithm>
 #include <cmath>
@@ -524,6 +521,9 @@ bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int6
 }
 const char* active_target_name() {
   return HWY_DYNAMIC_DISPATCH(TargetName)();
+}
+std::int64_t compiled_targets() {
+  return HWY_TARGETS;
 }
 
 }  // namespace quantkit::cpu

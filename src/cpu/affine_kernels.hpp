@@ -78,5 +78,8 @@ bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int6
 
 /// Name of the Highway target the dispatcher currently picks (e.g. "AVX3").
 const char* active_target_name();
+/// The Highway targets the kernels were compiled for (bit set of HWY_AVX3,
+/// HWY_AVX2, ...; one configuration for every kernel file, cpu/highway_config.h).
+std::int64_t compiled_targets();
 
 }  // namespace quantkit::cpu

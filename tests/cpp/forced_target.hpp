@@ -24,18 +24,17 @@ struct Target {
   const char* name;
 };
 
-// The targets src/cpu/affine_kernels.cpp compiles; those this CPU lacks are
-// skipped. The portable fallback occupies the last dispatch slot; with GCC
-// Highway 1.0.3 builds it as its SCALAR target.
+// Every target the kernels were compiled for (cpu/highway_config.h) that this
+// CPU runs, best first; nothing is listed by hand, so a new target or another
+// architecture is tested as soon as it is compiled.
 inline std::vector<Target> available_targets() {
   hwy::SetSupportedTargetsForTest(0);
-  const std::int64_t supported = hwy::SupportedTargets();
+  const std::int64_t usable = cpu::compiled_targets() & hwy::SupportedTargets();
   std::vector<Target> out;
-  for (const Target& t :
-       {Target{HWY_AVX3, "AVX3"}, Target{HWY_AVX2, "AVX2"}, Target{HWY_SSE4, "SSE4"}}) {
-    if (supported & t.bit) out.push_back(t);
+  for (std::int64_t rest = usable; rest != 0; rest &= rest - 1) {
+    const std::int64_t bit = rest & -rest;  // lower bits are the better targets
+    out.push_back(Target{bit, hwy::TargetName(bit)});
   }
-  out.push_back(Target{HWY_EMU128 | HWY_SCALAR, "SCALAR"});
   return out;
 }
 
