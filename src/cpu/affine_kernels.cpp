@@ -3,10 +3,12 @@
 // (bit-identical to the reference) is in affine_kernels.hpp.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/affine_kernels.cpp"
+// Before any Highway header: it decides the targets foreach_target compiles.
+#include "cpu/highway_config.h"
+
 #include <hwy/cache_control.h>
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
-#include "cpu/highway_config.h"
 
 #include <algorithm>
 #include <cmath>

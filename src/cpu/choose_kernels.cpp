@@ -3,7 +3,9 @@
 // whose choice between equal operands differs by target.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/choose_kernels.cpp"
+// Before any Highway header: it decides the targets foreach_target compiles.
 #include "cpu/highway_config.h"
+
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 

@@ -12,3 +12,11 @@
 #ifndef HWY_COMPILE_ALL_ATTAINABLE
 #define HWY_COMPILE_ALL_ATTAINABLE
 #endif
+// A kernel file that included a Highway header first would silently compile
+// Highway's default set instead: refuse to build.
+#ifndef QUANTKIT_HIGHWAY_CONFIGURED
+#define QUANTKIT_HIGHWAY_CONFIGURED
+#ifdef HWY_TARGETS
+#error "include cpu/highway_config.h before any Highway header"
+#endif
+#endif

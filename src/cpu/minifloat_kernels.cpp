@@ -4,7 +4,9 @@
 // round-to-nearest-even at exactly the format's subnormal quantum).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/minifloat_kernels.cpp"
+// Before any Highway header: it decides the targets foreach_target compiles.
 #include "cpu/highway_config.h"
+
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
