@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --python
 cmake --workflow --preset release
 python3 -m pip install -q --disable-pip-version-check --no-build-isolation .
-python3 -m pytest -q -rs tests/python
+python3 -m pytest -q tests/python

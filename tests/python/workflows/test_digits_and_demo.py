@@ -9,6 +9,9 @@ from quantkit.__main__ import main
 from quantkit.experiments import digits_qat, onnx_export
 from quantkit.torch import report
 
+# Model-level: real weights or data sets (deselect with -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def digits():

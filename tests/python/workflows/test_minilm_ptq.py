@@ -8,6 +8,9 @@ from quantkit.experiments import minilm_ptq, onnx_export
 from quantkit.models import minilm
 from quantkit.torch import recipes as R
 
+# Model-level: real weights or data sets (deselect with -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def inputs():
