@@ -49,8 +49,6 @@ std::string describe_type(fs::file_type type) {
       return "a FIFO";
     case fs::file_type::socket:
       return "a socket";
-    case fs::file_type::symlink:
-      return "a symbolic link";
     default:
       return "not a regular file or folder";
   }

@@ -100,10 +100,9 @@ void FixedQParamsObserver::merge(const Observer& other) {
 }
 
 ObserverState FixedQParamsObserver::state() const {
-  ObserverState state{
-      "FixedQParamsObserver",
-      {{"spec", observer_state::spec_field(spec_)}, {"batches", std::to_string(batches_)}},
-      {{"scale", qparams_.scale}}};
+  ObserverState state{"FixedQParamsObserver",
+                      {{"spec", spec_.to_text()}, {"batches", std::to_string(batches_)}},
+                      {{"scale", qparams_.scale}}};
   if (qparams_.has_zero_point()) state.tensors.emplace("zero_point", qparams_.zero_point);
   return state;
 }

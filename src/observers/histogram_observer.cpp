@@ -349,7 +349,7 @@ void HistogramObserver::merge(const Observer& other) {
 
 ObserverState HistogramObserver::state() const {
   ObserverState state{"HistogramObserver",
-                      {{"spec", observer_state::spec_field(spec_)},
+                      {{"spec", spec_.to_text()},
                        {"batches", std::to_string(batches_)},
                        {"bins", std::to_string(bins_)},
                        {"method", std::string(name(method_))},

@@ -109,7 +109,7 @@ void MeanAbsObserver::merge(const Observer& other) {
 
 ObserverState MeanAbsObserver::state() const {
   ObserverState state{"MeanAbsObserver",
-                      {{"spec", observer_state::spec_field(spec_)},
+                      {{"spec", spec_.to_text()},
                        {"batches", std::to_string(batches_)},
                        {"compute_dtype", std::string(name(compute_))},
                        {"count", detail::concat(static_cast<long long>(count_))}},

@@ -85,9 +85,7 @@ void MinMaxObserver::merge(const Observer& other) {
 
 ObserverState MinMaxObserver::state() const {
   ObserverState state{
-      kind_,
-      {{"spec", observer_state::spec_field(spec_)}, {"batches", std::to_string(batches_)}},
-      {}};
+      kind_, {{"spec", spec_.to_text()}, {"batches", std::to_string(batches_)}}, {}};
   if (batches_ > 0) state.tensors = {{"min", min_}, {"max", max_}};
   return state;
 }

@@ -102,10 +102,6 @@ void check_spec(const ObserverState& state, const QuantSpec& spec) {
   }
 }
 
-std::string spec_field(const QuantSpec& spec) {
-  return spec.to_text();
-}
-
 void check_merge_spec(const std::string& kind, const QuantSpec& mine, const QuantSpec& theirs) {
   QK_CHECK(mine == theirs, kind, " cannot merge an observer of spec ", theirs.describe(),
            " into one of spec ", mine.describe(), ": they differ in ",

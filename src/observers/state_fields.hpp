@@ -29,8 +29,6 @@ void check_range(const ObserverState& state, const Tensor& min, const Tensor& ma
 /// The "spec" field (QuantSpec::to_text()) must name exactly `spec`; a state
 /// saved by an older version (describe() text) must match spec.describe().
 void check_spec(const ObserverState& state, const QuantSpec& spec);
-/// The text to store as "spec".
-std::string spec_field(const QuantSpec& spec);
 /// merge(): the other observer's spec must equal this one's, field by field.
 void check_merge_spec(const std::string& kind, const QuantSpec& mine, const QuantSpec& theirs);
 
