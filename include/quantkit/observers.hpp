@@ -24,17 +24,10 @@
 #include <vector>
 
 #include "quantkit/error.hpp"
+#include "quantkit/ops.hpp"
 #include "quantkit/qparams.hpp"
 
 namespace quantkit {
-
-/// Per-block minima and maxima of x for `granularity`, as float32 tensors of
-/// the qparams grid shape. NaN or Inf in x is an Error naming the index.
-struct BlockRange {
-  Tensor min;
-  Tensor max;
-};
-BlockRange block_range(TensorView x, const Granularity& granularity);
 
 /// Everything an observer needs to continue where it stopped: its kind, its
 /// settings as text and its buffers as float32 tensors. save/load_state in

@@ -47,6 +47,14 @@ void dequantize_into(const QuantizedTensor& q, const OutView& out);
 /// For floating element formats the mask is |x / scale| <= max_value.
 Tensor fake_quantize_backward(TensorView x, TensorView grad_output, const QParams& qparams);
 
+/// Per-block minima and maxima of x for `granularity`, as float32 tensors of
+/// the qparams grid shape. NaN or Inf in x is an Error naming the index.
+struct BlockRange {
+  Tensor min;
+  Tensor max;
+};
+BlockRange block_range(TensorView x, const Granularity& granularity);
+
 /// Which library's fake-quantize numerics a call follows.
 enum class Convention : std::uint8_t {
   torchao,     // quant_primitives (this header)

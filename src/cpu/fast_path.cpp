@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/internal/float_io.hpp"
 #include "cpu/affine_kernels.hpp"
 #include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
@@ -138,13 +139,14 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   return y;
 }
 
-std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block) {
+std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& block) {
   const auto input = kind_of(x.dtype());
   if (!input || !x.is_contiguous() || x.numel() == 0) return std::nullopt;
   const auto map = block_map(x.shape(), block);
   if (!map) return std::nullopt;
   const std::int64_t blocks = numel(block_grid_shape(x.shape(), block));
-  BlockMinMax out{std::vector<float>(blocks, HUGE_VALF), std::vector<float>(blocks, -HUGE_VALF)};
+  internal::BlockMinMax out{std::vector<float>(blocks, HUGE_VALF),
+                            std::vector<float>(blocks, -HUGE_VALF)};
   auto& mins = out.min;
   auto& maxs = out.max;
   bool finite = true;
@@ -209,7 +211,7 @@ std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, con
     ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
-    std::vector<float> magnitudes = reference::load_floats(TensorView(start, x.dtype(), {inner}));
+    std::vector<float> magnitudes = internal::load_floats(TensorView(start, x.dtype(), {inner}));
     for (float& m : magnitudes) m = std::fabs(m);
     chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(magnitudes, x.dtype()), b);
   }

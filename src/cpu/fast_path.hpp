@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/internal/block_layout.hpp"
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
 
@@ -26,11 +27,7 @@ bool fake_quantize_into(TensorView x, const QParams& qparams, void* out);
 bool dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out);
 /// Per-block minima and maxima (row-major over the qparams grid), when the
 /// blocks are runs of the flat index and every value is finite.
-struct BlockMinMax {
-  std::vector<float> min;
-  std::vector<float> max;
-};
-std::optional<BlockMinMax> block_min_max(TensorView x, const Shape& block);
+std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& block);
 /// choose_qparams and quantize in one pass (blocks that are single runs of at
 /// most one chunk: per-token, per-group, per-row), each block quantized while
 /// it is still in cache. Bit-identical to quantize(x, choose_qparams(x, spec)).

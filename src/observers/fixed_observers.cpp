@@ -1,10 +1,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/internal/block_layout.hpp"
 #include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
-#include "reference/block_layout.hpp"
 
 namespace quantkit {
 namespace {

@@ -7,11 +7,12 @@
 #include <cmath>
 #include <limits>
 
+#include "core/internal/block_layout.hpp"
+#include "core/internal/float_io.hpp"
 #include "observers/histogram_ranges.hpp"
 #include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
-#include "reference/block_layout.hpp"
 #include "reference/element_ops.hpp"
 #include "reference/torch_sum.hpp"
 
@@ -227,7 +228,7 @@ HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins, Histogra
 }
 
 void HistogramObserver::observe(TensorView x) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   if (x.numel() == 0) return;  // as torch.ao: an empty batch changes nothing
   // float32 contiguous data is read in place; other inputs widen exactly.
   std::vector<float> widened;
@@ -235,7 +236,7 @@ void HistogramObserver::observe(TensorView x) {
   if (x.dtype() == ScalarType::float32 && x.is_contiguous()) {
     values = {static_cast<const float*>(x.data()), static_cast<std::size_t>(x.numel())};
   } else {
-    widened = reference::load_floats(x);
+    widened = internal::load_floats(x);
     values = widened;
   }
   const BlockRange range = block_range(x, Granularity::per_tensor());  // Error on NaN / Inf

@@ -1,11 +1,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/internal/block_layout.hpp"
+#include "core/internal/float_io.hpp"
 #include "observers/state_fields.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/block_chooser.hpp"
-#include "reference/block_layout.hpp"
 #include "reference/element_ops.hpp"
 #include "reference/torch_sum.hpp"
 
@@ -31,17 +32,17 @@ MeanAbsObserver::MeanAbsObserver(QuantSpec spec) : Observer(std::move(spec)) {
 }
 
 void MeanAbsObserver::observe(TensorView x) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   QK_CHECK(x.numel() > 0, "x of shape ", to_string(x.shape()), " is empty: it has no range");
-  const reference::BlockLayout layout(x.shape(), spec_.granularity.block_size(x.shape()));
+  const internal::BlockLayout layout(x.shape(), spec_.granularity.block_size(x.shape()));
   QK_CHECK(batches_ == 0 || (layout.grid() == grid_ && x.dtype() == compute_),
            "MeanAbsObserver: x (", name(x.dtype()), " ", to_string(x.shape()), ") gives a grid ",
            to_string(layout.grid()), ", but earlier batches were ", name(compute_), " with grid ",
            to_string(grid_));
-  const std::vector<float> values = reference::load_floats(x);
+  const std::vector<float> values = internal::load_floats(x);
   for (std::size_t i = 0; i < values.size(); ++i) {
     QK_CHECK(std::isfinite(values[i]), "x holds ", values[i], " at flat index ",
-             reference::describe_index(x.shape(), static_cast<std::int64_t>(i)),
+             internal::describe_index(x.shape(), static_cast<std::int64_t>(i)),
              "; an observed range must be finite");
   }
   const auto blocks = static_cast<std::size_t>(layout.num_blocks());

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
@@ -61,13 +62,15 @@ QParams allocate_qparams(const QuantSpec& spec, ScalarType compute, const Shape&
 // Values are already exact in the target dtypes (scale in T, integral zero points).
 void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
                   std::int64_t count) {
-  store_floats_at(out.scale, first, count, [&](std::int64_t b) { return blocks[b].scale; });
+  internal::store_floats_at(out.scale, first, count,
+                            [&](std::int64_t b) { return blocks[b].scale; });
   if (out.zero_point.numel() > 0) {
-    store_floats_at(out.zero_point, first, count,
-                    [&](std::int64_t b) { return blocks[b].zero_point; });
+    internal::store_floats_at(out.zero_point, first, count,
+                              [&](std::int64_t b) { return blocks[b].zero_point; });
   }
   if (out.minval.numel() > 0)
-    store_floats_at(out.minval, first, count, [&](std::int64_t b) { return blocks[b].minval; });
+    internal::store_floats_at(out.minval, first, count,
+                              [&](std::int64_t b) { return blocks[b].minval; });
 }
 
 QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,

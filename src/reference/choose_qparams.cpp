@@ -4,16 +4,20 @@
 #include <cmath>
 #include <limits>
 
+#include "core/internal/block_layout.hpp"
+#include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/qparams.hpp"
 #include "reference/block_chooser.hpp"
-#include "reference/block_layout.hpp"
 #include "reference/element_ops.hpp"
 #include "reference/reference_ops.hpp"
 #include "reference/torch_sum.hpp"
 
 namespace quantkit {
 namespace {
+
+constexpr const char* kNeedsFinite =
+    "choose_qparams needs finite data (a NaN or Inf scale would poison the model)";
 
 struct BlockStats {
   float min = std::numeric_limits<float>::infinity();
@@ -22,22 +26,14 @@ struct BlockStats {
   std::vector<float> magnitudes;  // |x| in row-major order; only the stretched mapping needs them
 };
 
-void check_finite(const std::vector<float>& values, const Shape& shape, const char* what) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    QK_CHECK(std::isfinite(values[i]), what, " holds ", values[i], " at flat index ",
-             reference::describe_index(shape, static_cast<std::int64_t>(i)),
-             "; choose_qparams needs finite data (a NaN or Inf scale would poison the model)");
-  }
-}
-
 }  // namespace
 
 QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
   spec.validate();
-  reference::check_float_input(x.dtype(), "x");
-  const reference::BlockLayout layout(x.shape(), spec.granularity.block_size(x.shape()));
-  const std::vector<float> values = reference::load_floats(x);
-  check_finite(values, x.shape(), "x");
+  internal::check_float_input(x.dtype(), "x");
+  const internal::BlockLayout layout(x.shape(), spec.granularity.block_size(x.shape()));
+  const std::vector<float> values = internal::load_floats(x);
+  internal::check_finite(values, x.shape(), "x", kNeedsFinite);
   const bool needs_mean = spec.mapping == Mapping::stretched;
   std::vector<BlockStats> stats(static_cast<std::size_t>(layout.num_blocks()));
   layout.for_each([&](std::int64_t i, std::int64_t b) {
@@ -60,24 +56,24 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
   return reference::assemble(spec, x.dtype(), layout.grid(), blocks);
 }
 
-QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec) {
+QParams reference::choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec) {
   spec.validate();
   QK_CHECK(spec.mapping != Mapping::stretched,
            "mapping stretched needs mean|x|, which min/max do not carry; pass the tensor");
-  reference::check_float_input(min_val.dtype(), "min_val");
+  internal::check_float_input(min_val.dtype(), "min_val");
   QK_CHECK(max_val.dtype() == min_val.dtype() && max_val.shape() == min_val.shape(), "max_val (",
            name(max_val.dtype()), " ", to_string(max_val.shape()), ") must match min_val (",
            name(min_val.dtype()), " ", to_string(min_val.shape()), ")");
-  const auto mins = reference::load_floats(min_val);
-  const auto maxs = reference::load_floats(max_val);
-  check_finite(mins, min_val.shape(), "min_val");
-  check_finite(maxs, max_val.shape(), "max_val");
+  const auto mins = internal::load_floats(min_val);
+  const auto maxs = internal::load_floats(max_val);
+  internal::check_finite(mins, min_val.shape(), "min_val", kNeedsFinite);
+  internal::check_finite(maxs, max_val.shape(), "max_val", kNeedsFinite);
   const reference::BlockChooser chooser(spec, min_val.dtype());
   std::vector<reference::BlockQParams> blocks(mins.size());
   for (std::size_t b = 0; b < mins.size(); ++b) {
     QK_CHECK(mins[b] <= maxs[b], "min_val ", mins[b], " exceeds max_val ", maxs[b],
              " at flat index ",
-             reference::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
+             internal::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
     blocks[b] = chooser.choose(mins[b], maxs[b], 0.0f, static_cast<std::int64_t>(b));
   }
   return reference::assemble(spec, min_val.dtype(), min_val.shape(), blocks);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/internal/block_layout.hpp"
+#include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
 #include "reference/eager_math.hpp"
 
@@ -65,52 +67,8 @@ float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
 
 }  // namespace
 
-void check_float_input(ScalarType dtype, const char* what) {
-  QK_CHECK(
-      dtype == ScalarType::float32 || dtype == ScalarType::bfloat16 || dtype == ScalarType::float16,
-      what, " has dtype ", name(dtype), "; expected float32, bfloat16 or float16");
-}
-
-std::vector<float> load_floats(TensorView x) {
-  const Tensor contiguous = x.contiguous();
-  const std::int64_t n = contiguous.numel();
-  std::vector<float> out(static_cast<std::size_t>(n));
-  switch (contiguous.dtype()) {
-    case ScalarType::float32: {
-      const float* p = contiguous.data<float>();
-      out.assign(p, p + n);
-      break;
-    }
-    case ScalarType::bfloat16: {
-      const BFloat16* p = contiguous.data<BFloat16>();
-      for (std::int64_t i = 0; i < n; ++i) out[i] = p[i].to_float();
-      break;
-    }
-    case ScalarType::float16: {
-      const Float16* p = contiguous.data<Float16>();
-      for (std::int64_t i = 0; i < n; ++i) out[i] = p[i].to_float();
-      break;
-    }
-    case ScalarType::int32: {
-      const std::int32_t* p = contiguous.data<std::int32_t>();
-      for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
-      break;
-    }
-    default:
-      for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(contiguous.get(i));
-  }
-  return out;
-}
-
-Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype) {
-  Tensor out = Tensor::uninitialized(dtype, shape);
-  store_floats_at(out, 0, static_cast<std::int64_t>(values.size()),
-                  [&](std::int64_t i) { return values[i]; });
-  return out;
-}
-
-BlockLayout make_layout(const QParams& qparams, const Shape& shape) {
-  BlockLayout layout(shape, qparams.spec.granularity.block_size(shape));
+internal::BlockLayout make_layout(const QParams& qparams, const Shape& shape) {
+  internal::BlockLayout layout(shape, qparams.spec.granularity.block_size(shape));
   const auto& scale = qparams.scale;
   QK_CHECK(
       scale.numel() == layout.num_blocks() && (scale.shape() == layout.grid() || scale.dim() <= 1),
@@ -126,7 +84,7 @@ BlockLayout make_layout(const QParams& qparams, const Shape& shape) {
 }
 
 ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& shape) {
-  check_float_input(input, "x");
+  internal::check_float_input(input, "x");
   const auto& spec = qparams.spec;
   const std::int64_t blocks = make_layout(qparams, shape).num_blocks();
   ElementPlan plan;
@@ -139,7 +97,7 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   plan.stretched_max = std::ldexp(1.0, spec.dtype.bits() - 1) - 0.5;
   if (spec.dtype.is_floating()) plan.format = &spec.dtype.minifloat();
   const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
-  plan.scale = load_floats(qparams.scale);
+  plan.scale = internal::load_floats(qparams.scale);
 
   // Arrays only the scheme reads: each is a fresh grid-sized allocation per call.
   if (plan.scheme == Scheme::mx && spec.e8m0_rounding == E8M0Rounding::floor) {
@@ -147,8 +105,8 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   } else {
     plan.reciprocal.resize(blocks);
   }
-  plan.zero_point =
-      qparams.has_zero_point() ? load_floats(qparams.zero_point) : std::vector<float>(blocks, 0.0f);
+  plan.zero_point = qparams.has_zero_point() ? internal::load_floats(qparams.zero_point)
+                                             : std::vector<float>(blocks, 0.0f);
   if (plan.scheme == Scheme::float_domain) plan.grid_min.assign(blocks, 0.0f);
   for (std::int64_t b = 0; b < blocks; ++b) {
     const float s = plan.scale[b];

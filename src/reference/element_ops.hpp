@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/internal/block_layout.hpp"
 #include "quantkit/half.hpp"
 #include "quantkit/minifloat.hpp"
 #include "quantkit/qparams.hpp"
-#include "reference/block_layout.hpp"
 
 namespace quantkit::reference {
 
@@ -44,39 +44,12 @@ struct ElementPlan {
 /// Builds the plan for quantizing a tensor of `shape` and dtype `input` with
 /// `qparams`; throws Error when the qparams grid does not fit the shape.
 ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& shape);
-BlockLayout make_layout(const QParams& qparams, const Shape& shape);
+internal::BlockLayout make_layout(const QParams& qparams, const Shape& shape);
 
 std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t block);
 float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_t block,
                          ScalarType output);
 /// Straight-through-estimator mask: does the gradient pass at x?
 bool gradient_passes(const ElementPlan& plan, float x, std::int64_t block);
-
-/// Checks a float input dtype (float32, bfloat16, float16) for argument `what`.
-void check_float_input(ScalarType dtype, const char* what);
-/// Reads a float tensor as float values (exact for the three input dtypes).
-std::vector<float> load_floats(TensorView x);
-/// Writes value(0) .. value(count - 1), already representable in out's dtype,
-/// to out's flat elements [first, first + count).
-template <typename Value>
-void store_floats_at(Tensor& out, std::int64_t first, std::int64_t count, const Value& value) {
-  const auto store = [&](auto* data, const auto& convert) {  // data() checks the dtype once
-    for (std::int64_t i = 0; i < count; ++i) data[first + i] = convert(value(i));
-  };
-  switch (out.dtype()) {
-    case ScalarType::float32:
-      return store(out.data<float>(), [](float v) { return v; });
-    case ScalarType::bfloat16:
-      return store(out.data<BFloat16>(), [](float v) { return BFloat16::from_float(v); });
-    case ScalarType::float16:
-      return store(out.data<Float16>(), [](float v) { return Float16::from_float(v); });
-    case ScalarType::int32:  // integer-valued (zero points); set() checks the others
-      return store(out.data<std::int32_t>(), [](float v) { return static_cast<std::int32_t>(v); });
-    default:
-      for (std::int64_t i = 0; i < count; ++i) out.set(first + i, value(i));
-  }
-}
-/// Writes values (already representable in `dtype`) into a new tensor.
-Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype);
 
 }  // namespace quantkit::reference

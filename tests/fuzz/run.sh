@@ -18,7 +18,7 @@ core=build/release/src/libquantkit.a
 mkdir -p "$out/corpus" "$out/corpus_quantized"
 
 "$cxx" "${flags[@]}" tests/fuzz/fuzz_safetensors.cpp src/io/safetensors_format.cpp \
-  src/scalar_type.cpp src/tensor.cpp src/half.cpp -o "$out/fuzz_safetensors"
+  src/core/scalar_type.cpp src/core/tensor.cpp src/core/half.cpp -o "$out/fuzz_safetensors"
 "$cxx" "${flags[@]}" tests/fuzz/fuzz_quantized.cpp src/io/stored_weights.cpp \
   src/io/compressed_tensors.cpp src/io/schemes.cpp src/io/safetensors_format.cpp \
   src/io/safetensors_file.cpp src/io/output_target.cpp "$core" -lhwy -lgomp \

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "core/internal/block_layout.hpp"
 #include "quantkit/error.hpp"
-#include "reference/block_layout.hpp"
 
 namespace quantkit {
 
@@ -15,7 +15,7 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
   for (std::int64_t i = 0; i < scale.numel(); ++i) {
     const double s = scale.get(i);
     QK_CHECK(std::isfinite(s) && s > 0, "scale ", s, " at flat index ",
-             reference::describe_index(scale.shape(), i), " must be finite and > 0");
+             internal::describe_index(scale.shape(), i), " must be finite and > 0");
     if (spec.scale_dtype == ScaleDType::e8m0) e8m0_from_power_of_two(static_cast<float>(s));
   }
   const auto domain = spec.resolved_zero_point_domain();
@@ -35,14 +35,13 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
   for (std::int64_t i = 0; i < zero_point.numel(); ++i) {
     const double z = zero_point.get(i);
     QK_CHECK(std::isfinite(z), "zero_point ", z, " at flat index ",
-             reference::describe_index(zero_point.shape(), i), " must be finite");
+             internal::describe_index(zero_point.shape(), i), " must be finite");
     if (spec.mapping == Mapping::stretched) {
       QK_CHECK(z == -0.5, "zero_point ", z, " at flat index ", i,
                " must be -0.5 for the stretched mapping");
     } else if (domain == ZeroPointDomain::int_) {
       QK_CHECK(z >= spec.dtype.quant_min() && z <= spec.dtype.quant_max() && z == std::trunc(z),
-               "zero_point ", z, " at flat index ",
-               reference::describe_index(zero_point.shape(), i),
+               "zero_point ", z, " at flat index ", internal::describe_index(zero_point.shape(), i),
                " must be an integer in [quant_min, quant_max] = [", spec.dtype.quant_min(), ", ",
                spec.dtype.quant_max(), "]");
     }

@@ -2,10 +2,11 @@
 // Maps each element of a row-major tensor to the block (qparam) it belongs to.
 
 #include <cstdint>
+#include <vector>
 
 #include "quantkit/tensor.hpp"
 
-namespace quantkit::reference {
+namespace quantkit::internal {
 
 class BlockLayout {
  public:
@@ -42,7 +43,13 @@ class BlockLayout {
   Shape grid_strides_;
 };
 
+/// Per-block minima and maxima, row-major over the block grid.
+struct BlockMinMax {
+  std::vector<float> min;
+  std::vector<float> max;
+};
+
 /// "3 (index [0, 3])": a flat index with its multi-index, for error messages.
 std::string describe_index(const Shape& shape, std::int64_t flat_index);
 
-}  // namespace quantkit::reference
+}  // namespace quantkit::internal

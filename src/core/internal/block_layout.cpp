@@ -1,9 +1,9 @@
-#include "reference/block_layout.hpp"
+#include "core/internal/block_layout.hpp"
 
 #include "quantkit/error.hpp"
 #include "quantkit/granularity.hpp"
 
-namespace quantkit::reference {
+namespace quantkit::internal {
 
 BlockLayout::BlockLayout(Shape shape, Shape block)
     : shape_(std::move(shape)), block_(std::move(block)) {
@@ -23,4 +23,4 @@ std::string describe_index(const Shape& shape, std::int64_t flat_index) {
   return detail::concat(flat_index, " (index ", to_string(index), ")");
 }
 
-}  // namespace quantkit::reference
+}  // namespace quantkit::internal

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
@@ -97,10 +98,10 @@ std::vector<Channel> read_channels(TensorView x, TensorView scale, TensorView ze
 template <typename Fn>
 Tensor map_channels(TensorView x, const std::vector<Channel>& channels, std::int64_t axis,
                     ScalarType out_dtype, Fn&& fn) {
-  auto values = reference::load_floats(x);
+  auto values = internal::load_floats(x);
   const auto index = channel_index(x.shape(), axis);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = fn(values[i], channels[index[i]]);
-  return reference::store_floats(values, x.shape(), out_dtype);
+  return internal::store_floats(values, x.shape(), out_dtype);
 }
 
 float zero_point_forward(float zp, Range range) {  // per-tensor LSQ forward
@@ -112,7 +113,7 @@ float zero_point_forward(float zp, Range range) {  // per-tensor LSQ forward
 
 Tensor fake_quantize_per_tensor_affine(TensorView x, float scale, std::int64_t zero_point,
                                        Range range) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   check_range(range);
   QK_CHECK(zero_point >= range.quant_min && zero_point <= range.quant_max, "zero_point ",
            zero_point, " must be between quant_min ", range.quant_min, " and quant_max ",
@@ -125,7 +126,7 @@ Tensor fake_quantize_per_tensor_affine(TensorView x, float scale, std::int64_t z
 
 Tensor fake_quantize_per_tensor_mask(TensorView x, float scale, std::int64_t zero_point,
                                      Range range) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   check_range(range);
   const Channel c{scale, static_cast<float>(zero_point), false};
   return map_channels(x, {c}, kWholeTensor, ScalarType::uint8, [&](float v, const Channel& ch) {
@@ -135,7 +136,7 @@ Tensor fake_quantize_per_tensor_mask(TensorView x, float scale, std::int64_t zer
 
 Tensor fake_quantize_per_channel_affine(TensorView x, TensorView scale, TensorView zero_point,
                                         std::int64_t axis, Range range) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   check_range(range);
   axis = resolve_axis(axis, x.dim());
   const auto channels = read_channels(x, scale, zero_point, axis);
@@ -152,7 +153,7 @@ Tensor fake_quantize_per_channel_affine(TensorView x, TensorView scale, TensorVi
 
 Tensor fake_quantize_per_channel_mask(TensorView x, TensorView scale, TensorView zero_point,
                                       std::int64_t axis, Range range) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   check_range(range);
   axis = resolve_axis(axis, x.dim());
   const auto channels = read_channels(x, scale, zero_point, axis);
@@ -162,14 +163,14 @@ Tensor fake_quantize_per_channel_mask(TensorView x, TensorView scale, TensorView
 }
 
 Tensor apply_mask(TensorView grad_output, TensorView mask) {
-  reference::check_float_input(grad_output.dtype(), "grad_output");
+  internal::check_float_input(grad_output.dtype(), "grad_output");
   QK_CHECK(mask.shape() == grad_output.shape(), "mask of shape ", to_string(mask.shape()),
            " must match grad_output of shape ", to_string(grad_output.shape()));
-  auto grad = reference::load_floats(grad_output);
+  auto grad = internal::load_floats(grad_output);
   for (std::size_t i = 0; i < grad.size(); ++i) {
     grad[i] = grad[i] * (mask.get(static_cast<std::int64_t>(i)) != 0 ? 1.0f : 0.0f);
   }
-  return reference::store_floats(grad, grad_output.shape(), grad_output.dtype());
+  return internal::store_floats(grad, grad_output.shape(), grad_output.dtype());
 }
 
 // ---- LSQ
@@ -185,9 +186,9 @@ LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const Le
                                   Range range, float grad_factor) {
   QK_CHECK(grad_output.shape() == x.shape(), "grad_output of shape ",
            to_string(grad_output.shape()), " must match x of shape ", to_string(x.shape()));
-  reference::check_float_input(grad_output.dtype(), "grad_output");
-  const auto xs = reference::load_floats(x);
-  const auto dys = reference::load_floats(grad_output);
+  internal::check_float_input(grad_output.dtype(), "grad_output");
+  const auto xs = internal::load_floats(x);
+  const auto dys = internal::load_floats(grad_output);
   const auto qmin = static_cast<float>(range.quant_min);
   const auto qmax = static_cast<float>(range.quant_max);
   std::vector<float> dx(xs.size());
@@ -214,7 +215,7 @@ LearnableGrads learnable_backward(TensorView grad_output, TensorView x, const Le
     }
   }
   const Shape params{static_cast<std::int64_t>(setup.channels.size())};
-  LearnableGrads out{reference::store_floats(dx, x.shape(), ScalarType::float32),
+  LearnableGrads out{internal::store_floats(dx, x.shape(), ScalarType::float32),
                      Tensor(ScalarType::float32, params), Tensor(ScalarType::float32, params)};
   for (std::size_t c = 0; c < setup.channels.size(); ++c) {
     out.grad_scale.set(static_cast<std::int64_t>(c), static_cast<float>(dscale[c]));
@@ -261,7 +262,7 @@ LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(TensorView gra
                                                                   Range range, float grad_factor) {
   check_learnable_range(range);
   check_learnable_params(scale, zero_point, 1);
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   // PyTorch's backward rounds the zero point by truncating zp + 0.5 after the
   // clamp, unlike its forward (half to even): 2.5 is 2 forward, 3 backward.
   const float shifted = static_cast<float>(zero_point.get(0)) + 0.5f;
@@ -275,7 +276,7 @@ LearnableGrads fake_quantize_learnable_per_tensor_affine_backward(TensorView gra
 namespace {
 LearnableSetup per_channel_setup(TensorView x, TensorView scale, TensorView zero_point,
                                  std::int64_t axis, Range range) {
-  reference::check_float_input(x.dtype(), "x");
+  internal::check_float_input(x.dtype(), "x");
   check_learnable_range(range);
   check_learnable_params(scale, zero_point, x.shape()[axis]);
   LearnableSetup setup;

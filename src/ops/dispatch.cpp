@@ -1,9 +1,12 @@
-// The public ops: the SIMD fast path where it applies, the reference otherwise.
-// Both give bit-identical results (tests/cpp/test_fast_path.cpp).
+// The one dispatcher of the public ops: the SIMD fast path (cpu/) where it
+// applies, the scalar reference (reference/) otherwise. Both give bit-identical
+// results (tests/cpp/test_fast_path.cpp). Nothing above this layer calls cpu/
+// or picks a path itself.
 #include "quantkit/ops.hpp"
 
 #include <cstring>
 
+#include "core/internal/float_io.hpp"
 #include "cpu/fast_path.hpp"
 #include "quantkit/error.hpp"
 #include "reference/reference_ops.hpp"
@@ -13,6 +16,21 @@ namespace quantkit {
 QParams choose_qparams(TensorView x, const QuantSpec& spec) {
   if (auto fast = cpu::choose_qparams(x, spec)) return std::move(*fast);
   return reference::choose_qparams(x, spec);
+}
+
+QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec) {
+  return reference::choose_qparams(min_val, max_val, spec);
+}
+
+BlockRange block_range(TensorView x, const Granularity& granularity) {
+  internal::check_float_input(x.dtype(), "x");
+  QK_CHECK(x.numel() > 0, "x of shape ", to_string(x.shape()), " is empty: it has no range");
+  const Shape block = granularity.block_size(x.shape());
+  const Shape grid = block_grid_shape(x.shape(), block);
+  auto range = cpu::block_min_max(x, block);
+  if (!range) range = reference::block_min_max(x, block);
+  return {internal::store_floats(range->min, grid, ScalarType::float32),
+          internal::store_floats(range->max, grid, ScalarType::float32)};
 }
 
 QuantizedTensor quantize(TensorView x, const QParams& qparams) {

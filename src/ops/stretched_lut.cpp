@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
 #include "reference/eager_math.hpp"
 #include "reference/element_ops.hpp"
@@ -27,7 +28,7 @@ StretchedLut to_stretched_lut(const QuantizedTensor& q) {
 }
 
 Tensor dequantize_lut(const StretchedLut& lut, const QuantizedTensor& q, ScalarType output_dtype) {
-  reference::check_float_input(output_dtype, "output_dtype");
+  internal::check_float_input(output_dtype, "output_dtype");
   QK_CHECK(static_cast<std::int64_t>(lut.indices.size()) == q.numel(), "LUT holds ",
            lut.indices.size(), " indices for a tensor of ", q.numel(), " elements");
   const auto layout = reference::make_layout(q.qparams(), q.shape());
@@ -41,7 +42,7 @@ Tensor dequantize_lut(const StretchedLut& lut, const QuantizedTensor& q, ScalarT
     const auto half = static_cast<float>(lut.half_scale.get(b));
     out[i] = reference::round_to(output_dtype, reference::round_to(product_dtype, level * half));
   });
-  return reference::store_floats(out, q.shape(), output_dtype);
+  return internal::store_floats(out, q.shape(), output_dtype);
 }
 
 }  // namespace quantkit
