@@ -14,6 +14,7 @@
 #include "quantkit/quant_spec.hpp"
 #include "quantkit/quantized_tensor.hpp"
 #include "quantkit/scalar_type.hpp"
+#include "quantkit/scale_scheme.hpp"
 #include "quantkit/stretched.hpp"
 #include "quantkit/tensor.hpp"
 #include "quantkit/threading.hpp"

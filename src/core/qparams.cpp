@@ -4,6 +4,7 @@
 
 #include "core/internal/block_layout.hpp"
 #include "quantkit/error.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit {
 
@@ -12,11 +13,19 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
   spec.validate();
   QK_CHECK(is_floating_point(scale.dtype()) && scale.dtype() != ScalarType::float64,
            "scale has dtype ", name(scale.dtype()), "; expected float32, bfloat16 or float16");
+  const ScaleSchemeTraits* scale_scheme =
+      spec.dtype.is_floating() ? &scale_scheme_of(spec) : nullptr;
   for (std::int64_t i = 0; i < scale.numel(); ++i) {
     const double s = scale.get(i);
     QK_CHECK(std::isfinite(s) && s > 0, "scale ", s, " at flat index ",
              internal::describe_index(scale.shape(), i), " must be finite and > 0");
-    if (spec.scale_dtype == ScaleDType::e8m0) e8m0_from_power_of_two(static_cast<float>(s));
+    if (scale_scheme && scale_scheme->encode_byte) {
+      // A byte-stored scale must survive storage: the stored byte decodes to it.
+      const auto value = static_cast<float>(s);
+      QK_CHECK(scale_scheme->decode_byte(scale_scheme->encode_byte(value)) == value, "scale ", s,
+               " at flat index ", internal::describe_index(scale.shape(), i), " is not a ",
+               name(*spec.scale_dtype), " value, so it cannot be stored as one");
+    }
   }
   const auto domain = spec.resolved_zero_point_domain();
   const bool needs_zero_point = !spec.dtype.is_floating() && (domain != ZeroPointDomain::none ||

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "quantkit/error.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit {
 namespace {
@@ -86,18 +87,11 @@ void QuantSpec::validate() const {
              " is not supported for ", dtype.name(),
              ": floating element formats have no zero point (use none)");
     QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(), " has no zero point");
-    if (scale_dtype) {
-      QK_CHECK(*scale_dtype == ScaleDType::float32 || *scale_dtype == ScaleDType::e8m0 ||
-                   *scale_dtype == ScaleDType::fp8_e4m3,
-               "scale_dtype ", name(*scale_dtype), " is not supported for ", dtype.name(),
-               ": use float32, e8m0 (MX) or fp8_e4m3 (NVFP4)");
-    }
+    scale_scheme_of(*this);  // throws for a scale dtype no row supports
     return;
   }
-  QK_CHECK(
-      !scale_dtype || (*scale_dtype != ScaleDType::e8m0 && *scale_dtype != ScaleDType::fp8_e4m3),
-      "scale_dtype ", name(*scale_dtype), " is only supported for floating element formats, not ",
-      dtype.name());
+  QK_CHECK(!scale_dtype || !is_block_scale_dtype(*scale_dtype), "scale_dtype ", name(*scale_dtype),
+           " is only supported for floating element formats, not ", dtype.name());
   if (zero_point_dtype) {
     QK_CHECK(*zero_point_dtype != ScalarType::float64, "zero_point_dtype float64 is not supported");
   }

@@ -42,18 +42,24 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   p.ops.encode_magic = std::ldexp(1.0f, 24 - format.exponent_bias - format.mantissa_bits);
   p.ops.smallest_normal = std::ldexp(1.0f, 1 - format.exponent_bias);
   p.ops.subnormal_step = std::ldexp(1.0f, 1 - format.exponent_bias - format.mantissa_bits);
-  p.ops.scale_in_output = p.plan.scheme == reference::Scheme::mx;
-  // float32 scales divide; MX floor divides by its clamped scale; NVFP4 and
-  // MX rceil multiply by their reciprocal (see reference::make_plan).
-  if (p.plan.scheme == reference::Scheme::float_format) {
-    p.ops.divide = true;
-  } else if (p.plan.scheme == reference::Scheme::mx && !p.plan.divisor.empty() &&
-             p.plan.divisor[0] != 0.0f) {
-    p.ops.divide = true;
-    p.multiplier = Prepared::Multiplier::divisor;
-  } else {
-    p.ops.divide = false;
-    p.multiplier = Prepared::Multiplier::reciprocal;
+  const ScaleSchemeTraits& scale_scheme = *p.plan.scale_scheme;
+  p.ops.scale_in_output = scale_scheme.dequant_order == DequantOrder::round_then_product;
+  // The per-block value the kernel divides by or multiplies with (see
+  // reference::make_plan, which computes both arrays from the row).
+  switch (scale_scheme.division) {
+    case ScaleDivision::divide:
+      p.ops.divide = true;
+      p.multiplier = Prepared::Multiplier::scale;
+      break;
+    case ScaleDivision::divide_clamped:
+      p.ops.divide = true;
+      p.multiplier = Prepared::Multiplier::divisor;
+      break;
+    case ScaleDivision::multiply_reciprocal:
+    case ScaleDivision::multiply_exponent:
+      p.ops.divide = false;
+      p.multiplier = Prepared::Multiplier::reciprocal;
+      break;
   }
   return p;
 }

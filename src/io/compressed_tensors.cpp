@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quantkit/packing.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit::io::ct {
 namespace {
@@ -59,6 +60,13 @@ void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, i
   }
 }
 
+// safetensors dtype of the block scales of a floating element format: the
+// row's byte storage, or float32.
+StDType block_scale_storage(const QuantSpec& spec) {
+  const std::string_view stored = scale_scheme_of(spec).stored_dtype;
+  return stored.empty() ? StDType::F32 : *safetensors_dtype_from_name(stored);
+}
+
 }  // namespace
 
 bool has_zero_point(const Scheme& scheme) {
@@ -99,17 +107,15 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
     }
     case CheckpointFormat::float_quantized:
       outputs.push_back({name, StDType::F8_E4M3, {rows, columns}});
-      outputs.push_back({name + "_scale",
-                         scheme.spec.scale_dtype == ScaleDType::e8m0 ? StDType::U8 : StDType::F32,
-                         scale_shape});
+      outputs.push_back({name + "_scale", block_scale_storage(scheme.spec), scale_shape});
       break;
     case CheckpointFormat::mxfp4_pack_quantized:
       outputs.push_back({name + "_packed", StDType::U8, {rows, columns / 2}});
-      outputs.push_back({name + "_scale", StDType::U8, scale_shape});
+      outputs.push_back({name + "_scale", block_scale_storage(scheme.spec), scale_shape});
       break;
     case CheckpointFormat::nvfp4_pack_quantized:
       outputs.push_back({name + "_packed", StDType::U8, {rows, columns / 2}});
-      outputs.push_back({name + "_scale", StDType::F8_E4M3, scale_shape});
+      outputs.push_back({name + "_scale", block_scale_storage(scheme.spec), scale_shape});
       outputs.push_back({name + "_global_scale", StDType::F32, {1}});
       break;
   }
@@ -131,23 +137,15 @@ void append_codes(const Scheme& scheme, const QuantizedTensor& block, std::int64
 void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std::uint8_t>& out) {
   const Tensor& scale = qparams.scale;
   const auto count = static_cast<std::size_t>(scale.numel());
-  switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
-    case ScaleDType::e8m0:
-      for (std::size_t i = 0; i < count; ++i)
-        out.push_back(e8m0_from_power_of_two(scale.data<float>()[i]));
-      return;
-    case ScaleDType::fp8_e4m3: {
-      const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
-      for (std::size_t i = 0; i < count; ++i)
-        out.push_back(encode_minifloat(scale.data<float>()[i], e4m3));
-      return;
-    }
-    default: {  // plain floats, already in the output dtype
-      const auto* bytes = static_cast<const std::uint8_t*>(scale.raw_data());
-      out.insert(out.end(), bytes, bytes + scale.nbytes());
-      return;
-    }
+  const auto encode_byte =
+      scheme.spec.dtype.is_floating() ? scale_scheme_of(scheme.spec).encode_byte : nullptr;
+  if (encode_byte) {
+    for (std::size_t i = 0; i < count; ++i) out.push_back(encode_byte(scale.data<float>()[i]));
+    return;
   }
+  // Plain floats, already in the output dtype.
+  const auto* bytes = static_cast<const std::uint8_t*>(scale.raw_data());
+  out.insert(out.end(), bytes, bytes + scale.nbytes());
 }
 
 std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero_points,

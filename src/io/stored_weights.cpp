@@ -7,6 +7,7 @@
 
 #include "compressed_tensors.hpp"
 #include "quantkit/packing.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit::io {
 namespace {
@@ -107,24 +108,16 @@ Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const S
   QK_CHECK(numel(entry.shape) == count, "tensor '", entry.name, "' has shape ",
            to_string(entry.shape), ", expected ", count, " scales");
   std::vector<float> values(static_cast<std::size_t>(count));
-  switch (scheme.spec.scale_dtype.value_or(ScaleDType::float32)) {
-    case ScaleDType::e8m0:
-      for (std::int64_t i = 0; i < count; ++i) {
-        values[i] = e8m0_to_float(bytes[i]);
-      }
-      return float_tensor(values, grid);
-    case ScaleDType::fp8_e4m3:
-      for (std::int64_t i = 0; i < count; ++i) {
-        values[i] = decode_minifloat(bytes[i], minifloat_format(MinifloatKind::e4m3fn));
-      }
-      return float_tensor(values, grid);
-    default: {
-      const ScalarType dtype = *to_scalar_type(entry.dtype);
-      Tensor out = Tensor::uninitialized(dtype, grid);
-      std::memcpy(out.raw_data(), bytes.data(), bytes.size());
-      return out;
-    }
+  const auto decode_byte =
+      scheme.spec.dtype.is_floating() ? scale_scheme_of(scheme.spec).decode_byte : nullptr;
+  if (decode_byte) {
+    for (std::int64_t i = 0; i < count; ++i) values[i] = decode_byte(bytes[i]);
+    return float_tensor(values, grid);
   }
+  const ScalarType dtype = *to_scalar_type(entry.dtype);
+  Tensor out = Tensor::uninitialized(dtype, grid);
+  std::memcpy(out.raw_data(), bytes.data(), bytes.size());
+  return out;
 }
 
 Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows,

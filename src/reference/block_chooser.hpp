@@ -10,6 +10,7 @@
 
 #include "quantkit/error.hpp"
 #include "quantkit/qparams.hpp"
+#include "quantkit/scale_scheme.hpp"
 #include "reference/eager_math.hpp"
 
 namespace quantkit::reference {
@@ -101,12 +102,8 @@ class BlockChooser {
     const auto& format = spec_.dtype.minifloat();
     const auto element_max = static_cast<float>(format.max_value);
     BlockQParams out;
-    if (spec_.scale_dtype == ScaleDType::e8m0) {
-      out.scale = e8m0_to_float(e8m0_from_amax(amax, format, spec_.e8m0_rounding));
-    } else if (spec_.scale_dtype == ScaleDType::fp8_e4m3) {
-      const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
-      const float block_scale = std::clamp(amax / element_max, std::ldexp(1.0f, -6), 448.0f);
-      out.scale = decode_minifloat(encode_minifloat(block_scale, e4m3), e4m3);
+    if (const auto from_amax = scale_scheme_of(spec_).scale_from_amax) {
+      out.scale = from_amax(amax, format);
     } else {
       const float bounded = spec_.eps ? std::max(amax, eps_) : amax;
       QK_CHECK(bounded > 0, "block ", block, " is all zeros, so its ", format.name,

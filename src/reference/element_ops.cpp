@@ -12,11 +12,7 @@ namespace quantkit::reference {
 namespace {
 
 Scheme scheme_of(const QuantSpec& spec) {
-  if (spec.dtype.is_floating()) {
-    if (spec.scale_dtype == ScaleDType::e8m0) return Scheme::mx;
-    if (spec.scale_dtype == ScaleDType::fp8_e4m3) return Scheme::nvfp4;
-    return Scheme::float_format;
-  }
+  if (spec.dtype.is_floating()) return Scheme::minifloat;
   if (spec.mapping == Mapping::stretched) return Scheme::stretched;
   switch (spec.resolved_zero_point_domain()) {
     case ZeroPointDomain::int_:
@@ -60,9 +56,26 @@ float stretched_clip(const ElementPlan& plan, std::int64_t b) {
 
 // Value of x in units of the scale, before clamping to the format's range.
 float minifloat_scaled(const ElementPlan& plan, float x, std::int64_t b) {
-  if (plan.scheme == Scheme::float_format) return x / plan.scale[b];
-  if (!plan.divisor.empty() && plan.divisor[b] != 0.0f) return x / plan.divisor[b];  // NaN too
-  return x * plan.reciprocal[b];
+  switch (plan.scale_scheme->division) {
+    case ScaleDivision::divide:
+      return x / plan.scale[b];
+    case ScaleDivision::divide_clamped:
+      return x / plan.divisor[b];
+    case ScaleDivision::multiply_reciprocal:
+    case ScaleDivision::multiply_exponent:
+      return x * plan.reciprocal[b];
+  }
+  return NAN;
+}
+
+// The per-block multiplier of the multiply_* divisions.
+float reciprocal_of(const ElementPlan& plan, float s) {
+  if (plan.scheme == Scheme::minifloat &&
+      plan.scale_scheme->division == ScaleDivision::multiply_exponent) {
+    const int byte = e8m0_from_power_of_two(s);
+    return byte == 255 ? NAN : (byte == 0 ? 1.0f : std::ldexp(1.0f, 127 - byte));
+  }
+  return round_to(plan.scale_dtype, 1.0f / s);  // torch.reciprocal in the scale's dtype
 }
 
 }  // namespace
@@ -95,13 +108,18 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   plan.quant_min = spec.dtype.quant_min();
   plan.quant_max = spec.dtype.quant_max();
   plan.stretched_max = std::ldexp(1.0, spec.dtype.bits() - 1) - 0.5;
-  if (spec.dtype.is_floating()) plan.format = &spec.dtype.minifloat();
+  if (spec.dtype.is_floating()) {
+    plan.format = &spec.dtype.minifloat();
+    plan.scale_scheme = &scale_scheme_of(spec);
+  }
   const double mid = (plan.quant_max + plan.quant_min + 1) / 2;
   plan.scale = internal::load_floats(qparams.scale);
 
   // Arrays only the scheme reads: each is a fresh grid-sized allocation per call.
-  if (plan.scheme == Scheme::mx && spec.e8m0_rounding == E8M0Rounding::floor) {
-    plan.divisor.assign(blocks, 0.0f);  // never 0, so the reciprocal is never read
+  const bool divides_clamped =
+      plan.scale_scheme && plan.scale_scheme->division == ScaleDivision::divide_clamped;
+  if (divides_clamped) {
+    plan.divisor.resize(blocks);
   } else {
     plan.reciprocal.resize(blocks);
   }
@@ -110,27 +128,16 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   if (plan.scheme == Scheme::float_domain) plan.grid_min.assign(blocks, 0.0f);
   for (std::int64_t b = 0; b < blocks; ++b) {
     const float s = plan.scale[b];
-    switch (plan.scheme) {
-      case Scheme::mx: {
-        // torchao 0.18 to_mx: FLOOR divides by the scale clamped to the smallest
-        // normal float; RCEIL multiplies by 2^(127 - byte), or by 1.0 for byte 0.
-        const int byte = e8m0_from_power_of_two(s);
-        if (spec.e8m0_rounding == E8M0Rounding::floor) {
-          plan.divisor[b] = std::max(s, std::ldexp(1.0f, -126));
-        } else {
-          plan.reciprocal[b] =
-              byte == 255 ? NAN : (byte == 0 ? 1.0f : std::ldexp(1.0f, 127 - byte));
-        }
-        break;
-      }
-      case Scheme::float_domain: {
-        const float step = round_to(plan.scale_dtype, s * static_cast<float>(mid));
-        plan.grid_min[b] =
-            round_to(op_dtype(plan.zero_dtype, plan.scale_dtype), plan.zero_point[b] - step);
-        break;
-      }
-      default:  // torch.reciprocal in the scale's dtype
-        plan.reciprocal[b] = round_to(plan.scale_dtype, 1.0f / s);
+    if (divides_clamped) {
+      // torchao to_mx (FLOOR) divides by the scale clamped to the smallest normal float.
+      plan.divisor[b] = std::max(s, std::ldexp(1.0f, -126));
+    } else {
+      plan.reciprocal[b] = reciprocal_of(plan, s);
+    }
+    if (plan.scheme == Scheme::float_domain) {
+      const float step = round_to(plan.scale_dtype, s * static_cast<float>(mid));
+      plan.grid_min[b] =
+          round_to(op_dtype(plan.zero_dtype, plan.scale_dtype), plan.zero_point[b] - step);
     }
   }
   return plan;
@@ -153,9 +160,7 @@ std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t b) 
           round_to(op_dtype(quotient_dtype, plan.zero_dtype), quotient + plan.zero_point[b]);
       return to_code(plan, round_half_even(shifted));
     }
-    case Scheme::float_format:
-    case Scheme::mx:
-    case Scheme::nvfp4: {
+    case Scheme::minifloat: {
       const float y = minifloat_scaled(plan, x, b);
       const auto max = static_cast<float>(plan.format->max_value);
       const float clamped = y < -max ? -max : (y > max ? max : y);  // NaN stays NaN
@@ -185,13 +190,12 @@ float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_
       const float scaled = round_to(output, centered * s);
       return round_to(output, scaled + plan.zero_point[b]);
     }
-    case Scheme::float_format:
-    case Scheme::nvfp4:
-      return round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format) * s);
-    case Scheme::mx: {
-      const float element =
-          round_to(output, decode_minifloat(static_cast<std::uint8_t>(code), *plan.format));
-      return round_to(output, element * round_to(output, s));
+    case Scheme::minifloat: {
+      const float element = decode_minifloat(static_cast<std::uint8_t>(code), *plan.format);
+      if (plan.scale_scheme->dequant_order == DequantOrder::product_then_round) {
+        return round_to(output, element * s);
+      }
+      return round_to(output, round_to(output, element) * round_to(output, s));
     }
   }
   return 0;

@@ -10,6 +10,7 @@
 #include "quantkit/half.hpp"
 #include "quantkit/minifloat.hpp"
 #include "quantkit/qparams.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit::reference {
 
@@ -18,9 +19,7 @@ enum class Scheme : std::uint8_t {
   float_domain,  // tinygemm
   none_domain,   // q = clamp(round(x * r))
   stretched,     // PARQ
-  float_format,  // FP8/FP6/FP4 codes with a float32 divisor scale
-  mx,            // FP codes with an E8M0 power-of-two scale
-  nvfp4,         // FP codes with an FP8-E4M3 block scale (reciprocal multiply)
+  minifloat,     // FP8/FP6/FP4 codes; the scale applies as its ScaleSchemeTraits row says
 };
 
 /// Everything a kernel needs, resolved once per call: the scheme, the dtypes
@@ -34,9 +33,10 @@ struct ElementPlan {
   double quant_max = 0;
   double stretched_max = 0;  // 2^(b-1) - 0.5
   const MinifloatFormat* format = nullptr;
-  std::vector<float> scale;       // per block, exact value of the stored scale
+  const ScaleSchemeTraits* scale_scheme = nullptr;  // minifloat only
+  std::vector<float> scale;                         // per block, exact value of the stored scale
   std::vector<float> reciprocal;  // multiplier applied to x (1/scale as the scheme rounds it)
-  std::vector<float> divisor;     // mx floor only: x is divided by max(scale, 2^-126) instead
+  std::vector<float> divisor;     // divide_clamped only: x / max(scale, 2^-126)
   std::vector<float> zero_point;  // per block (0 when absent)
   std::vector<float> grid_min;    // float domain only: zp - scale * mid, rounded as torchao
 };

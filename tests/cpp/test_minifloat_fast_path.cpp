@@ -1,8 +1,9 @@
 // The SIMD paths of the floating element formats are bit-identical to the
 // scalar reference on every compiled Highway target: all 65536 bf16 and fp16
-// inputs (NaN, Inf, subnormals included) for every format of the trait table
-// with float32, MX (floor and rceil) and NVFP4 scales, random float32 inputs of
-// every tail length, and 1 or 2 threads.
+// inputs (NaN, Inf, subnormals included) for every element format of the
+// trait table with every scale scheme of scale_schemes() (float, MX floor and
+// rceil, NVFP4: a new row is covered here without a new test), random float32
+// inputs of every tail length, and 1 or 2 threads.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "forced_target.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/ops.hpp"
+#include "quantkit/scale_scheme.hpp"
 #include "reference/reference_ops.hpp"
 
 namespace quantkit {
@@ -26,22 +28,25 @@ void expect_identical(const Tensor& x, const QParams& qp, const std::string& wha
       x, qp, what, {x.dtype(), ScalarType::float32, ScalarType::bfloat16, ScalarType::float16});
 }
 
-// One power-of-two scale per block of 32 over [256, 256]: exponents sweep
-// -127..127 so tiny, huge and fp16-unrepresentable scales all occur.
-Tensor mx_scales(int offset) {
-  Tensor s(ScalarType::float32, {256, 8});
-  for (std::int64_t i = 0; i < s.numel(); ++i) {
-    s.set(i, std::ldexp(1.0, static_cast<int>((i * 37 + offset) % 255) - 127));
-  }
-  return s;
+QuantSpec spec_of(const ScaleSchemeTraits& row, QuantDType element, Granularity granularity) {
+  return {.dtype = element,
+          .granularity = granularity,
+          .scale_dtype = row.scale_dtype,
+          .e8m0_rounding = row.e8m0_rounding.value_or(E8M0Rounding::floor)};
 }
 
-// E4M3 block scales over blocks of 16 (NVFP4), normal and subnormal values.
-Tensor nvfp4_scales() {
-  const auto& e4m3 = minifloat_format(MinifloatKind::e4m3fn);
-  Tensor s(ScalarType::float32, {256, 16});
+// One scale per block of 32 over [256, 256], sweeping every positive finite
+// value the row's byte storage holds (for E8M0: 2^-127..2^127, so tiny, huge
+// and fp16-unrepresentable scales all occur).
+Tensor byte_scales(const ScaleSchemeTraits& row, int offset) {
+  std::vector<float> values;
+  for (int byte = 0; byte < 256; ++byte) {
+    const float v = row.decode_byte(static_cast<std::uint8_t>(byte));
+    if (std::isfinite(v) && v > 0) values.push_back(v);
+  }
+  Tensor s(ScalarType::float32, {256, 8});
   for (std::int64_t i = 0; i < s.numel(); ++i) {
-    s.set(i, decode_minifloat(static_cast<std::uint8_t>(1 + i % 126), e4m3));  // 2^-9 .. 448
+    s.set(i, values[static_cast<std::size_t>(i * 37 + offset) % values.size()]);
   }
   return s;
 }
@@ -53,25 +58,22 @@ TEST_P(MinifloatTarget, Exhaustive16BitInputs) {
     in += name(dtype);
     for (const auto& format : minifloat_formats()) {
       const QuantDType element = QuantDType::floating(format.kind);
-      for (double scale : {0.0371, 1.0 / 3.0, 250.0, 1e-30}) {
-        const QuantSpec spec{.dtype = element, .scale_dtype = ScaleDType::float32};
-        const auto qp = QParams::make(spec, Tensor::from_values({scale}), {}, dtype);
-        expect_identical(x, qp, spec.describe() + in);
-      }
-      for (E8M0Rounding rounding : {E8M0Rounding::floor, E8M0Rounding::rceil}) {
-        const QuantSpec mx{.dtype = element,
-                           .granularity = Granularity::per_group(32),
-                           .scale_dtype = ScaleDType::e8m0,
-                           .e8m0_rounding = rounding};
+      for (const auto& row : scale_schemes()) {
+        if (!row.decode_byte) {
+          const QuantSpec spec = spec_of(row, element, Granularity::per_tensor());
+          for (double scale : {0.0371, 1.0 / 3.0, 250.0, 1e-30}) {
+            const auto qp = QParams::make(spec, Tensor::from_values({scale}), {}, dtype);
+            expect_identical(x, qp, spec.describe() + in);
+          }
+          continue;
+        }
+        const QuantSpec spec = spec_of(row, element, Granularity::per_group(32));
         for (int offset : {0, 100}) {
-          expect_identical(x, QParams::make(mx, mx_scales(offset), {}, dtype), mx.describe() + in);
+          const auto qp = QParams::make(spec, byte_scales(row, offset), {}, dtype);
+          expect_identical(x, qp, std::string(row.name) + " " + spec.describe() + in);
         }
       }
     }
-    const QuantSpec nvfp4{.dtype = QuantDType::fp4_e2m1(),
-                          .granularity = Granularity::per_group(16),
-                          .scale_dtype = ScaleDType::fp8_e4m3};
-    expect_identical(x, QParams::make(nvfp4, nvfp4_scales(), {}, dtype), nvfp4.describe() + in);
   }
 }
 
@@ -83,17 +85,10 @@ std::vector<QuantSpec> minifloat_specs() {
                           Granularity::per_axis(-1), Granularity::per_group(32)}) {
       specs.push_back({.dtype = element, .granularity = g, .scale_dtype = ScaleDType::float32});
     }
-    specs.push_back({.dtype = element,
-                     .granularity = Granularity::per_group(32),
-                     .scale_dtype = ScaleDType::e8m0});
-    specs.push_back({.dtype = element,
-                     .granularity = Granularity::per_group(32),
-                     .scale_dtype = ScaleDType::e8m0,
-                     .e8m0_rounding = E8M0Rounding::rceil});
+    for (const auto& row : scale_schemes()) {
+      if (row.scale_from_amax) specs.push_back(spec_of(row, element, Granularity::per_group(16)));
+    }
   }
-  specs.push_back({.dtype = QuantDType::fp4_e2m1(),
-                   .granularity = Granularity::per_group(16),
-                   .scale_dtype = ScaleDType::fp8_e4m3});
   return specs;
 }
 
