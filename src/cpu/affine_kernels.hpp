@@ -13,6 +13,15 @@ namespace quantkit::cpu {
 /// Storage / rounding kinds of float values (matches ScalarType order of use).
 enum class FloatKind : std::uint8_t { f32 = 0, bf16 = 1, f16 = 2 };
 
+/// Which integer grid the codes lie on.
+enum class AffineGrid : std::uint8_t {
+  no_zero_point,  // q = clamp(round(x * r))
+  zero_point,     // q = clamp(round(x * r) + zp)
+  /// The stretched (PARQ) grid: q = round(clamp(x, -c, c) / s + zp) with the
+  /// quotient and the sum rounded to `product`; params.reciprocal holds c.
+  stretched,
+};
+
 /// The per-call constants of an affine kernel; per-block values live in arrays.
 /// The reference also rounds round(x * r) + zp to promote(P, Z) and (q - zp) * s
 /// to promote(O, S) before O; neither can change a result of these kernels
@@ -21,10 +30,7 @@ struct AffineOps {
   FloatKind input;    // T: how x is stored
   FloatKind product;  // P = promote(T, S): x * r is rounded to it
   FloatKind output;   // O: stored output (fake quantize: T)
-  bool has_zero_point;
-  /// The stretched (PARQ) grid: q = round(clamp(x, -c, c) / s + zp) with the
-  /// quotient and the sum rounded to `product`; params.reciprocal holds c.
-  bool stretched = false;
+  AffineGrid grid;
   float quant_min;
   float quant_max;
   /// Write outputs with non-temporal stores (outputs larger than the caches:
@@ -67,15 +73,6 @@ void dequantize_range(const AffineOps& ops, const BlockMap& map, const BlockPara
 void ste_backward_range(const AffineOps& ops, const BlockMap& map, const BlockParams& params,
                         const void* x, const void* grad, FloatKind grad_kind, void* out,
                         std::int64_t begin, std::int64_t end);
-/// min[b] / max[b] of the `count` blocks of `inner` contiguous elements that
-/// start at element (first + b) * inner; returns false if a NaN or Inf was seen
-/// (the results are then unspecified).
-bool min_max_blocks(FloatKind input, const void* x, std::int64_t first, std::int64_t inner,
-                    std::int64_t count, float* min, float* max);
-/// Per-column min / max over `rows` rows of `cols` columns starting at x (row-major).
-bool column_min_max(FloatKind input, const void* x, std::int64_t rows, std::int64_t cols,
-                    float* min, float* max);
-
 /// Name of the Highway target the dispatcher currently picks (e.g. "AVX3").
 const char* active_target_name();
 /// The Highway targets the kernels were compiled for (bit set of HWY_AVX3,

@@ -10,6 +10,7 @@
 #include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
+#include "cpu/range_kernels.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/block_chooser.hpp"
 #include "reference/eager_math.hpp"
@@ -35,8 +36,8 @@ struct Prepared {
   reference::ElementPlan plan;
   std::vector<float> clip;  // stretched: the per-block clip bound, in place of the reciprocal
   BlockParams params() const {
-    return {ops.stretched ? clip.data() : plan.reciprocal.data(), plan.scale.data(),
-            plan.zero_point.data()};
+    return {ops.grid == AffineGrid::stretched ? clip.data() : plan.reciprocal.data(),
+            plan.scale.data(), plan.zero_point.data()};
   }
 };
 
@@ -57,8 +58,9 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   p.ops.input = *kind_of(input);
   p.ops.product = kind_or_f32(product);
   p.ops.output = *kind_of(output);
-  p.ops.stretched = stretched;
-  p.ops.has_zero_point = p.plan.scheme == reference::Scheme::int_domain || stretched;
+  p.ops.grid = stretched                                        ? AffineGrid::stretched
+               : p.plan.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
+                                                                : AffineGrid::no_zero_point;
   if (stretched) {
     for (std::size_t b = 0; b < p.plan.scale.size(); ++b) {
       p.clip.push_back(reference::round_to(
@@ -284,7 +286,8 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
   ops.input = *input;
   ops.product = kind_or_f32(reference::op_dtype(compute, scale_dtype));
   ops.output = *input;
-  ops.has_zero_point = spec.resolved_zero_point_domain() == ZeroPointDomain::int_;
+  ops.grid = spec.resolved_zero_point_domain() == ZeroPointDomain::int_ ? AffineGrid::zero_point
+                                                                        : AffineGrid::no_zero_point;
   ops.quant_min = static_cast<float>(spec.dtype.quant_min());
   ops.quant_max = static_cast<float>(spec.dtype.quant_max());
 
@@ -333,8 +336,9 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
           scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
           reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
         }
-        zero_point[b] =
-            ops.has_zero_point ? reference::round_to(zero_dtype, chosen[b].zero_point) : 0.0f;
+        zero_point[b] = ops.grid == AffineGrid::zero_point
+                            ? reference::round_to(zero_dtype, chosen[b].zero_point)
+                            : 0.0f;
         // An overflowing scale: the reference reports it.
         if (!std::isfinite(chosen[b].scale)) item_ok[item] = 0;
       }

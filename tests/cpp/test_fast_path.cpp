@@ -11,6 +11,7 @@
 
 #include "cpu/affine_kernels.hpp"
 #include "cpu/fast_path.hpp"
+#include "cpu/range_kernels.hpp"
 #include "forced_target.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/ops.hpp"
