@@ -18,6 +18,15 @@ namespace quantkit::cpu {
 // threads, and 4096 * bits is a whole number of bytes for every width.
 constexpr std::int64_t kChunk = 4096;
 
+/// Integer formats with an int or no zero point: the affine kernels' specs.
+/// The stretched mapping too where the qparams are given (choosing them needs
+/// mean|x|, which the fused choose-and-quantize path does not compute).
+inline bool affine_path_supports(const QuantSpec& spec, bool allow_stretched = false) {
+  if (spec.dtype.is_floating()) return false;
+  if (spec.mapping == Mapping::stretched) return allow_stretched;
+  return spec.resolved_zero_point_domain() != ZeroPointDomain::float_;
+}
+
 inline std::optional<FloatKind> kind_of(ScalarType type) {
   switch (type) {
     case ScalarType::float32:

@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "core/internal/float_io.hpp"
 #include "cpu/affine_kernels.hpp"
-#include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
 #include "cpu/range_kernels.hpp"
@@ -19,15 +17,6 @@
 
 namespace quantkit::cpu {
 namespace {
-
-// Integer formats with an int or no zero point; the stretched mapping too where
-// the qparams are given (choosing them needs mean|x|, which the fused path
-// does not compute).
-bool supported_scheme(const QuantSpec& spec, bool allow_stretched = false) {
-  if (spec.dtype.is_floating()) return false;
-  if (spec.mapping == Mapping::stretched) return allow_stretched;
-  return spec.resolved_zero_point_domain() != ZeroPointDomain::float_;
-}
 
 // The per-call constants and per-block values of an affine kernel.
 struct Prepared {
@@ -43,7 +32,7 @@ struct Prepared {
 
 std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
                                 const Shape& shape) {
-  if (!supported_scheme(qparams.spec, true) || !kind_of(input) || !kind_of(output)) {
+  if (!affine_path_supports(qparams.spec, true) || !kind_of(input) || !kind_of(output)) {
     return std::nullopt;
   }
   if (!kind_of(qparams.scale.dtype())) return std::nullopt;
@@ -259,112 +248,6 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   }
   if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
   return out;
-}
-
-std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec) {
-  const auto input = kind_of(x.dtype());
-  if (!input || !x.is_contiguous() || x.numel() == 0 || !supported_scheme(spec))
-    return std::nullopt;
-  spec.validate();
-  const Shape block = spec.granularity.block_size(x.shape());
-  const auto map = block_map(x.shape(), block);
-  const std::int64_t n = x.numel();
-  if (!map || map->inner > kChunk || map->inner * map->period != n) return std::nullopt;
-  const ScalarType compute = x.dtype();
-  const ScalarType scale_dtype = reference::scale_storage(spec, compute);
-  const ScalarType zero_dtype = reference::zero_point_storage(spec, compute);
-  if (!kind_of(scale_dtype)) return std::nullopt;
-
-  const std::int64_t blocks = map->period, inner = map->inner;
-  const int bits = spec.dtype.bits();
-  // Work items are whole blocks, about a chunk long, starting on a byte of the packed stream.
-  std::int64_t per_item = std::max<std::int64_t>(1, kChunk / inner);
-  while ((per_item * inner * bits) % 8 != 0) ++per_item;
-  const std::int64_t items = (blocks + per_item - 1) / per_item;
-
-  AffineOps ops{};
-  ops.input = *input;
-  ops.product = kind_or_f32(reference::op_dtype(compute, scale_dtype));
-  ops.output = *input;
-  ops.grid = spec.resolved_zero_point_domain() == ZeroPointDomain::int_ ? AffineGrid::zero_point
-                                                                        : AffineGrid::no_zero_point;
-  ops.quant_min = static_cast<float>(spec.dtype.quant_min());
-  ops.quant_max = static_cast<float>(spec.dtype.quant_max());
-
-  const reference::BlockChooser chooser(spec, compute);
-  // Asymmetric and symmetric scales are chosen on SIMD lanes, one block per
-  // lane; other mappings block by block with the reference formula.
-  const bool lanes_choose =
-      (spec.mapping == Mapping::asymmetric || spec.mapping == Mapping::symmetric);
-  const AffineChooseOps choose_ops{
-      *input,        *kind_of(scale_dtype), spec.mapping == Mapping::symmetric,
-      chooser.eps(), ops.quant_min,         ops.quant_max};
-  const std::size_t in_size = element_size(compute);
-  // Threads write their blocks' qparams straight into the result, so nothing
-  // grid-sized is built first and copied serially.
-  QParams qparams = reference::allocate_qparams(spec, compute, block_grid_shape(x.shape(), block));
-  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(n, bits)});
-  std::vector<char> item_ok(items, 1);
-#pragma omp parallel if (items > 4)
-  {
-    // Per-thread scratch for one work item. The stored values (scale in its
-    // dtype, zero point in its dtype) drive the kernel, exactly as quantize()
-    // reads them back from QParams.
-    const auto scratch = static_cast<std::size_t>(per_item);
-    std::vector<float> lo(scratch), hi(scratch), scale_compute(scratch), minval(scratch);
-    std::vector<float> scale(scratch), reciprocal(scratch), zero_point(scratch, 0.0f);
-    std::vector<reference::BlockQParams> chosen(scratch);
-    std::vector<std::int8_t> codes(static_cast<std::size_t>(per_item * inner));
-#pragma omp for schedule(static)
-    for (std::int64_t item = 0; item < items; ++item) {
-      const std::int64_t b0 = item * per_item, count = std::min(blocks, b0 + per_item) - b0;
-      const auto* item_x = static_cast<const unsigned char*>(x.data()) + b0 * inner * in_size;
-      if (!min_max_blocks(*input, item_x, 0, inner, count, lo.data(), hi.data())) {
-        item_ok[item] = 0;  // the reference reports the bad value
-        continue;
-      }
-      if (lanes_choose) {
-        choose_affine_blocks(choose_ops, lo.data(), hi.data(), count,
-                             ChosenBlocks{scale_compute.data(), zero_point.data(), minval.data(),
-                                          scale.data(), reciprocal.data()});
-      }
-      for (std::int64_t b = 0; b < count; ++b) {
-        if (lanes_choose) {
-          chosen[b] = {scale_compute[b], zero_point[b], minval[b]};
-        } else {
-          chosen[b] = chooser.choose(lo[b], hi[b], 0.0f, b0 + b);
-          scale[b] = reference::round_to(scale_dtype, chosen[b].scale);
-          reciprocal[b] = reference::round_to(scale_dtype, 1.0f / scale[b]);
-        }
-        zero_point[b] = ops.grid == AffineGrid::zero_point
-                            ? reference::round_to(zero_dtype, chosen[b].zero_point)
-                            : 0.0f;
-        // An overflowing scale: the reference reports it.
-        if (!std::isfinite(chosen[b].scale)) item_ok[item] = 0;
-      }
-      if (!item_ok[item]) continue;
-      const BlockParams item_params{reciprocal.data(), scale.data(), zero_point.data()};
-      std::uint8_t* item_packed = packed.data<std::uint8_t>() + b0 * inner * bits / 8;
-      const bool packed_directly =
-          bits == 4 && quantize_packed4_range(ops, BlockMap{inner, count}, item_params, item_x,
-                                              item_packed, 0, count * inner);
-      if (!packed_directly) {
-        quantize_range(ops, BlockMap{inner, count}, item_params, item_x, codes.data(), 0,
-                       count * inner);
-        pack_codes_into(codes.data(), count * inner, bits, item_packed);
-      }
-      // A zero point its dtype cannot hold throws: the reference reports it
-      // (nothing may leave an OpenMP region by exception).
-      try {
-        reference::store_blocks(qparams, b0, chosen.data(), count);
-      } catch (const Error&) {
-        item_ok[item] = 0;
-      }
-    }
-  }
-  if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; }))
-    return std::nullopt;
-  return QuantizedTensor::from_packed(x.shape(), std::move(packed), std::move(qparams));
 }
 
 }  // namespace quantkit::cpu
