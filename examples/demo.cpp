@@ -58,7 +58,7 @@ int main() {
       {"nvfp4 (e4m3, block 16)",
        {.dtype = qk::QuantDType::fp4_e2m1(),
         .granularity = qk::Granularity::per_group(16),
-        .scale_dtype = qk::ScaleDType::fp8_e4m3}},
+        .scale_dtype = qk::ScaleDType::fp8_e4m3fn}},
   };
 
   for (const auto dtype : {qk::ScalarType::float32, qk::ScalarType::bfloat16}) {

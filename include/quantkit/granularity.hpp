@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "quantkit/tensor.hpp"
 
@@ -22,6 +23,8 @@ namespace quantkit {
 class Granularity {
  public:
   enum class Kind : std::uint8_t { per_tensor, per_axis, per_group, per_block, per_token };
+  /// "per_tensor", "per_axis", ...: the names of the factory functions.
+  static std::string_view kind_name(Kind kind);
 
   static Granularity per_tensor() { return Granularity(Kind::per_tensor); }
   static Granularity per_axis(std::int64_t axis);

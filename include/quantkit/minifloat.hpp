@@ -53,6 +53,10 @@ enum class E8M0Rounding : std::uint8_t {
           // [2^-127, 2^127]
 };
 
+/// "floor" / "rceil"; the parser throws Error listing both otherwise.
+std::string_view name(E8M0Rounding rounding);
+E8M0Rounding e8m0_rounding_from_name(std::string_view text);
+
 /// E8M0 byte for a block whose largest magnitude is `amax` (NaN gives 255;
 /// Inf gives 255 with floor and 254 with rceil, as torchao).
 std::uint8_t e8m0_from_amax(float amax, const MinifloatFormat& element, E8M0Rounding rounding);

@@ -19,7 +19,7 @@
 //   stretched:    scale = max(min(b * mean|x|, max|x|), eps) / (2^(b-1) - 0.5), zp = -0.5
 //   floating element formats: scale = max(amax|x|, eps) / max_value(format)
 //   e8m0 scales:  2^(floor(log2 amax) - target_max_pow2) (floor) or rceil rounding
-//   fp8_e4m3 scales: e4m3(clamp(amax / max_value, 2^-6, 448))
+//   fp8_e4m3fn scales: e4m3(clamp(amax / max_value, 2^-6, 448))
 // round() is half-to-even. The scale is cast to the scale dtype last (a bf16
 // input with a float32 scale dtype gives a bf16-valued scale).
 // NaN or Inf in the data (or in min/max) is an Error naming the first index: a
@@ -33,7 +33,7 @@ namespace quantkit {
 struct QParams {
   QuantSpec spec;
   /// Grid of block scales, in the scale dtype (float32 storage for e8m0 and
-  /// fp8_e4m3 scales, holding their exact values).
+  /// fp8_e4m3fn scales, holding their exact values).
   Tensor scale;
   /// Same grid; int32 (or spec.zero_point_dtype) for the int domain, float for
   /// the float domain and the stretched mapping; empty for the none domain.

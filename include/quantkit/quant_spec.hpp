@@ -30,8 +30,9 @@ enum class ZeroPointDomain : std::uint8_t {
 };
 
 /// Format the scale is stored in. fp32/bf16/fp16 are plain floats; e8m0 is the
-/// OCP MX power-of-two scale; fp8_e4m3 is the NVFP4 block scale.
-enum class ScaleDType : std::uint8_t { float32, bfloat16, float16, e8m0, fp8_e4m3 };
+/// OCP MX power-of-two scale; fp8_e4m3fn is the NVFP4 block scale (the
+/// element format of the same name; "fp8_e4m3" still parses).
+enum class ScaleDType : std::uint8_t { float32, bfloat16, float16, e8m0, fp8_e4m3fn };
 
 std::string_view name(Mapping mapping);
 std::string_view name(ZeroPointDomain domain);

@@ -185,10 +185,8 @@ def choose_qparams_from_min_max(min_val: Any, max_val: Any, spec: QuantSpec) -> 
 def quantize(x: Any, qparams: QParams | QuantSpec) -> QuantizedTensor:
     """Quantize with given qparams, or with a spec: qparams chosen from ``x`` (in the same
     pass over the data where possible; identical to ``quantize(x, choose_qparams(x, spec))``)."""
-    if isinstance(qparams, QuantSpec):
-        core = _core.choose_and_quantize(as_core_input(x), qparams)
-    else:
-        core = _core.quantize(as_core_input(x), qparams._core)
+    spec_or_qparams = qparams if isinstance(qparams, QuantSpec) else qparams._core
+    core = _core.quantize(as_core_input(x), spec_or_qparams)
     return QuantizedTensor(core, framework_of(x))
 
 

@@ -86,7 +86,7 @@ void bind_ops(nb::module_& m) {
       "quantize", [](const InArray& x, const QParams& qp) { return quantize(view_of(x, "x"), qp); },
       "x"_a, "qparams"_a);
   m.def(
-      "choose_and_quantize",
+      "quantize",
       [](const InArray& x, const QuantSpec& spec) { return quantize(view_of(x, "x"), spec); },
       "x"_a, "spec"_a,
       "choose_qparams + quantize, in one pass where the SIMD path covers the spec.");

@@ -25,15 +25,13 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
     format = format.with_range(quant_min.value_or(static_cast<long long>(format.type_min())),
                                quant_max.value_or(static_cast<long long>(format.type_max())));
   }
-  QK_CHECK(e8m0_rounding == "floor" || e8m0_rounding == "rceil", "e8m0_rounding '", e8m0_rounding,
-           "' is unknown; expected floor or rceil");
   QuantSpec spec{
       .dtype = format, .mapping = mapping_from_name(mapping), .granularity = granularity};
   if (zero_point_domain) spec.zero_point_domain = zero_point_domain_from_name(*zero_point_domain);
   spec.eps = eps;
   if (scale_dtype) spec.scale_dtype = scale_dtype_from_name(*scale_dtype);
   if (zero_point_dtype) spec.zero_point_dtype = scalar_type_from_name(*zero_point_dtype);
-  spec.e8m0_rounding = e8m0_rounding == "floor" ? E8M0Rounding::floor : E8M0Rounding::rceil;
+  spec.e8m0_rounding = e8m0_rounding_from_name(e8m0_rounding);
   spec.validate();
   return spec;
 }
@@ -55,12 +53,9 @@ void bind_spec(nb::module_& m) {
       .def_static("per_token", &Granularity::per_token)
       .def("block_size", &Granularity::block_size, "input_shape"_a,
            "Block size (torchao block_size) for an input of this shape.")
-      .def_prop_ro("kind",
-                   [](const Granularity& g) {
-                     static const char* names[] = {"per_tensor", "per_axis", "per_group",
-                                                   "per_block", "per_token"};
-                     return std::string(names[static_cast<int>(g.kind())]);
-                   })
+      .def_prop_ro(
+          "kind",
+          [](const Granularity& g) { return std::string(Granularity::kind_name(g.kind())); })
       .def(nb::self == nb::self)
       .def("__repr__", &Granularity::describe);
 
@@ -95,9 +90,7 @@ void bind_spec(nb::module_& m) {
       .def_prop_ro("zero_point_dtype",
                    [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
       .def_prop_ro("e8m0_rounding",
-                   [](const QuantSpec& s) {
-                     return std::string(s.e8m0_rounding == E8M0Rounding::floor ? "floor" : "rceil");
-                   })
+                   [](const QuantSpec& s) { return std::string(name(s.e8m0_rounding)); })
       .def("to_text", &QuantSpec::to_text,
            "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")
       .def_static(

@@ -1,5 +1,6 @@
 #include "quantkit/granularity.hpp"
 
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 
 namespace quantkit {
@@ -11,7 +12,19 @@ std::int64_t resolve_axis(std::int64_t axis, std::int64_t rank, const char* what
   return axis < 0 ? axis + rank : axis;
 }
 
+constexpr EnumNames<Granularity::Kind, 5> kKinds{{
+    {Granularity::Kind::per_tensor, "per_tensor"},
+    {Granularity::Kind::per_axis, "per_axis"},
+    {Granularity::Kind::per_group, "per_group"},
+    {Granularity::Kind::per_block, "per_block"},
+    {Granularity::Kind::per_token, "per_token"},
+}};
+
 }  // namespace
+
+std::string_view Granularity::kind_name(Kind kind) {
+  return name_in(kKinds, kind);
+}
 
 Granularity Granularity::per_axis(std::int64_t axis) {
   Granularity g(Kind::per_axis);
@@ -80,7 +93,7 @@ Shape Granularity::block_size(const Shape& input_shape) const {
 std::string Granularity::describe() const {
   switch (kind_) {
     case Kind::per_tensor:
-      return "per_tensor";
+      return std::string(kind_name(kind_));
     case Kind::per_axis:
       return detail::concat("per_axis(", axis_, ")");
     case Kind::per_group:
@@ -88,7 +101,7 @@ std::string Granularity::describe() const {
     case Kind::per_block:
       return detail::concat("per_block(", to_string(block_shape_), ")");
     case Kind::per_token:
-      return "per_token";
+      return std::string(kind_name(kind_));
   }
   return "?";
 }

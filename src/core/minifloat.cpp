@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 
 namespace quantkit {
@@ -89,6 +90,20 @@ float decode_minifloat(std::uint8_t code, const MinifloatFormat& f) {
                            field - f.exponent_bias - f.mantissa_bits);
   }
   return static_cast<float>(negative ? -magnitude : magnitude);
+}
+
+namespace {
+constexpr EnumNames<E8M0Rounding, 2> kE8M0Roundings{{
+    {E8M0Rounding::floor, "floor"},
+    {E8M0Rounding::rceil, "rceil"},
+}};
+}  // namespace
+
+std::string_view name(E8M0Rounding rounding) {
+  return name_in(kE8M0Roundings, rounding);
+}
+E8M0Rounding e8m0_rounding_from_name(std::string_view text) {
+  return value_in(kE8M0Roundings, text, "e8m0_rounding");
 }
 
 std::uint8_t e8m0_from_amax(float amax, const MinifloatFormat& element, E8M0Rounding rounding) {

@@ -1,73 +1,55 @@
 #include "quantkit/quant_spec.hpp"
 
-#include <array>
 #include <cmath>
-#include <utility>
 
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/scale_scheme.hpp"
 
 namespace quantkit {
 namespace {
 
-constexpr std::array<std::pair<Mapping, std::string_view>, 4> kMappings{{
+constexpr EnumNames<Mapping, 4> kMappings{{
     {Mapping::symmetric, "symmetric"},
     {Mapping::symmetric_no_clipping_err, "symmetric_no_clipping_err"},
     {Mapping::asymmetric, "asymmetric"},
     {Mapping::stretched, "stretched"},
 }};
-constexpr std::array<std::pair<ZeroPointDomain, std::string_view>, 3> kDomains{{
+constexpr EnumNames<ZeroPointDomain, 3> kDomains{{
     {ZeroPointDomain::int_, "int"},
     {ZeroPointDomain::float_, "float"},
     {ZeroPointDomain::none, "none"},
 }};
-constexpr std::array<std::pair<ScaleDType, std::string_view>, 5> kScaleDTypes{{
+// fp8_e4m3fn as the element format of the same encoding; fp8_e4m3 is the
+// older spelling, still read.
+constexpr EnumNames<ScaleDType, 6> kScaleDTypes{{
     {ScaleDType::float32, "float32"},
     {ScaleDType::bfloat16, "bfloat16"},
     {ScaleDType::float16, "float16"},
     {ScaleDType::e8m0, "e8m0"},
-    {ScaleDType::fp8_e4m3, "fp8_e4m3"},
+    {ScaleDType::fp8_e4m3fn, "fp8_e4m3fn"},
+    {ScaleDType::fp8_e4m3fn, "fp8_e4m3"},
 }};
-
-template <typename Enum, std::size_t N>
-std::string_view lookup_name(const std::array<std::pair<Enum, std::string_view>, N>& table,
-                             Enum value) {
-  for (const auto& [v, n] : table) {
-    if (v == value) return n;
-  }
-  return "?";
-}
-
-template <typename Enum, std::size_t N>
-Enum lookup_value(const std::array<std::pair<Enum, std::string_view>, N>& table,
-                  std::string_view text, const char* what) {
-  std::string choices;
-  for (const auto& [v, n] : table) {
-    if (n == text) return v;
-    choices += detail::concat(choices.empty() ? "" : ", ", n);
-  }
-  throw Error(detail::concat(what, " '", text, "' is unknown; expected one of ", choices));
-}
 
 }  // namespace
 
 std::string_view name(Mapping mapping) {
-  return lookup_name(kMappings, mapping);
+  return name_in(kMappings, mapping);
 }
 std::string_view name(ZeroPointDomain domain) {
-  return lookup_name(kDomains, domain);
+  return name_in(kDomains, domain);
 }
 std::string_view name(ScaleDType scale_dtype) {
-  return lookup_name(kScaleDTypes, scale_dtype);
+  return name_in(kScaleDTypes, scale_dtype);
 }
 Mapping mapping_from_name(std::string_view text) {
-  return lookup_value(kMappings, text, "mapping");
+  return value_in(kMappings, text, "mapping");
 }
 ZeroPointDomain zero_point_domain_from_name(std::string_view text) {
-  return lookup_value(kDomains, text, "zero_point_domain");
+  return value_in(kDomains, text, "zero_point_domain");
 }
 ScaleDType scale_dtype_from_name(std::string_view text) {
-  return lookup_value(kScaleDTypes, text, "scale_dtype");
+  return value_in(kScaleDTypes, text, "scale_dtype");
 }
 
 ZeroPointDomain QuantSpec::resolved_zero_point_domain() const {

@@ -52,7 +52,7 @@ const std::array<ScaleSchemeTraits, 4> kRows{{
      .decode_byte = e8m0_to_float,
      .stored_dtype = "U8"},
     {.name = "nvfp4",
-     .scale_dtype = ScaleDType::fp8_e4m3,
+     .scale_dtype = ScaleDType::fp8_e4m3fn,
      .e8m0_rounding = std::nullopt,
      .division = ScaleDivision::multiply_reciprocal,
      .dequant_order = DequantOrder::product_then_round,

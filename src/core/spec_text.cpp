@@ -12,14 +12,10 @@ namespace {
 
 constexpr std::string_view kUnset = "-";
 
-std::string_view rounding_name(E8M0Rounding rounding) {
-  return rounding == E8M0Rounding::floor ? "floor" : "rceil";
-}
-
 std::string granularity_text(const Granularity& g) {
   switch (g.kind()) {
     case Granularity::Kind::per_tensor:
-      return "per_tensor";
+      return std::string(Granularity::kind_name(g.kind()));
     case Granularity::Kind::per_axis:
       return detail::concat("per_axis(", g.axis(), ")");
     case Granularity::Kind::per_group:
@@ -30,7 +26,7 @@ std::string granularity_text(const Granularity& g) {
       return "per_block(" + dims + ")";
     }
     case Granularity::Kind::per_token:
-      return "per_token";
+      return std::string(Granularity::kind_name(g.kind()));
   }
   return "?";
 }
@@ -59,17 +55,24 @@ std::vector<std::int64_t> parse_integers(std::string_view list, std::string_view
 }
 
 Granularity parse_granularity(std::string_view text, std::string_view whole) {
-  if (text == "per_tensor") return Granularity::per_tensor();
-  if (text == "per_token") return Granularity::per_token();
+  using Kind = Granularity::Kind;
+  if (text == Granularity::kind_name(Kind::per_tensor)) return Granularity::per_tensor();
+  if (text == Granularity::kind_name(Kind::per_token)) return Granularity::per_token();
   const std::size_t open = text.find('(');
   if (open == std::string_view::npos || !text.ends_with(")")) {
     reject(whole, detail::concat("granularity '", text, "' is unknown"));
   }
   const std::string_view kind = text.substr(0, open);
   const auto args = parse_integers(text.substr(open + 1, text.size() - open - 2), whole);
-  if (kind == "per_axis" && args.size() == 1) return Granularity::per_axis(args[0]);
-  if (kind == "per_group" && args.size() == 2) return Granularity::per_group(args[0], args[1]);
-  if (kind == "per_block" && !args.empty()) return Granularity::per_block(Shape(args));
+  if (kind == Granularity::kind_name(Kind::per_axis) && args.size() == 1) {
+    return Granularity::per_axis(args[0]);
+  }
+  if (kind == Granularity::kind_name(Kind::per_group) && args.size() == 2) {
+    return Granularity::per_group(args[0], args[1]);
+  }
+  if (kind == Granularity::kind_name(Kind::per_block) && !args.empty()) {
+    return Granularity::per_block(Shape(args));
+  }
   reject(whole, detail::concat("granularity '", text, "' is unknown"));
 }
 
@@ -98,7 +101,7 @@ std::string QuantSpec::to_text() const {
                         zero_point_domain ? name(*zero_point_domain) : kUnset, ";eps=", eps_text,
                         ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
                         ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
-                        ";e8m0_rounding=", rounding_name(e8m0_rounding));
+                        ";e8m0_rounding=", name(e8m0_rounding));
 }
 
 QuantSpec QuantSpec::from_text(std::string_view text) {
@@ -137,10 +140,11 @@ QuantSpec QuantSpec::from_text(std::string_view text) {
   });
   spec.scale_dtype = parse_optional<ScaleDType>(values[5], scale_dtype_from_name);
   spec.zero_point_dtype = parse_optional<ScalarType>(values[6], scalar_type_from_name);
-  if (values[7] != "floor" && values[7] != "rceil") {
-    reject(text, detail::concat("e8m0_rounding '", values[7], "' is not floor or rceil"));
+  try {
+    spec.e8m0_rounding = e8m0_rounding_from_name(values[7]);
+  } catch (const Error& e) {
+    reject(text, e.what());
   }
-  spec.e8m0_rounding = values[7] == "floor" ? E8M0Rounding::floor : E8M0Rounding::rceil;
   spec.validate();
   return spec;
 }

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 
 namespace quantkit::io {
@@ -61,25 +62,23 @@ std::vector<Scheme> make_table() {
   table.push_back({"nvfp4", "NVFP4: e2m1, e4m3 scale per block of 16, global scale 1",
                    QuantSpec{.dtype = QuantDType::fp4_e2m1(),
                              .granularity = Granularity::per_group(16),
-                             .scale_dtype = ScaleDType::fp8_e4m3},
+                             .scale_dtype = ScaleDType::fp8_e4m3fn},
                    CheckpointFormat::nvfp4_pack_quantized});
   return table;
 }
 
 }  // namespace
 
+// compressed-tensors' CompressionFormat values.
+constexpr EnumNames<CheckpointFormat, 4> kFormats{{
+    {CheckpointFormat::pack_quantized, "pack-quantized"},
+    {CheckpointFormat::float_quantized, "float-quantized"},
+    {CheckpointFormat::mxfp4_pack_quantized, "mxfp4-pack-quantized"},
+    {CheckpointFormat::nvfp4_pack_quantized, "nvfp4-pack-quantized"},
+}};
+
 std::string_view name(CheckpointFormat format) {
-  switch (format) {
-    case CheckpointFormat::pack_quantized:
-      return "pack-quantized";
-    case CheckpointFormat::float_quantized:
-      return "float-quantized";
-    case CheckpointFormat::mxfp4_pack_quantized:
-      return "mxfp4-pack-quantized";
-    case CheckpointFormat::nvfp4_pack_quantized:
-      return "nvfp4-pack-quantized";
-  }
-  return "unknown";
+  return name_in(kFormats, format);
 }
 
 std::span<const Scheme> schemes() {

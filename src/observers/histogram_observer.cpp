@@ -11,6 +11,7 @@
 #include "core/internal/float_io.hpp"
 #include "observers/histogram_ranges.hpp"
 #include "observers/state_fields.hpp"
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/observers.hpp"
 #include "reference/element_ops.hpp"
@@ -191,27 +192,21 @@ double quantization_error(const std::vector<float>& hist, float min_val, float m
 
 }  // namespace
 
+namespace {
+constexpr EnumNames<HistogramMethod, 4> kMethods{{
+    {HistogramMethod::torch_l2, "torch_l2"},
+    {HistogramMethod::entropy, "entropy"},
+    {HistogramMethod::percentile, "percentile"},
+    {HistogramMethod::mse, "mse"},
+}};
+}  // namespace
+
 std::string_view name(HistogramMethod method) {
-  switch (method) {
-    case HistogramMethod::torch_l2:
-      return "torch_l2";
-    case HistogramMethod::entropy:
-      return "entropy";
-    case HistogramMethod::percentile:
-      return "percentile";
-    case HistogramMethod::mse:
-      return "mse";
-  }
-  return "unknown";
+  return name_in(kMethods, method);
 }
 
 HistogramMethod histogram_method_from_name(std::string_view text) {
-  for (auto method : {HistogramMethod::torch_l2, HistogramMethod::entropy,
-                      HistogramMethod::percentile, HistogramMethod::mse}) {
-    if (name(method) == text) return method;
-  }
-  throw Error(detail::concat("histogram method '", text,
-                             "' is not one of torch_l2, entropy, percentile, mse"));
+  return value_in(kMethods, text, "histogram method");
 }
 
 HistogramObserver::HistogramObserver(QuantSpec spec, std::int64_t bins, HistogramMethod method,

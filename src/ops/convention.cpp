@@ -1,8 +1,6 @@
 // fake_quantize by convention: torchao numerics (the dispatcher) or
 // PyTorch core's (torch_core.cpp).
-#include <array>
-#include <utility>
-
+#include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/ops.hpp"
 #include "quantkit/torch_core.hpp"
@@ -10,21 +8,18 @@
 namespace quantkit {
 
 namespace {
-constexpr std::array<std::pair<Convention, std::string_view>, 2> kConventions{{
+constexpr EnumNames<Convention, 2> kConventions{{
     {Convention::torchao, "torchao"},
     {Convention::torch_core, "torch_core"},
 }};
 }  // namespace
 
 std::string_view name(Convention convention) {
-  return convention == Convention::torchao ? "torchao" : "torch_core";
+  return name_in(kConventions, convention);
 }
 
 Convention convention_from_name(std::string_view text) {
-  for (const auto& [value, label] : kConventions) {
-    if (label == text) return value;
-  }
-  throw Error(detail::concat("convention '", text, "' is unknown; expected torchao or torch_core"));
+  return value_in(kConventions, text, "convention");
 }
 
 Tensor fake_quantize(TensorView x, const QParams& qparams, Convention convention) {

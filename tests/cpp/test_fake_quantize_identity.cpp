@@ -70,7 +70,7 @@ std::vector<QuantSpec> all_specs() {
                        .granularity = g,
                        .scale_dtype = ScaleDType::e8m0,
                        .e8m0_rounding = E8M0Rounding::rceil});
-      specs.push_back({.dtype = d, .granularity = g, .scale_dtype = ScaleDType::fp8_e4m3});
+      specs.push_back({.dtype = d, .granularity = g, .scale_dtype = ScaleDType::fp8_e4m3fn});
     }
   }
   return specs;

@@ -99,7 +99,7 @@ TEST(Nvfp4, BlockScaleRoundsDownAndReducesTheMax) {
   const auto x = block_with_max(16, 5.0f);
   const QuantSpec spec{.dtype = QuantDType::fp4_e2m1(),
                        .granularity = Granularity::per_group(16),
-                       .scale_dtype = ScaleDType::fp8_e4m3};
+                       .scale_dtype = ScaleDType::fp8_e4m3fn};
   const auto qp = choose_qparams(x, spec);
   EXPECT_EQ(qp.scale.get(0), 0.8125);
   EXPECT_EQ(quantize(x, qp).code_values()[0], 0x7);

@@ -83,7 +83,7 @@ TEST(ScaleSchemes, UncoveredSpecsAreRefusedByName) {
     FAIL() << "bfloat16 scales for fp8 elements were accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("scale_dtype bfloat16"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("float32, e8m0, fp8_e4m3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("float32, e8m0, fp8_e4m3fn"), std::string::npos) << e.what();
   }
   const QuantSpec int_mx{.dtype = QuantDType::int_(4), .scale_dtype = ScaleDType::e8m0};
   EXPECT_THROW(int_mx.validate(), Error);
@@ -94,7 +94,7 @@ TEST(ScaleSchemes, UncoveredSpecsAreRefusedByName) {
 TEST(ScaleSchemes, QParamsRefuseScalesTheirStorageCannotHold) {
   const QuantSpec nvfp4{.dtype = QuantDType::fp4_e2m1(),
                         .granularity = Granularity::per_group(16),
-                        .scale_dtype = ScaleDType::fp8_e4m3};
+                        .scale_dtype = ScaleDType::fp8_e4m3fn};
   EXPECT_NO_THROW(QParams::make(nvfp4, Tensor::from_values({0.5}), {}));
   EXPECT_THROW(QParams::make(nvfp4, Tensor::from_values({0.3}), {}), Error);
   const QuantSpec mx{.dtype = QuantDType::fp4_e2m1(),

@@ -18,8 +18,13 @@ from ._spec import args_from_key
 from .fake_quantize import FakeQuantize, keep_exact_through_casts
 from .prepared import conv2d_like, embedding_lookup, quantize_input
 
-# Scales whose format is one byte are stored in it (torch's own float8 dtypes)
-_ONE_BYTE_SCALES = {"e8m0": torch.float8_e8m0fnu, "fp8_e4m3": torch.float8_e4m3fn}
+# Scales whose format is one byte are stored in it (torch's own float8 dtypes);
+# "fp8_e4m3" is the older spelling of "fp8_e4m3fn", still accepted in specs.
+_ONE_BYTE_SCALES = {
+    "e8m0": torch.float8_e8m0fnu,
+    "fp8_e4m3fn": torch.float8_e4m3fn,
+    "fp8_e4m3": torch.float8_e4m3fn,
+}
 
 
 def _stored_scale(scale: torch.Tensor, spec_key: str) -> torch.Tensor:

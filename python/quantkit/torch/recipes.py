@@ -141,7 +141,7 @@ def MXFP8() -> Recipe:  # noqa: N802
 def NVFP4() -> Recipe:  # noqa: N802
     """NVFP4 weights: e2m1 with one e4m3 scale per 16 elements (single level, as torchao's
     ``NVFP4Tensor`` without a per-tensor scale); float activations."""
-    return Recipe("NVFP4", _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3"))
+    return Recipe("NVFP4", _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3fn"))
 
 
 def Stretched(bits: int, group_size: int | None = 32) -> Recipe:  # noqa: N802

@@ -64,7 +64,7 @@ def test_method_is_part_of_the_state(tmp_path):
     back = qk.Observer.load(tmp_path / "h.safetensors", spec())
     assert back.describe() == obs.describe() and "method entropy" in obs.describe()
     assert back.search_range() == obs.search_range()
-    with pytest.raises(ValueError, match="is not one of torch_l2, entropy, percentile, mse"):
+    with pytest.raises(ValueError, match="expected one of torch_l2, entropy, percentile, mse"):
         qk.HistogramObserver(spec(), method="kl")
     with pytest.raises(ValueError, match=r"percentile 40 must lie in \(50, 100\]"):
         qk.HistogramObserver(spec(), method="percentile", percentile=40)
