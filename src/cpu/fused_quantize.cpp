@@ -173,7 +173,7 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
     ItemScratch scratch(plan->per_item, plan->inner);
 #pragma omp for schedule(static)
     for (std::int64_t item = 0; item < plan->items; ++item) {
-      item_ok[item] = run_item(*plan, scratch, item, x, qparams, packed) ? 1 : 0;
+      if (!run_item(*plan, scratch, item, x, qparams, packed)) item_ok[item] = 0;
     }
   }
   if (!std::all_of(item_ok.begin(), item_ok.end(), [](char ok) { return ok != 0; })) {
