@@ -4,18 +4,10 @@
 // torch._fake_quantize_learnable_per_{tensor,channel}_affine, CPU semantics of
 // torch 2.13. QAT users compare against these, so they are kept separate from
 // the torchao numerics of ops.hpp.
-//
-// Forward, per element (integer zero point):
-//   inv = 1.0f / scale                           (one float division)
-//   qf  = zp + nearbyint(float(x) * inv)         (rounded BEFORE adding zp)
-//   q   = fmin(fmax(qf, qmin), qmax)             (NaN -> qmin, +-Inf -> bounds)
-//   y   = T(float(q - zp) * scale)               (one float multiply, RNE to T)
-//   mask = qmin <= qf <= qmax                    (on the unclamped value)
-// Per-channel with a float zero point (float_qparams, e.g. embeddings):
-//   q = nearbyint(fma(x, inv, zp)) (zp added BEFORE rounding, not rounded itself;
-//   fused because PyTorch compiles these kernels with FMA contraction)
-//   y = T((clamp(q) - zp) * scale), computed in double and narrowed once.
-// Backward: dx = dy * mask. Input dtypes float32 / bfloat16 / float16.
+// The per-element formulas (where PyTorch rounds, where it fuses a multiply-add,
+// how NaN and the clamp behave, the float zero point of embeddings) are
+// specified in docs/numerics.md ("Functions", torch_core rows). Input dtypes
+// float32 / bfloat16 / float16.
 
 #include <cstdint>
 
