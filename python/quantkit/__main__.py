@@ -1,61 +1,70 @@
-"""``python -m quantkit`` (also the ``quantkit`` console script).
+"""``quantkit``: one command for everything.
 
-- ``demo``: the MiniLM post-training quantization comparison (quantkit.demo);
-- ``results``: the experiments behind docs/results.md, written as Markdown.
-
-The checkpoint commands (``quantize``, ``inspect``, ``report``, ``schemes``)
-belong to the C++ ``quantkit`` tool; this entry point hands them to it when one
-is installed on PATH.
+- ``quantize``, ``inspect``, ``report``, ``schemes``: the checkpoint tool, the
+  C++ executable the wheel ships in ``quantkit/_bin``;
+- ``demo``, ``results``: the MiniLM demo and the experiments behind
+  docs/results.md, from the ``quantkit-examples`` package (``examples/python``
+  in the source tree), which is not part of the library.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
+from pathlib import Path
 
 CHECKPOINT_COMMANDS = ("quantize", "inspect", "report", "schemes")
+EXAMPLE_COMMANDS = ("demo", "results")
 
 
-def _native_tool() -> str | None:
-    me = os.path.realpath(sys.argv[0])
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which("quantkit", path=folder)
-        if candidate and os.path.realpath(candidate) != me:
-            with open(candidate, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    return candidate
-    return None
+def native_tool() -> Path:
+    """The checkpoint tool installed with this package."""
+    return Path(__file__).resolve().parent / "_bin" / "quantkit"
+
+
+def _usage() -> str:
+    return (
+        "usage: quantkit {quantize,inspect,report,schemes,demo,results} ...\n\n"
+        "  quantize   quantize a safetensors checkpoint (compressed-tensors output)\n"
+        "  inspect    list a checkpoint's tensors\n"
+        "  report     per-tensor quantization error of a checkpoint\n"
+        "  schemes    the schemes quantize accepts\n"
+        "  demo       MiniLM post-training quantization, end to end (quantkit-examples)\n"
+        "  results    run the experiments, write docs/results.md (quantkit-examples)\n\n"
+        "`quantkit COMMAND --help` describes each command.\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CHECKPOINT_COMMANDS:
-        tool = _native_tool()
-        if tool is None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), end="", file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command = argv[0]
+    if command in CHECKPOINT_COMMANDS:
+        tool = native_tool()
+        if not tool.is_file():
             print(
-                f"quantkit {argv[0]}: this command is part of the C++ quantkit tool, which is not "
-                "on PATH; build it with `cmake --workflow --preset release` "
-                "(build/release/tools/quantkit)",
+                f"quantkit {command}: the checkpoint tool is missing from this installation "
+                f"({tool}); reinstall quantkit (pip install .) from a source tree",
                 file=sys.stderr,
             )
             return 2
-        os.execv(tool, [tool, *argv])
-    parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="MiniLM post-training quantization, end to end")
-    demo.add_argument("--output-dir", default="quantkit-demo", help="where the PNG plots go")
-    results = sub.add_parser("results", help="run the experiments, write docs/results.md")
-    results.add_argument("--output", default="docs/results.md")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
-
-        return run_demo(args.output_dir)
-    from .experiments.results import write_results
-
-    return write_results(args.output)
+        os.execv(tool, [str(tool), *argv])
+    if command in EXAMPLE_COMMANDS:
+        try:
+            from quantkit_examples.__main__ import main as examples_main
+        except ImportError:
+            print(
+                f"quantkit {command}: this command runs quantkit's examples, which are not "
+                "installed; install them from the source tree with `pip install examples/python` "
+                "(or run `bash scripts/demo.sh`)",
+                file=sys.stderr,
+            )
+            return 2
+        return examples_main(argv)
+    print(f"quantkit: unknown command '{command}'\n\n{_usage()}", end="", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 import torch
+from quantkit.__main__ import native_tool
 from safetensors.torch import save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -13,8 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="session")
 def cli() -> pathlib.Path:
-    path = pathlib.Path(os.environ.get("QUANTKIT_CLI", ROOT / "build/release/tools/quantkit"))
-    assert path.is_file(), f"{path} is missing: build it with `cmake --workflow --preset release`"
+    """The checkpoint tool the wheel ships (what `quantkit quantize` runs), or $QUANTKIT_CLI."""
+    path = pathlib.Path(os.environ.get("QUANTKIT_CLI", native_tool()))
+    assert path.is_file(), f"{path} is missing: reinstall quantkit with `pip install .`"
     return path
 
 

@@ -1,13 +1,9 @@
-"""digits CNN QAT targets, the demo / results entry points, and the report helpers."""
-
-import subprocess
-import sys
+"""digits CNN QAT targets and the report helpers."""
 
 import pytest
 import torch
-from quantkit.__main__ import main
-from quantkit.experiments import digits_qat, onnx_export
 from quantkit.torch import report
+from quantkit_examples.experiments import digits_qat, onnx_export
 
 # Model-level: real weights or data sets (deselect with -m "not slow").
 pytestmark = pytest.mark.slow
@@ -37,19 +33,6 @@ def test_exported_digits_models_classify_like_quantkit_in_onnxruntime(digits, tm
         assert e.measures["onnxruntime accuracy"] == e.measures["quantkit accuracy"]
         weights = [r for r in e.parity.rows if r.kind == "weight"]
         assert len(weights) == 4 and all(r.identical == r.elements for r in weights)
-
-
-def test_checkpoint_commands_point_to_the_cpp_tool(capsys, monkeypatch):
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert main(["schemes"]) == 2
-    assert "C++ quantkit tool" in capsys.readouterr().err
-
-
-def test_unknown_command_is_a_usage_error():
-    result = subprocess.run(
-        [sys.executable, "-m", "quantkit", "frobnicate"], capture_output=True, text=True
-    )
-    assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
 def test_terminal_bars_scale_to_the_largest_value():

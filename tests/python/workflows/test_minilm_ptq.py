@@ -4,9 +4,9 @@ sentence-transformers, and PTQ reaches the quality targets."""
 import os
 
 import pytest
-from quantkit.experiments import minilm_ptq, onnx_export
-from quantkit.models import minilm
 from quantkit.torch import recipes as R
+from quantkit_examples.experiments import minilm_ptq, onnx_export
+from quantkit_examples.models import minilm
 
 # Model-level: real weights or data sets (deselect with -m "not slow").
 pytestmark = pytest.mark.slow

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from ..torch.onnx_export import export_onnx
-from ..torch.onnxruntime_parity import ParityReport, onnx_parity
+from quantkit.torch.onnx_export import export_onnx
+from quantkit.torch.onnxruntime_parity import ParityReport, onnx_parity
 
 MINILM_EXPORTS = ("W8A8 + SmoothQuant a=0.8", "W4A16 g128 + GPTQ", "MXFP4")
 DIGITS_EXPORTS = ("PTQ W8A8 (static)", "QAT int4 per-channel")

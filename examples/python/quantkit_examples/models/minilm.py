@@ -32,7 +32,7 @@ def model_dir() -> Path:
 
 def sentences() -> list[str]:
     """The fixed evaluation set (210 sentences in topical groups of about five)."""
-    text = resources.files("quantkit.data").joinpath("sentences.txt").read_text("utf-8")
+    text = resources.files("quantkit_examples.data").joinpath("sentences.txt").read_text("utf-8")
     return [line for line in text.splitlines() if line.strip()]
 
 

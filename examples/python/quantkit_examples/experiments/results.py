@@ -26,14 +26,16 @@ def _cpu_name() -> str:
 
 
 def _minilm_section(results, shared) -> list[str]:
+    from quantkit.torch import recipes, report
+
     from ..models import minilm
-    from ..torch import recipes, report
 
     base = next(r.model_bytes for r in results if r.recipe == "float32")
     lines = [
         "## all-MiniLM-L6-v2: post-training quantization",
         "",
-        f"{len(shared['texts'])} committed sentences (`python/quantkit/data/sentences.txt`); "
+        f"{len(shared['texts'])} committed sentences "
+        "(`examples/python/quantkit_examples/data/sentences.txt`); "
         "calibration (activation observers, SmoothQuant maxima, GPTQ Hessians) uses every "
         "third of them. Cosine: each sentence embedding against the float32 one. NN top-1: "
         "share of sentences whose nearest other sentence is unchanged. Size: parameters and "
@@ -112,9 +114,9 @@ def _digits_section(results) -> list[str]:
 
 
 def _layernorm_section() -> list[str]:
-    from .. import error_report
-    from ..torch import calibrate, report
-    from ..torch.layernorm import QuantLayerNorm
+    from quantkit import error_report
+    from quantkit.torch import calibrate, report
+    from quantkit.torch.layernorm import QuantLayerNorm
 
     torch.manual_seed(0)
     ln = torch.nn.LayerNorm(64)

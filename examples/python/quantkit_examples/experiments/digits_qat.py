@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from quantkit.torch import calibrate, convert, prepare, recipes
 from torch import nn
-
-from ..torch import calibrate, convert, prepare, recipes
 
 EPOCHS = 30
 QAT_EPOCHS = 15

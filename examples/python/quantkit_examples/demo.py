@@ -33,9 +33,10 @@ def results_table(results) -> str:
 
 def run_demo(output_dir: str | os.PathLike = "quantkit-demo") -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from quantkit.torch import report
+
     from .experiments import minilm_ptq
     from .models import minilm
-    from .torch import report
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,8 +87,7 @@ def _bar_chart(labels, values, path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .torch.report import _save_figure
+    from quantkit.torch.report import _save_figure
 
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1))
     ax.barh(labels[::-1], values[::-1])

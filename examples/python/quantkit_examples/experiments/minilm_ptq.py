@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from quantkit.torch import calibrate, convert, model_bytes, prepare, recipes
+from quantkit.torch.gptq import gptq
+from quantkit.torch.smoothquant import smooth_quant
 
 from ..models import minilm
-from ..torch import calibrate, convert, model_bytes, prepare, recipes
-from ..torch.gptq import gptq
-from ..torch.smoothquant import smooth_quant
 
 
 @dataclass(frozen=True)
