@@ -65,6 +65,81 @@ def _foldable_layer_norms(model: nn.Module) -> dict[str, set[str]]:
     return result
 
 
+class _InputStatistics:
+    """Per-input-channel maxima of every Linear's input over the calibration
+    batches, and which Linears (and which LayerNorm output) share one input
+    tensor in the first batch (matched by identity)."""
+
+    def __init__(self, linears: dict[str, nn.Linear], layer_norms: dict[str, nn.Module]):
+        self.linears = linears
+        self.layer_norms = layer_norms
+        self.act_max: dict[str, torch.Tensor] = {}
+        self.first_inputs: dict[str, int] = {}
+        self.ln_outputs: dict[int, str] = {}
+        self._alive: list[torch.Tensor] = []  # first-batch tensors stay alive: ids stay unique
+        self._batch = 0
+
+    def _on_linear(self, name: str):
+        def hook(_module, args):
+            x = args[0]
+            amax = x.detach().abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
+            seen = self.act_max.get(name)
+            self.act_max[name] = amax if seen is None else torch.maximum(seen, amax)
+            if self._batch == 0 and name not in self.first_inputs:
+                self.first_inputs[name] = id(x)
+                self._alive.append(x)
+
+        return hook
+
+    def _on_layer_norm(self, name: str):
+        def hook(_module, _args, out):
+            if self._batch == 0:
+                self.ln_outputs.setdefault(id(out), name)
+                self._alive.append(out)
+
+        return hook
+
+    def _next_batch(self) -> None:
+        self._batch += 1
+        self._alive.clear()
+
+    def collect(self, model: nn.Module, batches: Iterable[Any], forward) -> None:
+        handles = [m.register_forward_pre_hook(self._on_linear(n)) for n, m in self.linears.items()]
+        handles += [
+            m.register_forward_hook(self._on_layer_norm(n)) for n, m in self.layer_norms.items()
+        ]
+        with hooked(handles):
+            run_batches(model, batches, forward, after_each=self._next_batch)
+        if not self.act_max:
+            raise RuntimeError("smooth_quant: no batch reached any Linear layer")
+
+    def groups(self) -> dict[int, list[str]]:
+        """First-batch input identity -> the Linears that read that input."""
+        out: dict[int, list[str]] = {}
+        for name, key in self.first_inputs.items():
+            out.setdefault(key, []).append(name)
+        return out
+
+
+def _smoothing_scale(act_max: torch.Tensor, weights: list[torch.Tensor], alpha: float):
+    """s_j = a_j ** alpha / w_j ** (1 - alpha); 1 where a channel is all zero."""
+    w = torch.stack([weight.detach().abs().amax(dim=0).float() for weight in weights]).amax(dim=0)
+    scale = (act_max.pow(alpha) / w.pow(1 - alpha)).clamp(min=1e-5)
+    return torch.where((act_max > 0) & (w > 0), scale, torch.ones_like(scale))
+
+
+def _fold_into_layer_norm(layer_norm: nn.Module, scale: torch.Tensor) -> None:
+    layer_norm.weight.div_(scale.to(layer_norm.weight.dtype))
+    if layer_norm.bias is not None:
+        layer_norm.bias.div_(scale.to(layer_norm.bias.dtype))
+
+
+def _wrap_explicitly(model: nn.Module, name: str, linear: nn.Linear, scale: torch.Tensor) -> None:
+    parent, _, child = name.rpartition(".")
+    owner = model.get_submodule(parent) if parent else model
+    setattr(owner, child, SmoothedLinear(scale, linear))
+
+
 @torch.no_grad()
 def smooth_quant(
     model: nn.Module,
@@ -86,69 +161,20 @@ def smooth_quant(
         if type(m) is nn.Linear and (filter_fn is None or filter_fn(m, n))
     }
     layer_norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
-    act_max: dict[str, torch.Tensor] = {}
-    first_inputs: dict[str, int] = {}
-    ln_outputs: dict[int, str] = {}
-    alive: list[torch.Tensor] = []  # keeps first-batch tensors alive so their ids stay unique
-    batch_index = [0]
-
-    def on_linear(name):
-        def hook(_module, args):
-            x = args[0]
-            amax = x.detach().abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
-            act_max[name] = torch.maximum(act_max[name], amax) if name in act_max else amax
-            if batch_index[0] == 0 and name not in first_inputs:
-                first_inputs[name] = id(x)
-                alive.append(x)
-
-        return hook
-
-    def on_layer_norm(name):
-        def hook(_module, _args, out):
-            if batch_index[0] == 0:
-                ln_outputs.setdefault(id(out), name)
-                alive.append(out)
-
-        return hook
-
-    handles = [m.register_forward_pre_hook(on_linear(n)) for n, m in linears.items()]
-    handles += [m.register_forward_hook(on_layer_norm(n)) for n, m in layer_norms.items()]
-
-    def next_batch():
-        batch_index[0] += 1
-        alive.clear()
-
-    with hooked(handles):
-        run_batches(model, batches, forward, after_each=next_batch)
-    if not act_max:
-        raise RuntimeError("smooth_quant: no batch reached any Linear layer")
-
-    groups: dict[int, list[str]] = {}
-    for name, key in first_inputs.items():
-        groups.setdefault(key, []).append(name)
+    stats = _InputStatistics(linears, layer_norms)
+    stats.collect(model, batches, forward)
     foldable = _foldable_layer_norms(model)
     how: dict[str, str] = {}
-    for key, names in groups.items():
-        a = act_max[names[0]]
-        w = torch.stack([linears[n].weight.detach().abs().amax(dim=0).float() for n in names])
-        w = w.amax(dim=0)
-        scale = (a.pow(alpha) / w.pow(1 - alpha)).clamp(min=1e-5)
-        scale = torch.where((a > 0) & (w > 0), scale, torch.ones_like(scale))
-        ln_name = ln_outputs.get(key)
-        fold = ln_name is not None and foldable.get(ln_name) == set(names)
+    for key, names in stats.groups().items():
+        scale = _smoothing_scale(stats.act_max[names[0]], [linears[n].weight for n in names], alpha)
         for n in names:
-            lin = linears[n]
-            lin.weight.mul_(scale.to(lin.weight.dtype))
-        if fold:
-            ln = layer_norms[ln_name]
-            ln.weight.div_(scale.to(ln.weight.dtype))
-            if ln.bias is not None:
-                ln.bias.div_(scale.to(ln.bias.dtype))
+            linears[n].weight.mul_(scale.to(linears[n].weight.dtype))
+        ln_name = stats.ln_outputs.get(key)
+        if ln_name is not None and foldable.get(ln_name) == set(names):
+            _fold_into_layer_norm(layer_norms[ln_name], scale)
             how.update({n: f"folded into {ln_name}" for n in names})
         else:
             for n in names:
-                parent, _, child = n.rpartition(".")
-                owner = model.get_submodule(parent) if parent else model
-                setattr(owner, child, SmoothedLinear(scale, linears[n]))
+                _wrap_explicitly(model, n, linears[n], scale)
             how.update({n: "explicit" for n in names})
     return how
