@@ -1,5 +1,7 @@
 #include "compressed_tensors.hpp"
 
+#include "int32_packing.hpp"
+
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -8,10 +10,6 @@
 
 namespace quantkit::io::ct {
 namespace {
-
-int codes_per_word(const Scheme& scheme) {
-  return 32 / scheme.spec.dtype.bits();
-}
 
 std::int64_t columns_per_scale(const Scheme& scheme, std::int64_t columns) {
   const auto& granularity = scheme.spec.granularity;
@@ -29,34 +27,23 @@ std::uint8_t offset_mask(int bits) {
 
 void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, int bits,
                            std::vector<std::uint8_t>& out) {
-  const std::int64_t per_word = 32 / bits;
   const std::int64_t rows = columns == 0 ? 0 : block.numel() / columns;
-  const std::int64_t words = (columns + per_word - 1) / per_word;
   const std::uint8_t mask = offset_mask(bits);
   const auto packed = block.packed();
   const std::size_t start = out.size();
-  if (32 % bits == 0 && columns % per_word == 0) {  // words tile the rows: the bit streams agree
+  if (8 % bits == 0 && (columns * bits) % 32 == 0) {  // rows fill whole words: the streams agree
     out.resize(start + packed.size());
     for (std::size_t i = 0; i < packed.size(); ++i) out[start + i] = packed[i] ^ mask;
     return;
   }
-  // Widths that do not divide 32 (3 bits: ten codes, two bits unused) or rows
-  // that end inside a word: compose each word.
-  out.resize(start + static_cast<std::size_t>(rows * words * 4), 0);
+  // Fields that straddle bytes (3, 5, 6, 7 bits) or rows that end inside a
+  // word: each row is packed on its own.
+  const std::int64_t row_bytes = 4 * packed_words(columns, bits);
+  out.resize(start + static_cast<std::size_t>(rows * row_bytes));
   std::vector<std::int8_t> row(static_cast<std::size_t>(columns));
   for (std::int64_t r = 0; r < rows; ++r) {
     unpack_codes_into(packed.data(), r * columns, columns, bits, true, row.data());
-    for (std::int64_t w = 0; w < words; ++w) {
-      std::uint32_t word = 0;
-      for (std::int64_t i = 0; i < per_word && w * per_word + i < columns; ++i) {
-        const auto offset = static_cast<std::uint32_t>(row[w * per_word + i] + (1 << (bits - 1)));
-        word |= offset << (bits * i);
-      }
-      for (int k = 0; k < 4; ++k) {
-        out[start + static_cast<std::size_t>((r * words + w) * 4 + k)] =
-            static_cast<std::uint8_t>(word >> (8 * k));
-      }
-    }
+    pack_row(row.data(), columns, bits, out.data() + start + r * row_bytes);
   }
 }
 
@@ -95,13 +82,11 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
   std::vector<TensorDecl> outputs;
   switch (scheme.format) {
     case CheckpointFormat::pack_quantized: {
-      const std::int64_t per_word = codes_per_word(scheme);
-      outputs.push_back(
-          {name + "_packed", StDType::I32, {rows, (columns + per_word - 1) / per_word}});
+      const int bits = scheme.spec.dtype.bits();
+      outputs.push_back({name + "_packed", StDType::I32, {rows, packed_words(columns, bits)}});
       outputs.push_back({name + "_scale", dtype, scale_shape});
       if (has_zero_point(scheme)) {
-        outputs.push_back(
-            {name + "_zero_point", StDType::I32, {(rows + per_word - 1) / per_word, groups}});
+        outputs.push_back({name + "_zero_point", StDType::I32, {packed_words(rows, bits), groups}});
       }
       break;
     }
@@ -150,19 +135,20 @@ void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std
 
 std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero_points,
                                            std::int64_t rows, std::int64_t groups, int bits) {
-  const std::int64_t per_word = 32 / bits;
-  const std::int64_t word_rows = (rows + per_word - 1) / per_word;
-  std::vector<std::uint32_t> words(static_cast<std::size_t>(word_rows * groups), 0);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t g = 0; g < groups; ++g) {
-      const auto offset =
-          static_cast<std::uint32_t>(zero_points[r * groups + g] + (1 << (bits - 1)));
-      words[(r / per_word) * groups + g] |= offset << (bits * (r % per_word));
+  // Packed along dim 0: each column of the [rows, groups] grid is one packed
+  // row of the transposed grid, stored back transposed as [words, groups].
+  const std::int64_t words = packed_words(rows, bits);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(words * groups * 4));
+  std::vector<std::int8_t> column(static_cast<std::size_t>(rows));
+  std::vector<std::uint8_t> packed(static_cast<std::size_t>(words * 4));
+  for (std::int64_t g = 0; g < groups; ++g) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      column[r] = static_cast<std::int8_t>(zero_points[r * groups + g]);
     }
-  }
-  std::vector<std::uint8_t> bytes(words.size() * 4);
-  for (std::size_t i = 0; i < words.size(); ++i) {
-    for (int k = 0; k < 4; ++k) bytes[4 * i + k] = static_cast<std::uint8_t>(words[i] >> (8 * k));
+    pack_row(column.data(), rows, bits, packed.data());
+    for (std::int64_t w = 0; w < words; ++w) {
+      std::memcpy(bytes.data() + (w * groups + g) * 4, packed.data() + w * 4, 4);
+    }
   }
   return bytes;
 }

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "compressed_tensors.hpp"
+#include "int32_packing.hpp"
 #include "quantkit/packing.hpp"
 #include "quantkit/scale_scheme.hpp"
 
@@ -68,27 +69,17 @@ std::string literal_target(const std::string& target) {
   return literal;
 }
 
-std::uint32_t word_at(std::span<const std::uint8_t> bytes, std::int64_t index) {
-  std::uint32_t word = 0;
-  std::memcpy(&word, bytes.data() + 4 * index, 4);
-  return word;  // little-endian host (x86, arm64)
-}
-
 // Offset codes of a pack-quantized weight back to our two's-complement stream.
 Tensor unpack_words(std::span<const std::uint8_t> words, std::int64_t rows, std::int64_t columns,
                     int bits) {
-  const std::int64_t per_word = 32 / bits;
-  const std::int64_t words_per_row = (columns + per_word - 1) / per_word;
-  QK_CHECK(static_cast<std::int64_t>(words.size()) == rows * words_per_row * 4,
-           "packed weight holds ", words.size(), " bytes, expected ", rows * words_per_row * 4);
+  const std::int64_t row_bytes = 4 * ct::packed_words(columns, bits);
+  QK_CHECK(static_cast<std::int64_t>(words.size()) == rows * row_bytes, "packed weight holds ",
+           words.size(), " bytes, expected ", rows * row_bytes);
   std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * columns));
-  const std::uint32_t field = (1u << bits) - 1;
   for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t c = 0; c < columns; ++c) {
-      const std::uint32_t word = word_at(words, r * words_per_row + c / per_word);
-      const auto offset = static_cast<std::int32_t>((word >> (bits * (c % per_word))) & field);
-      codes[r * columns + c] = static_cast<std::int8_t>(offset - (1 << (bits - 1)));
-    }
+    ct::unpack_row(
+        words.subspan(static_cast<std::size_t>(r * row_bytes), static_cast<std::size_t>(row_bytes)),
+        columns, bits, codes.data() + r * columns);
   }
   Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(rows * columns, bits)});
   pack_codes_into(codes.data(), rows * columns, bits, packed.data<std::uint8_t>());
@@ -122,18 +113,18 @@ Tensor load_scale(const SafetensorsFile& file, const TensorEntry& entry, const S
 
 Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows,
                           std::int64_t groups, int bits) {
-  const std::int64_t per_word = 32 / bits;
-  const std::int64_t expected = (rows + per_word - 1) / per_word * groups * 4;
-  QK_CHECK(static_cast<std::int64_t>(words.size()) == expected, "zero-point tensor holds ",
-           words.size(), " bytes, expected ", expected);
+  const std::int64_t word_rows = ct::packed_words(rows, bits);
+  QK_CHECK(static_cast<std::int64_t>(words.size()) == word_rows * groups * 4,
+           "zero-point tensor holds ", words.size(), " bytes, expected ", word_rows * groups * 4);
   Tensor out = Tensor::uninitialized(ScalarType::int32, {rows, groups});
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t g = 0; g < groups; ++g) {
-      const std::uint32_t word = word_at(words, (r / per_word) * groups + g);
-      const auto offset =
-          static_cast<std::int32_t>((word >> (bits * (r % per_word))) & ((1u << bits) - 1));
-      out.data<std::int32_t>()[r * groups + g] = offset - (1 << (bits - 1));
+  std::vector<std::uint8_t> column(static_cast<std::size_t>(word_rows * 4));
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows));
+  for (std::int64_t g = 0; g < groups; ++g) {
+    for (std::int64_t w = 0; w < word_rows; ++w) {
+      std::memcpy(column.data() + w * 4, words.data() + (w * groups + g) * 4, 4);
     }
+    ct::unpack_row(column, rows, bits, codes.data());
+    for (std::int64_t r = 0; r < rows; ++r) out.data<std::int32_t>()[r * groups + g] = codes[r];
   }
   return out;
 }

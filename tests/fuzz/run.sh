@@ -20,7 +20,7 @@ mkdir -p "$out/corpus" "$out/corpus_quantized"
 "$cxx" "${flags[@]}" tests/fuzz/fuzz_safetensors.cpp src/io/safetensors_format.cpp \
   src/core/scalar_type.cpp src/core/tensor.cpp src/core/half.cpp -o "$out/fuzz_safetensors"
 "$cxx" "${flags[@]}" tests/fuzz/fuzz_quantized.cpp src/io/stored_weights.cpp \
-  src/io/compressed_tensors.cpp src/io/schemes.cpp src/io/safetensors_format.cpp \
+  src/io/compressed_tensors.cpp src/io/int32_packing.cpp src/io/schemes.cpp src/io/safetensors_format.cpp \
   src/io/safetensors_file.cpp src/io/output_target.cpp "$core" -lhwy -lgomp \
   -o "$out/fuzz_quantized"
 
