@@ -109,8 +109,10 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
     const float global_scale = 1.0f;  // single-level NVFP4: the e4m3 block scales carry it all
     writer.write(as_bytes_of(global_scale));
   }
-  const std::int64_t shape[2] = {rows, columns};
-  writer.write({reinterpret_cast<const std::uint8_t*>(shape), sizeof(shape)});
+  if (ct::stores_shape(scheme)) {
+    const std::int64_t shape[2] = {rows, columns};
+    writer.write({reinterpret_cast<const std::uint8_t*>(shape), sizeof(shape)});
+  }
 }
 
 void write_shard(const SafetensorsFile& file, const ShardPlan& plan, const std::string& path,

@@ -47,6 +47,14 @@ void append_pack_quantized(const QuantizedTensor& block, std::int64_t columns, i
   }
 }
 
+// torch's name of a byte-stored scale's safetensors dtype, as compressed-tensors
+// writes scale_dtype.
+std::string torch_dtype_name(std::string_view safetensors_dtype) {
+  if (safetensors_dtype == "U8") return "torch.uint8";
+  if (safetensors_dtype == "F8_E4M3") return "torch.float8_e4m3fn";
+  throw Error(detail::concat("no torch dtype for scale storage ", safetensors_dtype));
+}
+
 // safetensors dtype of the block scales of a floating element format: the
 // row's byte storage, or float32.
 StDType block_scale_storage(const QuantSpec& spec) {
@@ -55,6 +63,16 @@ StDType block_scale_storage(const QuantSpec& spec) {
 }
 
 }  // namespace
+
+bool stores_shape(const Scheme& scheme) {
+  return scheme.format == CheckpointFormat::pack_quantized;
+}
+
+std::string code_tensor_name(const Scheme& scheme, const std::string& weight_name) {
+  const bool whole_bytes = scheme.format == CheckpointFormat::float_quantized ||
+                           scheme.format == CheckpointFormat::mxfp8_quantized;
+  return whole_bytes ? weight_name : weight_name + "_packed";
+}
 
 bool has_zero_point(const Scheme& scheme) {
   return scheme.spec.mapping == Mapping::asymmetric;
@@ -91,6 +109,7 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
       break;
     }
     case CheckpointFormat::float_quantized:
+    case CheckpointFormat::mxfp8_quantized:
       outputs.push_back({name, StDType::F8_E4M3, {rows, columns}});
       outputs.push_back({name + "_scale", block_scale_storage(scheme.spec), scale_shape});
       break;
@@ -104,7 +123,9 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
       outputs.push_back({name + "_global_scale", StDType::F32, {1}});
       break;
   }
-  outputs.push_back({name + "_shape", StDType::I64, {2}});
+  // Only pack-quantized stores the original shape (its packed rows hide the
+  // column count); compressed-tensors' other formats have no shape tensor.
+  if (stores_shape(scheme)) outputs.push_back({name + "_shape", StDType::I64, {2}});
   return outputs;
 }
 
@@ -154,25 +175,34 @@ std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero
 }
 
 std::string quantization_args(const Scheme& scheme) {
+  // The keys and value spellings of compressed-tensors' QuantizationArgs as
+  // it serializes them (null and default fields left out), so a stock reader
+  // and llm-compressor's output agree on every scheme both express.
   const auto& spec = scheme.spec;
   const auto kind = spec.granularity.kind();
   nlohmann::ordered_json args;
   args["num_bits"] = spec.dtype.bits();
   args["type"] = spec.dtype.is_floating() ? "float" : "int";
   args["symmetric"] = spec.mapping != Mapping::asymmetric;
-  const bool nvfp4 = scheme.format == CheckpointFormat::nvfp4_pack_quantized;
   args["group_size"] = kind == Granularity::Kind::per_group
                            ? nlohmann::ordered_json(spec.granularity.group_size())
                            : nlohmann::ordered_json(nullptr);
-  args["strategy"] = nvfp4                                  ? "tensor_group"
-                     : kind == Granularity::Kind::per_group ? "group"
-                     : kind == Granularity::Kind::per_axis  ? "channel"
-                                                            : "tensor";
-  args["block_structure"] = nullptr;
+  args["strategy"] = scheme.format == CheckpointFormat::nvfp4_pack_quantized ? "tensor_group"
+                     : kind == Granularity::Kind::per_group                  ? "group"
+                     : kind == Granularity::Kind::per_axis                   ? "channel"
+                                                                             : "tensor";
   args["dynamic"] = false;
-  args["actorder"] = nullptr;
   args["observer"] = spec.mapping == Mapping::stretched ? "mean_abs" : "minmax";
-  args["observer_kwargs"] = nlohmann::ordered_json::object();
+  if (spec.dtype.is_floating()) {
+    const std::string_view stored = scale_scheme_of(spec).stored_dtype;
+    if (!stored.empty()) args["scale_dtype"] = torch_dtype_name(stored);
+  }
+  if (spec.mapping == Mapping::stretched) {
+    // No compressed-tensors type expresses the (q + 0.5) * s grid. QuantizationArgs
+    // forbids unknown keys, so stock readers refuse this group loudly instead of
+    // decoding it as a plain symmetric int (quantkit reads its own "quantkit" block).
+    args["grid"] = "stretched";
+  }
   return args.dump();
 }
 

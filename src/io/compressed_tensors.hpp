@@ -18,7 +18,7 @@ void check_applicable(const std::string& name, const Scheme& scheme, const Shape
                       StDType dtype);
 
 /// Output tensors, in the order their bytes are written: codes, scale, zero
-/// point (asymmetric), global scale (NVFP4), shape.
+/// point (asymmetric), global scale (NVFP4), shape (pack-quantized).
 std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& scheme,
                                         std::int64_t rows, std::int64_t columns, StDType dtype);
 
@@ -34,5 +34,10 @@ std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero
 /// The `weights` QuantizationArgs of a scheme, as a JSON text.
 std::string quantization_args(const Scheme& scheme);
 bool has_zero_point(const Scheme& scheme);
+/// Whether the layout has a `<weight>_shape` tensor (pack-quantized only).
+bool stores_shape(const Scheme& scheme);
+/// The tensor holding the codes: the weight's own name for one-byte FP8
+/// codes, `<weight>_packed` otherwise.
+std::string code_tensor_name(const Scheme& scheme, const std::string& weight_name);
 
 }  // namespace quantkit::io::ct

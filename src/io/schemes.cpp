@@ -53,7 +53,7 @@ std::vector<Scheme> make_table() {
                    QuantSpec{.dtype = QuantDType::fp8_e4m3fn(),
                              .granularity = Granularity::per_group(32),
                              .scale_dtype = ScaleDType::e8m0},
-                   CheckpointFormat::float_quantized});
+                   CheckpointFormat::mxfp8_quantized});
   table.push_back({"mxfp4", "MXFP4: e2m1, E8M0 scale per block of 32 (floor)",
                    QuantSpec{.dtype = QuantDType::fp4_e2m1(),
                              .granularity = Granularity::per_group(32),
@@ -70,9 +70,10 @@ std::vector<Scheme> make_table() {
 }  // namespace
 
 // compressed-tensors' CompressionFormat values.
-constexpr EnumNames<CheckpointFormat, 4> kFormats{{
+constexpr EnumNames<CheckpointFormat, 5> kFormats{{
     {CheckpointFormat::pack_quantized, "pack-quantized"},
     {CheckpointFormat::float_quantized, "float-quantized"},
+    {CheckpointFormat::mxfp8_quantized, "mxfp8-quantized"},
     {CheckpointFormat::mxfp4_pack_quantized, "mxfp4-pack-quantized"},
     {CheckpointFormat::nvfp4_pack_quantized, "nvfp4-pack-quantized"},
 }};

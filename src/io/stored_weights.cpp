@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "compressed_tensors.hpp"
 #include "int32_packing.hpp"
@@ -131,6 +132,49 @@ Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows
 
 }  // namespace
 
+// The weight a stored tensor belongs to: its name without the layout's part
+// suffix ("_packed", "_scale", "_zero_point", "_global_scale", "_shape").
+std::string weight_of_part(const std::string& name) {
+  for (std::string_view suffix : {"_packed", "_scale", "_zero_point", "_global_scale", "_shape"}) {
+    if (name.ends_with(suffix)) return name.substr(0, name.size() - suffix.size());
+  }
+  return name;
+}
+
+// The original [rows, columns] of a weight: its `_shape` tensor where the
+// layout has one, else the code tensor's shape (FP4 holds two codes a byte).
+Shape stored_shape(const SafetensorsFile& file, const Scheme& scheme,
+                   const std::string& weight_name, const TensorEntry& codes) {
+  if (!ct::stores_shape(scheme)) {
+    if (codes.shape.size() != 2) {
+      throw FileFormatError(detail::concat("tensor '", codes.name, "' has shape ",
+                                           to_string(codes.shape), "; scheme ", scheme.name,
+                                           " stores 2-D weights"));
+    }
+    const std::int64_t per_byte = 8 / scheme.spec.dtype.bits();
+    return {codes.shape[0], codes.shape[1] * per_byte};
+  }
+  const TensorEntry* entry = file.header().find(weight_name + "_shape");
+  if (entry == nullptr) {
+    throw FileFormatError(detail::concat("quantized weight tensor '", weight_name,
+                                         "_shape' is missing (scheme ", scheme.name, ")"));
+  }
+  if (entry->dtype != StDType::I64 || entry->shape != Shape{2}) {
+    throw FileFormatError(detail::concat("tensor '", entry->name, "' has dtype ",
+                                         dtype_info(entry->dtype).name, " and shape ",
+                                         to_string(entry->shape), "; it must be I64 [2]"));
+  }
+  std::int64_t shape[2];
+  std::memcpy(shape, file.bytes(*entry).data(), sizeof(shape));
+  for (std::int64_t dim : shape) {
+    if (dim < 0 || dim > kMaxDimension) {
+      throw FileFormatError(
+          detail::concat("tensor '", entry->name, "' holds dimension ", dim, ", outside 0..2^40"));
+    }
+  }
+  return {shape[0], shape[1]};
+}
+
 std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
   const auto found = file.header().metadata.find("quantization_config");
   if (found == file.header().metadata.end()) return {};
@@ -155,31 +199,32 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     throw FileFormatError(
         detail::concat("quantization_config is not one quantkit wrote: ", error.what()));
   }
-  std::vector<StoredWeight> weights;
+  // A weight is in this file when any of its parts is (a sharded checkpoint's
+  // config targets the weights of every shard); then all of them must be.
+  std::vector<std::pair<std::string, const Scheme*>> present;
+  std::unordered_set<std::string> seen;
   for (const auto& entry : file.header().tensors) {
-    if (!entry.name.ends_with("_shape")) continue;
-    StoredWeight weight;
-    weight.name = entry.name.substr(0, entry.name.size() - 6);
-    const std::string module = weight.name.ends_with(".weight")
-                                   ? weight.name.substr(0, weight.name.size() - 7)
-                                   : weight.name;
+    const std::string weight_name = weight_of_part(entry.name);
+    const std::string module = weight_name.ends_with(".weight")
+                                   ? weight_name.substr(0, weight_name.size() - 7)
+                                   : weight_name;
     const auto targeted = scheme_of_module.find(module);
-    if (targeted == scheme_of_module.end()) continue;  // a tensor that happens to end in _shape
-    if (entry.dtype != StDType::I64 || entry.shape != Shape{2}) {
-      throw FileFormatError(detail::concat("tensor '", entry.name, "' has dtype ",
-                                           dtype_info(entry.dtype).name, " and shape ",
-                                           to_string(entry.shape), "; it must be I64 [2]"));
+    if (targeted == scheme_of_module.end() || !seen.insert(weight_name).second) continue;
+    present.emplace_back(weight_name, targeted->second);
+  }
+  std::vector<StoredWeight> weights;
+  for (const auto& [weight_name, scheme] : present) {
+    const std::string code_name = ct::code_tensor_name(*scheme, weight_name);
+    const TensorEntry* codes = file.header().find(code_name);
+    if (codes == nullptr) {
+      throw FileFormatError(detail::concat("quantized weight tensor '", code_name,
+                                           "' is missing (scheme ", scheme->name, ")"));
     }
-    std::int64_t shape[2];
-    std::memcpy(shape, file.bytes(entry).data(), sizeof(shape));
-    for (std::int64_t dim : shape) {
-      if (dim < 0 || dim > kMaxDimension) {
-        throw FileFormatError(
-            detail::concat("tensor '", entry.name, "' holds dimension ", dim, ", outside 0..2^40"));
-      }
-    }
-    weight.shape = {shape[0], shape[1]};
-    weight.scheme = targeted->second;
+    StoredWeight weight;
+    weight.name = weight_name;
+    weight.scheme = scheme;
+    weight.shape = stored_shape(file, *scheme, weight_name, *codes);
+    checked_parts(file, weight);  // every part present, with the layout's dtype and shape
     weights.push_back(std::move(weight));
   }
   return weights;
@@ -195,8 +240,7 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
   const int bits = scheme.spec.dtype.bits();
   const bool packed_ints = scheme.format == CheckpointFormat::pack_quantized;
   const auto parts = checked_parts(file, weight);
-  const std::string code_name =
-      scheme.format == CheckpointFormat::float_quantized ? weight.name : weight.name + "_packed";
+  const std::string code_name = ct::code_tensor_name(scheme, weight.name);
   const TensorEntry& codes = *parts.at(code_name);
   Tensor packed;
   if (packed_ints) {

@@ -12,8 +12,9 @@ namespace quantkit::io {
 
 /// compressed-tensors storage format of a quantized weight (docs/formats.md).
 enum class CheckpointFormat : std::uint8_t {
-  pack_quantized,        // int codes + offset, 32/b per int32 word, LSB first
-  float_quantized,       // FP8 codes stored as F8_E4M3, one per byte
+  pack_quantized,        // int codes + offset, densely packed into int32 rows, LSB first
+  float_quantized,       // FP8 codes stored as F8_E4M3, one per byte, float scales
+  mxfp8_quantized,       // FP8 codes as F8_E4M3 + E8M0 scale bytes
   mxfp4_pack_quantized,  // FP4 pairs per byte (low nibble first) + E8M0 bytes
   nvfp4_pack_quantized,  // FP4 pairs per byte + F8_E4M3 block scales + global scale
 };

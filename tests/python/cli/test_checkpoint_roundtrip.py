@@ -50,12 +50,13 @@ def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
 
 
 def unpack_int32_rows(words: torch.Tensor, bits: int, count: int) -> torch.Tensor:
-    """compressed-tensors pack-quantized: 32/bits offset codes per int32, LSB first."""
-    per_word = 32 // bits
-    w = words.to(torch.int64) & 0xFFFFFFFF
-    shifts = torch.arange(per_word, dtype=torch.int64) * bits
-    fields = (w.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
-    return fields.reshape(*words.shape[:-1], -1)[..., :count] - (1 << (bits - 1))
+    """compressed-tensors pack-quantized: each row one dense little-endian bit stream of
+    offset codes (code i at bits [i*bits, (i+1)*bits)), padded to whole int32 words."""
+    stream = words.contiguous().view(torch.uint8)  # little-endian bytes of each row
+    bit = (stream.unsqueeze(-1).long() >> torch.arange(8)) & 1
+    bit = bit.reshape(*words.shape[:-1], -1)[..., : count * bits]
+    fields = (bit.reshape(*words.shape[:-1], count, bits) << torch.arange(bits)).sum(-1)
+    return fields - (1 << (bits - 1))
 
 
 def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,13 @@ def e8m0(byte: torch.Tensor) -> torch.Tensor:
 
 def decode(tensors: dict, name: str, scheme: str, dtype: torch.dtype) -> torch.Tensor:
     spec, kind = spec_of(scheme)
-    rows, cols = tensors[name + "_shape"].tolist()
+    if kind == "pack":
+        rows, cols = tensors[name + "_shape"].tolist()
+    elif kind in ("fp8", "mx8"):
+        rows, cols = tensors[name].shape
+    else:  # two FP4 codes a byte; compressed-tensors writes no shape tensor here
+        rows, cols = tensors[name + "_packed"].shape[0], 2 * tensors[name + "_packed"].shape[1]
+        assert name + "_shape" not in tensors
     group = cols // tensors[name + "_scale"].shape[-1]  # scales are [rows, cols / group] or [1]
     if kind == "pack":
         bits = int(spec.dtype.removeprefix("int"))
@@ -82,6 +89,7 @@ def decode(tensors: dict, name: str, scheme: str, dtype: torch.dtype) -> torch.T
             zp = unpack_int32_rows(tensors[name + "_zero_point"].T, bits, rows).T
             return (q - zp.repeat_interleave(group, dim=1).to(dtype)) * scale
         return q * scale
+    assert name + "_shape" not in tensors
     if kind == "fp8":
         scale = tensors[name + "_scale"]
         return (tensors[name].float() * scale).to(dtype)
