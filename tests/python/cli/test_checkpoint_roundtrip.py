@@ -7,46 +7,12 @@ import json
 import pytest
 import quantkit as qk
 import torch
+from cli_schemes import spec_of
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
-
-
-def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
-    """The QuantSpec each scheme stands for (docs/formats.md), and its format."""
-    if scheme.startswith(("int", "stretched")):
-        head, *rest = scheme.split("-")
-        bits = int(head.removeprefix("int").removeprefix("stretched"))
-        group = next((int(p[1:]) for p in rest if p.startswith("g")), None)
-        mapping = (
-            "stretched"
-            if head.startswith("stretched")
-            else "asymmetric"
-            if "asym" in rest
-            else "symmetric"
-        )
-        granularity = qk.per_group(group) if group else qk.per_axis(0)
-        return qk.QuantSpec(dtype=f"int{bits}", mapping=mapping, granularity=granularity), "pack"
-    if scheme == "fp8":
-        return qk.QuantSpec(dtype="fp8_e4m3fn", scale_dtype="float32"), "fp8"
-    if scheme == "fp8-channel":
-        return qk.QuantSpec(
-            dtype="fp8_e4m3fn", granularity=qk.per_axis(0), scale_dtype="float32"
-        ), "fp8"
-    if scheme == "mxfp8":
-        return qk.QuantSpec(
-            dtype="fp8_e4m3fn", granularity=qk.per_group(32), scale_dtype="e8m0"
-        ), "mx8"
-    if scheme == "mxfp4":
-        return qk.QuantSpec(
-            dtype="fp4_e2m1", granularity=qk.per_group(32), scale_dtype="e8m0"
-        ), "mx4"
-    assert scheme == "nvfp4"
-    return qk.QuantSpec(
-        dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3"
-    ), "nv4"
 
 
 def unpack_int32_rows(words: torch.Tensor, bits: int, count: int) -> torch.Tensor:
