@@ -12,5 +12,6 @@ void bind_spec(nb::module_& m);
 void bind_ops(nb::module_& m);
 void bind_torch_core(nb::module_& m);
 void bind_observers(nb::module_& m);
+void bind_io(nb::module_& m);
 
 }  // namespace quantkit::python

@@ -91,60 +91,20 @@ nlohmann::json read_weight_map(const fs::path& index_path) {
   return *map;
 }
 
-std::string escape_regex(const std::string& text) {
-  static const std::string special = R"(\^$.|?*+()[]{})";
-  std::string out;
-  for (char c : text) {
-    if (special.find(c) != std::string::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 std::string make_config(const QuantizationPlan& plan) {
-  std::vector<const Scheme*> used;
-  std::vector<std::vector<std::string>> targets;
+  std::vector<ct::SchemeGroup> groups;
   for (const auto& shard : plan.shards) {
     for (const auto& tensor : shard.tensors) {
       if (tensor.scheme == nullptr) continue;
-      auto it = std::find(used.begin(), used.end(), tensor.scheme);
-      if (it == used.end()) {
-        used.push_back(tensor.scheme);
-        targets.emplace_back();
-        it = used.end() - 1;
-      }
+      auto it = std::find_if(groups.begin(), groups.end(),
+                             [&](const ct::SchemeGroup& g) { return g.scheme == tensor.scheme; });
+      if (it == groups.end()) it = groups.insert(groups.end(), {tensor.scheme, {}});
       std::string module = tensor.entry->name;
       if (ends_with(module, ".weight")) module.resize(module.size() - 7);
-      targets[static_cast<std::size_t>(it - used.begin())].push_back("re:^" + escape_regex(module) +
-                                                                     "$");
+      it->modules.push_back(std::move(module));
     }
   }
-  nlohmann::ordered_json groups = nlohmann::ordered_json::object();
-  nlohmann::ordered_json extension = nlohmann::ordered_json::object();
-  std::set<std::string> formats;
-  for (std::size_t i = 0; i < used.size(); ++i) {
-    const std::string group = "group_" + std::to_string(i);
-    const std::string format(name(used[i]->format));
-    formats.insert(format);
-    groups[group] = {{"targets", targets[i]},
-                     {"weights", nlohmann::ordered_json::parse(ct::quantization_args(*used[i]))},
-                     {"input_activations", nullptr},
-                     {"output_activations", nullptr},
-                     {"format", format}};
-    extension[group] = {{"scheme", used[i]->name}, {"spec", used[i]->spec.describe()}};
-    if (used[i]->spec.mapping == Mapping::stretched) {
-      extension[group]["dequantize"] = "(q + 0.5) * scale";
-    }
-  }
-  nlohmann::ordered_json config;
-  config["quant_method"] = "compressed-tensors";
-  config["format"] = formats.size() == 1 ? *formats.begin() : "mixed-precision";
-  config["quantization_status"] = "compressed";
-  config["config_groups"] = groups;
-  config["ignore"] = nlohmann::ordered_json::array();
-  config["kv_cache_scheme"] = nullptr;
-  config["quantkit"] = extension;
-  return config.dump();
+  return ct::quantization_config(groups);
 }
 
 }  // namespace
@@ -296,7 +256,7 @@ void check_tied_embeddings(const Checkpoint& input, const QuantizationPlan& plan
                name,
                "' would be untied silently or fail to load: keep it float "
                "(--exclude '",
-               escape_regex(name),
+               ct::escape_regex(name),
                "'), or set tie_word_embeddings to false in "
                "config.json if the checkpoint stores both tensors");
     }

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "quantkit/packing.hpp"
 #include "quantkit/scale_scheme.hpp"
@@ -204,6 +205,51 @@ std::string quantization_args(const Scheme& scheme) {
     args["grid"] = "stretched";
   }
   return args.dump();
+}
+
+std::string escape_regex(const std::string& text) {
+  static const std::string special = R"(\^$.|?*+()[]{})";
+  std::string out;
+  for (char c : text) {
+    if (special.find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string quantization_config(const std::vector<SchemeGroup>& groups) {
+  nlohmann::ordered_json config_groups = nlohmann::ordered_json::object();
+  nlohmann::ordered_json extension = nlohmann::ordered_json::object();
+  std::set<std::string> formats;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const Scheme& scheme = *groups[i].scheme;
+    const std::string group = "group_" + std::to_string(i);
+    const std::string format(name(scheme.format));
+    formats.insert(format);
+    nlohmann::ordered_json targets = nlohmann::ordered_json::array();
+    for (const auto& module : groups[i].modules)
+      targets.push_back("re:^" + escape_regex(module) + "$");
+    config_groups[group] = {{"targets", targets},
+                            {"weights", nlohmann::ordered_json::parse(quantization_args(scheme))},
+                            {"input_activations", nullptr},
+                            {"output_activations", nullptr},
+                            {"format", format}};
+    extension[group] = {{"scheme", scheme.name},
+                        {"spec", scheme.spec.describe()},
+                        {"spec_text", scheme.spec.to_text()}};
+    if (scheme.spec.mapping == Mapping::stretched) {
+      extension[group]["dequantize"] = "(q + 0.5) * scale";
+    }
+  }
+  nlohmann::ordered_json config;
+  config["quant_method"] = "compressed-tensors";
+  config["format"] = formats.size() == 1 ? *formats.begin() : "mixed-precision";
+  config["quantization_status"] = "compressed";
+  config["config_groups"] = config_groups;
+  config["ignore"] = nlohmann::ordered_json::array();
+  config["kv_cache_scheme"] = nullptr;
+  config["quantkit"] = extension;
+  return config.dump();
 }
 
 }  // namespace quantkit::io::ct

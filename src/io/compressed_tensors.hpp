@@ -31,6 +31,18 @@ void append_scales(const Scheme& scheme, const QParams& qparams, std::vector<std
 /// offset codes packed along dim 0, LSB first.
 std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero_points,
                                            std::int64_t rows, std::int64_t groups, int bits);
+/// The modules (weight names without ".weight") quantized with one scheme.
+struct SchemeGroup {
+  const Scheme* scheme;
+  std::vector<std::string> modules;
+};
+/// The whole quantization_config (JSON text): one config group per scheme,
+/// targeting its modules by exact name, plus the "quantkit" block naming each
+/// group's scheme and lossless spec (which is how quantkit reads it back).
+std::string quantization_config(const std::vector<SchemeGroup>& groups);
+/// `text` with every regex metacharacter escaped.
+std::string escape_regex(const std::string& text);
+
 /// The `weights` QuantizationArgs of a scheme, as a JSON text.
 std::string quantization_args(const Scheme& scheme);
 bool has_zero_point(const Scheme& scheme);

@@ -134,14 +134,16 @@ fs::path check_output_path(const std::string& output, OutputKind kind, const std
   QK_CHECK(!fs::is_symlink(link_status), "output '", output,
            "' is a symbolic link; name the path it points to");
   const fs::path target = fs::weakly_canonical(named);
-  const fs::path source = fs::canonical(input);
-  const bool input_is_folder = fs::is_directory(source);
-  QK_CHECK(target != source, "output '", output, "' is the input '", input,
-           "': write the result to another path");
-  QK_CHECK(!is_within(source, target), "output '", output, "' contains the input '", input,
-           "': replacing it would delete the input");
-  QK_CHECK(!(input_is_folder && is_within(target, source)), "output '", output,
-           "' lies inside the input folder '", input, "': write it beside the input");
+  if (!input.empty()) {
+    const fs::path source = fs::canonical(input);
+    const bool input_is_folder = fs::is_directory(source);
+    QK_CHECK(target != source, "output '", output, "' is the input '", input,
+             "': write the result to another path");
+    QK_CHECK(!is_within(source, target), "output '", output, "' contains the input '", input,
+             "': replacing it would delete the input");
+    QK_CHECK(!(input_is_folder && is_within(target, source)), "output '", output,
+             "' lies inside the input folder '", input, "': write it beside the input");
+  }
 
   const fs::path parent = target.parent_path();
   QK_CHECK(fs::is_directory(parent), "the folder '", parent.string(), "' that would hold output '",
@@ -153,14 +155,16 @@ fs::path check_output_path(const std::string& output, OutputKind kind, const std
   QK_CHECK(is_file || is_folder, "output '", output, "' is ", describe_type(status.type()),
            ": quantkit writes only regular files and folders");
   if (kind == OutputKind::file) {
-    QK_CHECK(is_file, "output '", output,
-             "' is a folder, but the input is a file: name a .safetensors file");
+    QK_CHECK(is_file, "output '", output, "' is a folder, but ",
+             input.empty() ? "a file is written" : "the input is a file",
+             ": name a .safetensors file");
   } else {
-    QK_CHECK(is_folder, "output '", output,
-             "' is a file, but the input is a folder: name a folder");
+    QK_CHECK(is_folder, "output '", output, "' is a file, but ",
+             input.empty() ? "a folder is written" : "the input is a folder", ": name a folder");
   }
   const char* what = is_file ? "file" : "folder";
-  QK_CHECK(replace, "output ", what, " '", output, "' exists; pass --force to replace it");
+  QK_CHECK(replace, "output ", what, " '", output,
+           "' exists; pass --force (Python: replace=True) to replace it");
   QK_CHECK(is_quantkit_output(target), "output ", what, " '", output,
            "' exists and is not a checkpoint quantkit wrote (",
            is_file ? "no quantkit quantization_config in its metadata"

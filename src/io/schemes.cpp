@@ -1,9 +1,12 @@
 #include "quantkit/io/schemes.hpp"
 
+#include <deque>
+#include <mutex>
 #include <vector>
 
 #include "quantkit/enum_names.hpp"
 #include "quantkit/error.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit::io {
 namespace {
@@ -94,6 +97,89 @@ const Scheme& find_scheme(std::string_view name) {
     known += (known.empty() ? "" : ", ") + scheme.name;
   }
   throw Error(detail::concat("scheme '", name, "' is not one of: ", known));
+}
+
+namespace {
+
+// Integer weights per tensor, per output channel or per group along the input
+// dimension, in the full signed range (compressed-tensors stores code + 2^(b-1)).
+std::string integer_format_problem(const QuantSpec& spec) {
+  const auto& dtype = spec.dtype;
+  const int bits = dtype.bits();
+  if (dtype.quant_min() != -(1 << (bits - 1)) || dtype.quant_max() != (1 << (bits - 1)) - 1) {
+    return detail::concat("compressed-tensors stores signed int", bits, " codes in [",
+                          -(1 << (bits - 1)), ", ", (1 << (bits - 1)) - 1, "], not [",
+                          dtype.quant_min(), ", ", dtype.quant_max(), "]");
+  }
+  if (spec.resolved_zero_point_domain() == ZeroPointDomain::float_) {
+    return "compressed-tensors has no float zero point (tinygemm's domain)";
+  }
+  return {};
+}
+
+std::string granularity_problem(const QuantSpec& spec) {
+  const auto& g = spec.granularity;
+  switch (g.kind()) {
+    case Granularity::Kind::per_tensor:
+      return {};
+    case Granularity::Kind::per_axis:
+      return g.axis() == 0 || g.axis() == -2 ? "" : "per_axis scales must be per output row";
+    case Granularity::Kind::per_group:
+      return g.axis() == -1 || g.axis() == 1 ? "" : "groups must run along the input dimension";
+    default:
+      return detail::concat("compressed-tensors has no ", Granularity::kind_name(g.kind()),
+                            " weight scales");
+  }
+}
+
+// The format of a floating element spec, or nullopt with `problem` set.
+std::optional<CheckpointFormat> floating_format(const QuantSpec& spec, std::string& problem) {
+  const auto& row = scale_scheme_of(spec);
+  const auto& g = spec.granularity;
+  const bool fp8 = spec.dtype == QuantDType::fp8_e4m3fn();
+  const bool fp4 = spec.dtype == QuantDType::fp4_e2m1();
+  const auto group = g.kind() == Granularity::Kind::per_group ? g.group_size() : 0;
+  if (row.scale_dtype == ScaleDType::float32 && fp8 && g.kind() != Granularity::Kind::per_group) {
+    return CheckpointFormat::float_quantized;
+  }
+  if (row.scale_dtype == ScaleDType::e8m0 && group == 32 && (fp8 || fp4)) {
+    return fp8 ? CheckpointFormat::mxfp8_quantized : CheckpointFormat::mxfp4_pack_quantized;
+  }
+  if (row.scale_dtype == ScaleDType::fp8_e4m3fn && group == 16 && fp4) {
+    return CheckpointFormat::nvfp4_pack_quantized;
+  }
+  problem =
+      "compressed-tensors stores FP8 with float32 scales per tensor or row, MXFP8 / MXFP4 "
+      "(E8M0 scales per 32) and NVFP4 (E4M3 scales per 16) only";
+  return std::nullopt;
+}
+
+}  // namespace
+
+const Scheme& scheme_for_spec(const QuantSpec& spec) {
+  spec.validate();
+  for (const auto& scheme : schemes()) {
+    if (scheme.spec == spec) return scheme;
+  }
+  std::string problem = granularity_problem(spec);
+  std::optional<CheckpointFormat> format;
+  if (problem.empty()) {
+    if (spec.dtype.is_floating()) {
+      format = floating_format(spec, problem);
+    } else {
+      problem = integer_format_problem(spec);
+      format = CheckpointFormat::pack_quantized;
+    }
+  }
+  QK_CHECK(problem.empty(), "spec ", spec.describe(),
+           " cannot be written as compressed-tensors: ", problem);
+  static std::mutex mutex;
+  static std::deque<Scheme> custom;  // deque: references stay valid as it grows
+  const std::lock_guard lock(mutex);
+  for (const auto& scheme : custom) {
+    if (scheme.spec == spec) return scheme;
+  }
+  return custom.emplace_back(Scheme{spec.describe(), spec.describe(), spec, *format});
 }
 
 }  // namespace quantkit::io

@@ -188,7 +188,12 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
   std::unordered_map<std::string, const Scheme*> scheme_of_module;
   try {
     for (const auto& [group, extension] : config.at("quantkit").items()) {
-      const Scheme* scheme = &find_scheme(extension.at("scheme").get<std::string>());
+      // The lossless spec where written (every scheme, Python's included);
+      // files from before it name a table scheme.
+      const Scheme* scheme =
+          extension.contains("spec_text")
+              ? &scheme_for_spec(QuantSpec::from_text(extension.at("spec_text").get<std::string>()))
+              : &find_scheme(extension.at("scheme").get<std::string>());
       for (const auto& target : config.at("config_groups").at(group).at("targets")) {
         scheme_of_module.emplace(literal_target(target.get<std::string>()), scheme);
       }

@@ -24,7 +24,8 @@ namespace quantkit::io {
 enum class OutputKind { file, folder };
 
 /// The absolute, normalized path `output` names once the rules above hold;
-/// throws Error naming the rule otherwise. `input` must exist.
+/// throws Error naming the rule otherwise. `input` must exist, or be empty when
+/// the output is written from memory (no input to protect).
 std::filesystem::path check_output_path(const std::string& output, OutputKind kind,
                                         const std::string& input, bool replace);
 

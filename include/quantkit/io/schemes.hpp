@@ -34,4 +34,13 @@ std::span<const Scheme> schemes();
 /// Throws Error listing every scheme name when `name` is not one.
 const Scheme& find_scheme(std::string_view name);
 
+/// The scheme that writes a [rows, columns] weight quantized with `spec` in
+/// the compressed-tensors layout: the table's row for that spec, or a scheme
+/// named after the spec (kept for the life of the program). Throws Error
+/// naming the spec and the reason when compressed-tensors has no format for
+/// it (unsigned or narrowed integer ranges, float zero points, per-token or
+/// per-block grids, FP6, block-scale formats other than MXFP8 / MXFP4 /
+/// NVFP4).
+const Scheme& scheme_for_spec(const QuantSpec& spec);
+
 }  // namespace quantkit::io

@@ -6,6 +6,7 @@ import quantkit.torch as qkt
 model = qkt.prepare(model, qkt.recipes.W8A8())
 qkt.calibrate(model, batches)
 qkt.convert(model)
+qkt.save_pretrained(model, "model-w4")  # compressed-tensors: transformers / vLLM load it
 qkt.export_onnx(model, example_inputs, "model.onnx")  # QDQ; needs onnx, onnxscript
 ```
 """
@@ -18,6 +19,7 @@ from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, Qua
 from .fake_quantize import FakeQuantize
 from .prepared import QATConv2d, QATEmbedding, QATLinear
 from .recipes import Recipe, TensorQuant
+from .save import save_pretrained
 from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "prepare",
     "quantize_",
     "recipes",
+    "save_pretrained",
 ]
 
 _ONNX = {

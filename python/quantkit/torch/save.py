@@ -1,0 +1,105 @@
+"""Saving converted models as compressed-tensors checkpoints that transformers and
+vLLM load.
+
+``save_pretrained(model, folder)`` writes ``model.safetensors`` and ``config.json``
+with its ``quantization_config`` through the same C++ layout code as the
+``quantkit quantize`` command, from the codes and qparams each converted module
+already holds: GPTQ, SmoothQuant, QAT or any recipe's result is stored exactly as
+it computes (nothing is re-chosen). Schemes compressed-tensors cannot express are
+refused by name before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import _core
+from .._arrays import as_core_input
+from .converted import CONVERTED_TYPES, QuantizedLinear, QuantizedWeight
+from .ops import _qparams
+
+
+def _config_text(model: nn.Module, config: Any) -> str:
+    config = getattr(model, "config", None) if config is None else config
+    if config is None:
+        return "{}"
+    if hasattr(config, "to_json_string"):  # a transformers PretrainedConfig
+        return config.to_json_string(use_diff=False)
+    if isinstance(config, dict):
+        return json.dumps(config)
+    raise TypeError(f"config must be a transformers config or a dict, not {type(config).__name__}")
+
+
+def _core_quantized(weight: QuantizedWeight) -> _core.QuantizedTensor:
+    qparams = _qparams(weight.float_scale, weight.zero_point, weight.spec_key, weight.compute_dtype)
+    packed = as_core_input(weight.packed.contiguous())
+    return _core.QuantizedTensor.from_packed(list(weight.shape), packed, qparams._core)
+
+
+def _check_writable(name: str, module: nn.Module) -> None:
+    if not isinstance(module, QuantizedLinear):
+        raise ValueError(
+            f"module '{name}' is a {type(module).__name__}: save_pretrained writes quantized "
+            "Linear layers (compressed-tensors targets); keep convolutions and embeddings "
+            "float (prepare's filter_fn / overrides) to save this model"
+        )
+    if module.input_fake_quant is not None:
+        raise ValueError(
+            f"module '{name}' quantizes its input (an activation scheme such as W8A8); "
+            "save_pretrained writes weight-only schemes so far"
+        )
+
+
+def _tied_embedding_problem(config_text: str, quantized: set[str]) -> str | None:
+    config = json.loads(config_text)
+    if config.get("tie_word_embeddings") is True and "lm_head" in quantized:
+        return (
+            "config sets tie_word_embeddings: true, so transformers loads lm_head and the input "
+            "embedding as one tensor; keep lm_head float or untie the model first"
+        )
+    return None
+
+
+def save_pretrained(
+    model: nn.Module, folder: str | os.PathLike, config: Any = None, *, replace: bool = False
+) -> None:
+    """Writes a converted model as a compressed-tensors folder (``model.safetensors`` and
+    ``config.json``): transformers' ``from_pretrained`` and compressed-tensors load it.
+
+    ``config`` is the model's transformers config (default ``model.config``) or a dict;
+    the result gets its ``quantization_config``. An existing folder is replaced only
+    with ``replace=True`` and only if quantkit wrote it; the folder appears only when
+    the whole write succeeds.
+    """
+    converted = {n: m for n, m in model.named_modules() if isinstance(m, CONVERTED_TYPES)}
+    for name, module in converted.items():
+        _check_writable(name, module)
+    config_text = _config_text(model, config)
+    problem = _tied_embedding_problem(config_text, set(converted))
+    if problem:
+        raise ValueError(problem)
+    items: list[tuple[str, Any]] = []
+    seen_storage: set[tuple[int, tuple[int, ...]]] = set()
+    for key, value in model.state_dict().items():
+        module_name, _, leaf = key.rpartition(".")
+        if module_name in converted or module_name.rpartition(".")[0] in converted:
+            continue  # the converted module's own parts: written below as one weight
+        if not isinstance(value, torch.Tensor) or leaf == "_extra_state":
+            continue
+        # Tied parameters (one storage under two names) are stored once, as
+        # transformers' save_pretrained does.
+        storage = (value.untyped_storage().data_ptr(), tuple(value.shape))
+        if value.numel() and storage in seen_storage:
+            continue
+        seen_storage.add(storage)
+        items.append((key, as_core_input(value.detach().cpu().contiguous())))
+    for name, module in converted.items():
+        items.append((f"{name}.weight", _core_quantized(module.qweight)))
+        if module.bias is not None:
+            items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
+    _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace)

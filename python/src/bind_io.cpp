@@ -1,0 +1,63 @@
+// Bindings of the checkpoint I/O: saving a model held in Python as a
+// compressed-tensors folder through the C++ layout code the CLI uses.
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "quantkit/error.hpp"
+#include "quantkit/io/model_writer.hpp"
+
+namespace quantkit::python {
+
+using namespace nb::literals;
+
+namespace {
+
+// (name, QuantizedTensor) pairs are written in their layout, (name, array)
+// pairs as they are (copied, in the array's dtype and shape).
+std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
+  std::vector<io::ModelTensor> tensors;
+  tensors.reserve(nb::len(items));
+  for (nb::handle item : items) {
+    nb::tuple pair;
+    QK_CHECK(nb::try_cast(item, pair) && nb::len(pair) == 2,
+             "each tensor must be a (name, value) pair");
+    std::string name;
+    QK_CHECK(nb::try_cast(pair[0], name), "tensor names must be strings");
+    io::ModelTensor tensor;
+    tensor.name = name;
+    QuantizedTensor* quantized = nullptr;
+    InArray array;
+    if (nb::try_cast(pair[1], quantized) && quantized != nullptr) {
+      tensor.quantized = *quantized;
+    } else if (nb::try_cast(pair[1], array)) {
+      const TensorView view = view_of(array, name.c_str());
+      tensor.plain = view.contiguous();
+    } else {
+      throw Error(detail::concat("tensor '", name,
+                                 "' is neither a QuantizedTensor nor an array quantkit can store"));
+    }
+    tensors.push_back(std::move(tensor));
+  }
+  return tensors;
+}
+
+}  // namespace
+
+void bind_io(nb::module_& m) {
+  m.def(
+      "save_compressed_tensors",
+      [](const std::string& folder, const nb::list& items, const std::string& config,
+         bool replace) {
+        const auto tensors = model_tensors(items);
+        nb::gil_scoped_release release;
+        io::save_compressed_tensors(folder, tensors, config, replace);
+      },
+      "folder"_a, "tensors"_a, "config"_a, "replace"_a = false,
+      "Writes a compressed-tensors folder (model.safetensors + config.json) from (name, "
+      "QuantizedTensor or array) pairs; quantized weights keep their codes and qparams.");
+}
+
+}  // namespace quantkit::python

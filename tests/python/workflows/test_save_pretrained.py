@@ -1,0 +1,143 @@
+"""`quantkit.torch.save_pretrained` writes a converted model as compressed-tensors:
+transformers loads it (through compressed-tensors) with logits equal, bit for bit,
+to the converted model's, GPTQ's codes included (nothing is re-chosen);
+compressed-tensors' dequantizer returns exactly the converted weights; the C++
+tool reads it back; what cannot be written is refused by name, before any file
+appears."""
+
+import json
+import subprocess
+
+import pytest
+import quantkit.torch as qkt
+import torch
+from compressed_tensors.entrypoints.convert.converters.ct_dequantizer import (
+    CompressedTensorsDequantizer,
+)
+from quantkit.__main__ import native_tool
+from quantkit.torch.gptq import gptq
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+RECIPES = {
+    "W4A16 g128 symmetric": lambda: qkt.recipes.W4A16(128, symmetric=True),
+    "W4A16 g32 symmetric": lambda: qkt.recipes.W4A16(32, symmetric=True),
+    "W8A16 per channel": lambda: qkt.recipes.W8A16(),
+    "MXFP4": qkt.recipes.MXFP4,
+    "MXFP8": qkt.recipes.MXFP8,
+    "NVFP4": qkt.recipes.NVFP4,
+}
+
+
+def float_llama(folder, *, tied=False):
+    """A small Llama saved and loaded back in bfloat16 (so the reference and the
+    reloaded model share every buffer dtype, rotary frequencies included)."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=256,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=tied,
+    )
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+
+
+def batches(count=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (2, 32), generator=g) for _ in range(count)]
+
+
+def assert_loads_with_same_logits(model, folder):
+    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    ids = batches(1, seed=9)[0]
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_saved_recipe_loads_in_transformers_bit_for_bit(tmp_path, recipe):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), RECIPES[recipe]()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    assert_loads_with_same_logits(model, tmp_path / "saved")
+
+
+def test_gptq_codes_survive_saving(tmp_path):
+    model = qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.W4A16(32, symmetric=True))
+    assert gptq(model, batches())
+    qkt.convert(model)
+    qkt.save_pretrained(model, tmp_path / "saved")
+    assert_loads_with_same_logits(model, tmp_path / "saved")
+    # compressed-tensors' own dequantizer returns exactly each converted weight
+    reader = CompressedTensorsDequantizer(tmp_path / "saved", dtype=torch.bfloat16)
+    decoded = reader.validate(load_file(str(tmp_path / "saved" / "model.safetensors")))
+    for name, module in model.named_modules():
+        if isinstance(module, qkt.QuantizedLinear):
+            assert torch.equal(decoded[f"{name}.weight"], module.weight), name
+
+
+@pytest.mark.parametrize(
+    ("recipe", "shown"),
+    [
+        (lambda: qkt.recipes.W4A16(64, symmetric=True), "int4-g64"),  # a CLI scheme
+        (lambda: qkt.recipes.W8A16(group_size=64), "int8 symmetric per_group(64"),  # not one
+    ],
+)
+def test_the_checkpoint_tool_reads_what_python_wrote(tmp_path, recipe, shown):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), recipe()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    result = subprocess.run(
+        [str(native_tool()), "inspect", str(tmp_path / "saved")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout
+
+
+def test_tied_embeddings_are_written_once_and_load(tmp_path):
+    model = float_llama(tmp_path / "float", tied=True)
+    lm_head_is_float = {"lm_head": None}
+    model = qkt.convert(
+        qkt.prepare(model, qkt.recipes.W4A16(32, symmetric=True), overrides=lm_head_is_float)
+    )
+    qkt.save_pretrained(model, tmp_path / "saved")
+    stored = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    assert "lm_head.weight" not in stored and "model.embed_tokens.weight" in stored
+    assert_loads_with_same_logits(model, tmp_path / "saved")
+
+
+def test_what_compressed_tensors_cannot_express_is_refused_before_writing(tmp_path):
+    fp6 = qkt.Recipe("FP6", qkt.TensorQuant(qkt.SpecArgs(dtype="fp6_e3m2", scale_dtype="float32")))
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), fp6))
+    with pytest.raises(ValueError, match="cannot be written as compressed-tensors"):
+        qkt.save_pretrained(model, tmp_path / "fp6")
+    w8a8 = qkt.prepare(float_llama(tmp_path / "float2"), qkt.recipes.W8A8Dynamic())
+    with pytest.raises(ValueError, match="quantizes its input"):
+        qkt.save_pretrained(qkt.convert(w8a8), tmp_path / "w8a8")
+    assert not (tmp_path / "fp6").exists() and not (tmp_path / "w8a8").exists()
+
+
+def test_stretched_grids_are_written_but_stock_readers_refuse_them(tmp_path):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.Stretched(2)))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    with pytest.raises(Exception, match="does not match|validation error|grid"):
+        AutoModelForCausalLM.from_pretrained(tmp_path / "saved", dtype=torch.bfloat16)
+    result = subprocess.run(
+        [str(native_tool()), "inspect", str(tmp_path / "saved")], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "stretched" in result.stdout, result.stderr
+
+
+def test_an_existing_folder_is_replaced_only_when_asked(tmp_path):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.MXFP8()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    with pytest.raises(ValueError, match="replace=True"):
+        qkt.save_pretrained(model, tmp_path / "saved")
+    qkt.save_pretrained(model, tmp_path / "saved", replace=True)
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    with pytest.raises(ValueError, match="not a checkpoint quantkit wrote"):
+        qkt.save_pretrained(model, tmp_path / "float", replace=True)  # the float model's folder
