@@ -7,7 +7,7 @@
 #include "arrays.hpp"
 #include "bindings.hpp"
 #include "quantkit/error.hpp"
-#include "quantkit/io/model_writer.hpp"
+#include "quantkit/io/model_io.hpp"
 
 namespace quantkit::python {
 
@@ -58,6 +58,26 @@ void bind_io(nb::module_& m) {
       "folder"_a, "tensors"_a, "config"_a, "replace"_a = false,
       "Writes a compressed-tensors folder (model.safetensors + config.json) from (name, "
       "QuantizedTensor or array) pairs; quantized weights keep their codes and qparams.");
+  m.def(
+      "load_compressed_tensors",
+      [](const std::string& path, const std::string& compute_dtype) {
+        std::vector<io::ModelTensor> tensors;
+        {
+          nb::gil_scoped_release release;
+          tensors = io::load_compressed_tensors(path, scalar_type_from_name(compute_dtype));
+        }
+        nb::list out;
+        for (auto& tensor : tensors) {
+          if (tensor.quantized) {
+            out.append(nb::make_tuple(tensor.name, std::move(*tensor.quantized)));
+          } else {
+            out.append(nb::make_tuple(tensor.name, to_array(std::move(tensor.plain))));
+          }
+        }
+        return out;
+      },
+      "path"_a, "compute_dtype"_a,
+      "(name, QuantizedTensor or array) pairs of a checkpoint quantkit wrote, in file order.");
 }
 
 }  // namespace quantkit::python

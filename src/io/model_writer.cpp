@@ -1,5 +1,5 @@
 // A model in memory written in the compressed-tensors layout of the CLI.
-#include "quantkit/io/model_writer.hpp"
+#include "quantkit/io/model_io.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -49,3 +49,34 @@ def test_one_field_apart_is_unequal_and_never_merges(field):
 def test_e8m0_rounding_is_exposed():
     assert spec(**MX).e8m0_rounding == "floor"
     assert spec(**MX, e8m0_rounding="rceil").e8m0_rounding == "rceil"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(dtype="int4", mapping="asymmetric", granularity=("per_group", 32)),
+        dict(dtype="int8", quant_min=-127, quant_max=127, granularity=("per_axis", 0)),
+        dict(dtype="uint4", mapping="asymmetric", zero_point_domain="float", eps=1e-6),
+        dict(dtype="int3", mapping="stretched", granularity=("per_group", 64)),
+        dict(
+            dtype="fp4_e2m1",
+            granularity=("per_group", 32),
+            scale_dtype="e8m0",
+            e8m0_rounding="rceil",
+        ),
+        dict(
+            dtype="int8",
+            mapping="asymmetric",
+            granularity=("per_block", [2, 4]),
+            scale_dtype="bfloat16",
+            zero_point_dtype="int8",
+        ),
+        dict(dtype="fp8_e5m2", granularity=("per_token",)),
+    ],
+)
+def test_torch_spec_args_read_back_every_field(fields):
+    from quantkit.torch._spec import args_from_spec
+
+    kind, *args = fields.pop("granularity", ("per_tensor",))
+    spec = qk.QuantSpec(granularity=getattr(qk, kind)(*args), **fields)
+    assert args_from_spec(spec).spec() == spec

@@ -19,7 +19,7 @@ from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, Qua
 from .fake_quantize import FakeQuantize
 from .prepared import QATConv2d, QATEmbedding, QATLinear
 from .recipes import Recipe, TensorQuant
-from .save import save_pretrained
+from .save import load_pretrained, save_pretrained
 from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "calibrate",
     "convert",
     "fake_quantizers",
+    "load_pretrained",
     "freeze",
     "model_bytes",
     "ops",

@@ -91,3 +91,36 @@ def args_from_key(key: str) -> SpecArgs:
     if gran[0] == "per_block":
         gran = ["per_block", tuple(gran[1])]
     return SpecArgs(granularity=tuple(gran), **fields)
+
+
+def args_from_spec(spec: _core.QuantSpec) -> SpecArgs:
+    """The :class:`SpecArgs` of a core spec (read from its lossless text form)."""
+    fields = dict(item.split("=", 1) for item in spec.to_text().split(";"))
+    dtype, _, value_range = fields["dtype"].partition("[")
+    quant_min = quant_max = None
+    if value_range:
+        quant_min, quant_max = (int(v) for v in value_range.rstrip("]").split(","))
+    kind, _, params = fields["granularity"].partition("(")
+    numbers = [int(v) for v in params.rstrip(")").split(",")] if params else []
+    if kind == "per_group" and numbers[1:] == [-1]:
+        numbers = numbers[:1]  # the default axis, as recipes write it
+    granularity = (kind, tuple(numbers)) if kind == "per_block" else (kind, *numbers)
+
+    def unset(value: str) -> str | None:
+        return None if value == "-" else value
+
+    args = SpecArgs(
+        dtype=dtype,
+        mapping=fields["mapping"],
+        granularity=granularity,
+        zero_point_domain=unset(fields["zero_point_domain"]),
+        eps=None if fields["eps"] == "-" else float(fields["eps"]),
+        scale_dtype=unset(fields["scale_dtype"]),
+        zero_point_dtype=unset(fields["zero_point_dtype"]),
+        quant_min=quant_min,
+        quant_max=quant_max,
+        e8m0_rounding=fields["e8m0_rounding"],
+    )
+    if args.spec() != spec:
+        raise ValueError(f"spec {spec!r} does not round-trip through SpecArgs ({args})")
+    return args

@@ -59,6 +59,27 @@ class QuantizedWeight(nn.Module):
         self.register_buffer("scale", _stored_scale(scale, self.spec_key))
         self.register_buffer("zero_point", zero_point.clone())
 
+    @classmethod
+    def from_stored(
+        cls,
+        packed: torch.Tensor,
+        scale: torch.Tensor,
+        zero_point: torch.Tensor,
+        spec_key: str,
+        compute_dtype: str,
+        shape: list[int],
+        dtype: torch.dtype,
+    ) -> QuantizedWeight:
+        """A weight from codes and qparams read back from a checkpoint (nothing re-chosen)."""
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self.spec_key, self.compute_dtype, self.dtype = spec_key, compute_dtype, dtype
+        self.shape, self.full_shape = list(shape), list(shape)
+        self.register_buffer("packed", packed)
+        self.register_buffer("scale", _stored_scale(scale, spec_key))
+        self.register_buffer("zero_point", zero_point)
+        return self
+
     def _apply(self, fn, recurse=True):
         # Codes and qparams are exact storage: .half() / .to(dtype) must not round
         # them. They follow device moves; a dtype cast only changes the dtype the
@@ -119,6 +140,17 @@ class QuantizedLinear(_OverQuantizedWeight):
     def __init__(self, m: nn.Linear) -> None:
         super().__init__(m)
         self.in_features, self.out_features = m.in_features, m.out_features
+
+    @classmethod
+    def from_weight(cls, weight: QuantizedWeight, bias: torch.Tensor | None) -> QuantizedLinear:
+        """A weight-only layer over a stored weight (see :func:`load_pretrained`)."""
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self.qweight = weight
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.input_fake_quant = None
+        self.out_features, self.in_features = weight.shape
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(quantize_input(self, x), self.qweight(), self.bias)

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import _core
-from .._arrays import as_core_input
+from .. import QuantizedTensor, _core
+from .._arrays import as_core_input, to_framework
+from ._spec import args_from_spec
 from .converted import CONVERTED_TYPES, QuantizedLinear, QuantizedWeight
-from .ops import _qparams
+from .ops import _qparams, dtype_name
 
 
 def _config_text(model: nn.Module, config: Any) -> str:
@@ -103,3 +104,46 @@ def save_pretrained(
         if module.bias is not None:
             items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
     _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace)
+
+
+def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> QuantizedWeight:
+    q = QuantizedTensor(core, "torch")
+    qparams = core.qparams
+    zero_point = q.zero_point
+    return QuantizedWeight.from_stored(
+        packed=torch.as_tensor(to_framework(core.packed(), "torch")),
+        scale=q.scale,
+        zero_point=torch.empty(0, dtype=torch.int32) if zero_point is None else zero_point,
+        spec_key=args_from_spec(qparams.spec).key(),
+        compute_dtype=qparams.compute_dtype,
+        shape=list(core.shape),
+        dtype=dtype,
+    )
+
+
+@torch.no_grad()
+def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """Loads a checkpoint quantkit wrote (``save_pretrained`` or ``quantkit quantize``)
+    into ``model``, a float model of the same architecture (e.g. transformers'
+    ``AutoModelForCausalLM.from_config(config)``): every quantized weight becomes a
+    :class:`QuantizedLinear` with the stored codes and qparams (nothing is re-chosen),
+    every other tensor is copied in. Returns ``model``."""
+    dtype = next(model.parameters()).dtype
+    stored = _core.load_compressed_tensors(os.fspath(folder), dtype_name(dtype))
+    modules = dict(model.named_modules())
+    plain: dict[str, torch.Tensor] = {}
+    for name, value in stored:
+        if not isinstance(value, _core.QuantizedTensor):
+            plain[name] = torch.as_tensor(to_framework(value, "torch"))
+            continue
+        module_name = name.removesuffix(".weight")
+        linear = modules.get(module_name)
+        if not isinstance(linear, nn.Linear):
+            raise ValueError(f"quantized weight '{name}' has no nn.Linear '{module_name}' in model")
+        replacement = QuantizedLinear.from_weight(_stored_weight(value, dtype), linear.bias)
+        parent, _, child = module_name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, replacement)
+    missing, unexpected = model.load_state_dict(plain, strict=False)
+    if unexpected:
+        raise ValueError(f"checkpoint tensors the model has no place for: {unexpected[:5]}")
+    return model

@@ -141,3 +141,21 @@ def test_an_existing_folder_is_replaced_only_when_asked(tmp_path):
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     with pytest.raises(ValueError, match="not a checkpoint quantkit wrote"):
         qkt.save_pretrained(model, tmp_path / "float", replace=True)  # the float model's folder
+
+
+@pytest.mark.parametrize("recipe", ["W4A16 g32 symmetric", "MXFP4", "NVFP4", "W8A16 per channel"])
+def test_load_pretrained_restores_the_same_codes(tmp_path, recipe):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), RECIPES[recipe]()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    skeleton = AutoModelForCausalLM.from_pretrained(tmp_path / "float", dtype=torch.bfloat16)
+    reloaded = qkt.load_pretrained(skeleton.eval(), tmp_path / "saved")
+    for name, module in model.named_modules():
+        if isinstance(module, qkt.QuantizedLinear):
+            again = reloaded.get_submodule(name)
+            assert isinstance(again, qkt.QuantizedLinear), name
+            assert torch.equal(again.qweight.packed, module.qweight.packed), name
+            assert torch.equal(again.qweight.scale, module.qweight.scale), name
+            assert again.qweight.spec_key == module.qweight.spec_key, name
+    ids = batches(1, seed=5)[0]
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)

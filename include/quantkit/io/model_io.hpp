@@ -1,8 +1,9 @@
 #pragma once
-// Saving a model held in memory (e.g. a converted PyTorch model) as a
-// compressed-tensors checkpoint folder: the same layout, packing and
-// quantization_config as `quantkit quantize`, written from the codes and
-// qparams the model already holds (nothing is re-chosen).
+// A model held in memory (e.g. a converted PyTorch model) saved as a
+// compressed-tensors checkpoint folder and read back: the same layout,
+// packing and quantization_config as `quantkit quantize`, written from the
+// codes and qparams the model already holds (nothing is re-chosen) and read
+// back to the same codes and qparams.
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,5 +30,12 @@ struct ModelTensor {
 /// zero point, a duplicate name, or a tensor dtype safetensors lacks.
 void save_compressed_tensors(const std::string& folder, const std::vector<ModelTensor>& tensors,
                              const std::string& base_config, bool replace);
+
+/// The tensors of a checkpoint quantkit wrote (a folder or a .safetensors
+/// file, sharded or not), in file order: quantized weights as their codes and
+/// qparams computing in `compute_dtype`, every other tensor as stored.
+/// FileFormatError for a broken file or config; Error for a tensor dtype
+/// quantkit has no type for.
+std::vector<ModelTensor> load_compressed_tensors(const std::string& path, ScalarType compute_dtype);
 
 }  // namespace quantkit::io
