@@ -85,19 +85,19 @@ def save_pretrained(
     if problem:
         raise ValueError(problem)
     items: list[tuple[str, Any]] = []
-    seen_storage: set[tuple[int, tuple[int, ...]]] = set()
+    seen: set[tuple] = set()
     for key, value in model.state_dict().items():
         module_name, _, leaf = key.rpartition(".")
         if module_name in converted or module_name.rpartition(".")[0] in converted:
             continue  # the converted module's own parts: written below as one weight
         if not isinstance(value, torch.Tensor) or leaf == "_extra_state":
             continue
-        # Tied parameters (one storage under two names) are stored once, as
+        # Tied parameters (one tensor under two names) are stored once, as
         # transformers' save_pretrained does.
-        storage = (value.untyped_storage().data_ptr(), tuple(value.shape))
-        if value.numel() and storage in seen_storage:
+        same_data = (value.data_ptr(), tuple(value.shape), value.stride(), value.dtype)
+        if value.numel() and same_data in seen:
             continue
-        seen_storage.add(storage)
+        seen.add(same_data)
         items.append((key, as_core_input(value.detach().cpu().contiguous())))
     for name, module in converted.items():
         items.append((f"{name}.weight", _core_quantized(module.qweight)))
@@ -146,4 +146,16 @@ def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
     missing, unexpected = model.load_state_dict(plain, strict=False)
     if unexpected:
         raise ValueError(f"checkpoint tensors the model has no place for: {unexpected[:5]}")
+    state = model.state_dict()
+    loaded = {state[k].data_ptr() for k in plain if k in state}
+    quantized = {n for n, m in model.named_modules() if isinstance(m, QuantizedLinear)}
+    absent = [
+        k
+        for k in missing
+        if k.rpartition(".")[0].rpartition(".")[0] not in quantized  # qweight.* parts
+        and k.rpartition(".")[0] not in quantized  # a QuantizedLinear's own bias
+        and state[k].data_ptr() not in loaded  # a tied tensor, stored once
+    ]
+    if absent:
+        raise ValueError(f"the checkpoint lacks tensors the model has: {absent[:5]}")
     return model

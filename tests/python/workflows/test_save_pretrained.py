@@ -159,3 +159,16 @@ def test_load_pretrained_restores_the_same_codes(tmp_path, recipe):
     ids = batches(1, seed=5)[0]
     with torch.no_grad():
         assert torch.equal(reloaded(ids).logits, model(ids).logits)
+
+
+def test_load_pretrained_refuses_a_model_it_does_not_fill(tmp_path):
+    model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.MXFP8()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    config = LlamaConfig.from_pretrained(tmp_path / "float")
+    config.num_hidden_layers = 3  # one layer the checkpoint does not hold
+    bigger = LlamaForCausalLM(config).to(torch.bfloat16)
+    with pytest.raises(ValueError, match="lacks tensors the model has"):
+        qkt.load_pretrained(bigger, tmp_path / "saved")
+    config.num_hidden_layers = 1  # no place for layer 1's tensors
+    with pytest.raises(ValueError, match="no nn.Linear|no place for"):
+        qkt.load_pretrained(LlamaForCausalLM(config).to(torch.bfloat16), tmp_path / "saved")
