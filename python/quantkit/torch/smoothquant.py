@@ -6,13 +6,19 @@ with per-input-channel maxima ``a_j = max|X_j|`` over calibration batches and
 
     s_j = a_j ** alpha / w_j ** (1 - alpha)      X' = X / s      W' = W * s
 
-so ``X' W'^T = X W^T`` while ``X'`` has flatter channels. Where ``X`` is the
-output of a LayerNorm that nothing else reads (pre-norm blocks), ``1/s`` is
-folded into the LayerNorm's weight and bias. Where the LayerNorm output also
-feeds a residual add (post-norm blocks such as BERT) or the producer is not a
-LayerNorm, folding would change the model; then a :class:`SmoothInput`
-multiply is inserted before the Linear instead. Either way the float model
-computes the same function (up to float rounding).
+so ``X' W'^T = X W^T`` while ``X'`` has flatter channels.
+
+With ``mappings`` (norm -> the Linears that read its output, given by name
+relative to their block), ``1/s`` is folded into each mapped norm's weight (and
+bias): LayerNorm and RMSNorm alike, since both end in ``* weight (+ bias)``.
+Hugging Face decoder blocks (``input_layernorm`` / ``post_attention_layernorm``,
+as in Llama, Mistral, Qwen2) get :data:`DECODER_MAPPINGS` by default, as
+llm-compressor does; only the mapped groups are smoothed and the model keeps
+its architecture (so ``save_pretrained`` still writes a model transformers
+loads). Other models: where ``X`` is the output of a LayerNorm that nothing
+else reads (pre-norm blocks, found by tracing), ``1/s`` is folded into it;
+elsewhere a :class:`SmoothInput` multiply is inserted before the Linear. Either
+way the float model computes the same function (up to float rounding).
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ import torch
 from torch import nn
 
 from ._batches import hooked, run_batches
+
+# norm -> the Linears reading its output, relative to the norm's block
+Mapping = tuple[str, tuple[str, ...]]
+
+DECODER_MAPPINGS: tuple[Mapping, ...] = (
+    ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+    ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj")),
+)
+"""The pre-norm groups of Hugging Face decoder blocks (llm-compressor's defaults)."""
 
 
 class SmoothInput(nn.Module):
@@ -129,15 +144,46 @@ def _smoothing_scale(act_max: torch.Tensor, weights: list[torch.Tensor], alpha: 
 
 
 def _fold_into_layer_norm(layer_norm: nn.Module, scale: torch.Tensor) -> None:
+    """y = norm(x) * w (+ b) becomes y / s: w / s (and b / s)."""
     layer_norm.weight.div_(scale.to(layer_norm.weight.dtype))
-    if layer_norm.bias is not None:
-        layer_norm.bias.div_(scale.to(layer_norm.bias.dtype))
+    bias = getattr(layer_norm, "bias", None)  # RMSNorm has none
+    if bias is not None:
+        bias.div_(scale.to(bias.dtype))
 
 
 def _wrap_explicitly(model: nn.Module, name: str, linear: nn.Linear, scale: torch.Tensor) -> None:
     parent, _, child = name.rpartition(".")
     owner = model.get_submodule(parent) if parent else model
     setattr(owner, child, SmoothedLinear(scale, linear))
+
+
+def _mapped_groups(
+    model: nn.Module, mappings: Iterable[Mapping], linears: dict[str, nn.Linear]
+) -> list[tuple[str, list[str]]]:
+    """(norm name, its Linears) for every module matching a mapping's norm suffix."""
+    modules = dict(model.named_modules())
+    groups = []
+    for norm_suffix, linear_suffixes in mappings:
+        for name, module in modules.items():
+            if name != norm_suffix and not name.endswith("." + norm_suffix):
+                continue
+            block = name[: -len(norm_suffix)].rstrip(".")
+            members = [f"{block}.{s}" if block else s for s in linear_suffixes]
+            missing = [m for m in members if m not in modules]
+            if missing:
+                raise ValueError(f"mapping for '{name}': no module {missing[0]!r} in the model")
+            if not hasattr(module, "weight") or module.weight is None:
+                raise ValueError(f"mapping for '{name}': a {type(module).__name__} has no weight")
+            kept = [m for m in members if m in linears]  # filter_fn may leave some float
+            if kept:
+                groups.append((name, kept))
+    return groups
+
+
+def _default_mappings(model: nn.Module) -> tuple[Mapping, ...] | None:
+    names = {name.rpartition(".")[2] for name, _ in model.named_modules()}
+    norms = {norm for norm, _ in DECODER_MAPPINGS}
+    return DECODER_MAPPINGS if norms <= names else None
 
 
 @torch.no_grad()
@@ -148,10 +194,14 @@ def smooth_quant(
     *,
     forward: Callable[[nn.Module, Any], Any] | None = None,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
+    mappings: Iterable[Mapping] | None = None,
 ) -> dict[str, str]:
-    """Smooths every ``nn.Linear`` of a float model in place (before ``prepare``).
+    """Smooths the ``nn.Linear`` layers of a float model in place (before ``prepare``).
 
-    Returns, per smoothed Linear, how: ``"folded into <LayerNorm>"`` or ``"explicit"``.
+    ``mappings``: ``(norm, (linear, ...))`` name suffixes, e.g. ``("input_layernorm",
+    ("self_attn.q_proj", ...))``; default :data:`DECODER_MAPPINGS` for Hugging Face
+    decoder blocks, else every Linear (see the module docstring). Returns, per smoothed
+    Linear, how: ``"folded into <norm>"`` or ``"explicit"``.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha={alpha}: must lie in [0, 1]")
@@ -160,15 +210,46 @@ def smooth_quant(
         for n, m in model.named_modules()
         if type(m) is nn.Linear and (filter_fn is None or filter_fn(m, n))
     }
+    mappings = _default_mappings(model) if mappings is None else tuple(mappings)
+    if mappings is not None:
+        return _smooth_mapped(model, batches, alpha, forward, linears, mappings)
+    return _smooth_traced(model, batches, alpha, forward, linears)
+
+
+def _scale_weights(stats: _InputStatistics, linears, names: list[str], alpha: float):
+    """The group's smoothing scale s, with W * s applied to its Linears."""
+    scale = _smoothing_scale(stats.act_max[names[0]], [linears[n].weight for n in names], alpha)
+    for n in names:
+        linears[n].weight.mul_(scale.to(linears[n].weight.dtype))
+    return scale
+
+
+def _smooth_mapped(model, batches, alpha, forward, linears, mappings) -> dict[str, str]:
+    """Each mapped group's scale folded into its norm."""
+    groups = _mapped_groups(model, mappings, linears)
+    if not groups:
+        raise ValueError("smooth_quant: no mapping matched a norm of the model")
+    modules = dict(model.named_modules())
+    stats = _InputStatistics({n: linears[n] for _, group in groups for n in group}, {})
+    stats.collect(model, batches, forward)
+    how: dict[str, str] = {}
+    for norm_name, names in groups:
+        scale = _scale_weights(stats, linears, names, alpha)
+        _fold_into_layer_norm(modules[norm_name], scale)
+        how.update({n: f"folded into {norm_name}" for n in names})
+    return how
+
+
+def _smooth_traced(model, batches, alpha, forward, linears) -> dict[str, str]:
+    """Every Linear grouped by its input; folded into a LayerNorm only it reads (found
+    by tracing), else an explicit multiply."""
     layer_norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
     stats = _InputStatistics(linears, layer_norms)
     stats.collect(model, batches, forward)
     foldable = _foldable_layer_norms(model)
     how: dict[str, str] = {}
     for key, names in stats.groups().items():
-        scale = _smoothing_scale(stats.act_max[names[0]], [linears[n].weight for n in names], alpha)
-        for n in names:
-            linears[n].weight.mul_(scale.to(linears[n].weight.dtype))
+        scale = _scale_weights(stats, linears, names, alpha)
         ln_name = stats.ln_outputs.get(key)
         if ln_name is not None and foldable.get(ln_name) == set(names):
             _fold_into_layer_norm(layer_norms[ln_name], scale)

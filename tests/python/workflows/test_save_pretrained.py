@@ -172,3 +172,16 @@ def test_load_pretrained_refuses_a_model_it_does_not_fill(tmp_path):
     config.num_hidden_layers = 1  # no place for layer 1's tensors
     with pytest.raises(ValueError, match="no nn.Linear|no place for"):
         qkt.load_pretrained(LlamaForCausalLM(config).to(torch.bfloat16), tmp_path / "saved")
+
+
+def test_smoothquant_folded_model_saves_and_loads(tmp_path):
+    """SmoothQuant folds into the RMSNorms (no extra modules), so the smoothed,
+    quantized model is still a Llama that transformers loads, bit for bit."""
+    from quantkit.torch.smoothquant import smooth_quant
+
+    model = float_llama(tmp_path / "float")
+    how = smooth_quant(model, batches())
+    assert all(v.startswith("folded into") for v in how.values())
+    model = qkt.convert(qkt.prepare(model, qkt.recipes.W8A16()))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    assert_loads_with_same_logits(model, tmp_path / "saved")

@@ -116,3 +116,58 @@ def test_gptq_beats_round_to_nearest_and_converts_exactly(symmetric):
         qkt.convert(with_gptq)
         for b, expected in zip(batches, prepared, strict=True):
             assert torch.equal(with_gptq(b), expected)
+
+
+def _llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # outlier channels in the residual stream, as real LLMs have
+        model.model.embed_tokens.weight[:, ::16] *= 20
+    return model
+
+
+def test_hf_decoder_blocks_fold_into_their_rms_norms():
+    model = _llama()
+    ids = [
+        torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(i)) for i in range(3)
+    ]
+    with torch.no_grad():
+        before = model(ids[0]).logits
+    how = smooth_quant(model, ids, alpha=0.5)
+    layer = "model.layers.0"
+    assert how[f"{layer}.self_attn.q_proj"] == f"folded into {layer}.input_layernorm"
+    assert how[f"{layer}.mlp.up_proj"] == f"folded into {layer}.post_attention_layernorm"
+    # llm-compressor's default groups only: o_proj and down_proj are left as they are
+    assert f"{layer}.self_attn.o_proj" not in how and f"{layer}.mlp.down_proj" not in how
+    assert len(how) == 2 * 5
+    assert not any(isinstance(m, SmoothedLinear) for m in model.modules())  # same architecture
+    norm = model.model.layers[0].input_layernorm.weight
+    assert not torch.allclose(norm, torch.ones_like(norm))  # the scales went into the norm
+    with torch.no_grad():
+        after = model(ids[0]).logits
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)  # the same function
+
+
+def test_explicit_mappings_name_the_norm_and_its_linears():
+    model = _llama(1)
+    ids = [torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(5))]
+    mappings = [("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))]
+    how = smooth_quant(model, ids, mappings=mappings)
+    assert sorted(how) == sorted(
+        f"model.layers.{i}.mlp.{p}_proj" for i in range(2) for p in ("gate", "up")
+    )
+    with pytest.raises(ValueError, match="no module 'mlp.missing_proj'|no module"):
+        smooth_quant(_llama(2), ids, mappings=[("post_attention_layernorm", ("mlp.missing_proj",))])
+    with pytest.raises(ValueError, match="no mapping matched"):
+        smooth_quant(_llama(3), ids, mappings=[("final_norm", ("mlp.up_proj",))])
