@@ -33,8 +33,7 @@ std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
     if (nb::try_cast(pair[1], quantized) && quantized != nullptr) {
       tensor.quantized = *quantized;
     } else if (nb::try_cast(pair[1], array)) {
-      const TensorView view = view_of(array, name.c_str());
-      tensor.plain = view.contiguous();
+      tensor.plain = view_of(array, name.c_str());  // read in place while it is written
     } else {
       throw Error(detail::concat("tensor '", name,
                                  "' is neither a QuantizedTensor nor an array quantkit can store"));
@@ -49,13 +48,14 @@ std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
 void bind_io(nb::module_& m) {
   m.def(
       "save_compressed_tensors",
-      [](const std::string& folder, const nb::list& items, const std::string& config,
-         bool replace) {
-        const auto tensors = model_tensors(items);
+      [](const std::string& folder, const nb::list& items, const std::string& config, bool replace,
+         std::uint64_t max_shard_bytes) {
+        const auto tensors = model_tensors(items);  // views: `items` keeps the arrays alive
         nb::gil_scoped_release release;
-        io::save_compressed_tensors(folder, tensors, config, replace);
+        io::save_compressed_tensors(folder, tensors, config, replace, max_shard_bytes);
       },
       "folder"_a, "tensors"_a, "config"_a, "replace"_a = false,
+      "max_shard_bytes"_a = std::uint64_t{5} << 30,
       "Writes a compressed-tensors folder (model.safetensors + config.json) from (name, "
       "QuantizedTensor or array) pairs; quantized weights keep their codes and qparams.");
   m.def(
@@ -71,7 +71,7 @@ void bind_io(nb::module_& m) {
           if (tensor.quantized) {
             out.append(nb::make_tuple(tensor.name, std::move(*tensor.quantized)));
           } else {
-            out.append(nb::make_tuple(tensor.name, to_array(std::move(tensor.plain))));
+            out.append(nb::make_tuple(tensor.name, to_array(std::move(tensor.owned))));
           }
         }
         return out;

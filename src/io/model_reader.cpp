@@ -38,13 +38,16 @@ std::vector<ModelTensor> load_compressed_tensors(const std::string& path,
     std::set<std::string> emitted;
     for (const auto& entry : file.header().tensors) {
       if (!parts.contains(entry.name)) {
-        tensors.push_back({entry.name, stored_tensor(file, entry), std::nullopt});
+        Tensor owned = stored_tensor(file, entry);
+        const TensorView view = owned.view();
+        tensors.push_back({entry.name, view, std::move(owned), std::nullopt});
         continue;
       }
       for (const auto& weight : weights) {  // at the first part of each weight
         const bool first_part = ct::code_tensor_name(*weight.scheme, weight.name) == entry.name;
         if (first_part && emitted.insert(weight.name).second) {
-          tensors.push_back({weight.name, Tensor(), load_quantized(file, weight, compute_dtype)});
+          tensors.push_back(
+              {weight.name, std::nullopt, Tensor(), load_quantized(file, weight, compute_dtype)});
         }
       }
     }

@@ -2,6 +2,7 @@
 #include "quantkit/io/model_io.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -47,8 +48,14 @@ PlannedTensor plan_quantized(const ModelTensor& tensor) {
           ct::declare_outputs(tensor.name, scheme, q.shape()[0], q.shape()[1], scale_dtype)};
 }
 
-std::span<const std::uint8_t> plain_bytes(const Tensor& tensor) {  // owned tensors are contiguous
-  return {static_cast<const std::uint8_t*>(tensor.raw_data()), tensor.nbytes()};
+void write_plain(const TensorView& tensor, SafetensorsWriter& writer) {
+  const auto bytes = static_cast<std::uint64_t>(tensor.numel()) * element_size(tensor.dtype());
+  if (tensor.is_contiguous()) {
+    writer.write({static_cast<const std::uint8_t*>(tensor.data()), bytes});
+    return;
+  }
+  const Tensor contiguous = tensor.contiguous();  // one tensor at a time, never the model
+  writer.write({static_cast<const std::uint8_t*>(contiguous.raw_data()), bytes});
 }
 
 void write_quantized(const PlannedTensor& planned, SafetensorsWriter& writer) {
@@ -80,6 +87,55 @@ void write_quantized(const PlannedTensor& planned, SafetensorsWriter& writer) {
   }
 }
 
+std::uint64_t output_bytes(const std::vector<TensorDecl>& outputs) {
+  std::uint64_t total = 0;
+  for (const auto& output : outputs) total += output.nbytes();
+  return total;
+}
+
+// Tensors in order, cut into shards of at most `max_bytes` (a tensor larger
+// than that gets a shard of its own).
+std::vector<std::vector<const PlannedTensor*>> cut_into_shards(
+    const std::vector<PlannedTensor>& planned, std::uint64_t max_bytes) {
+  std::vector<std::vector<const PlannedTensor*>> shards(1);
+  std::uint64_t size = 0;
+  for (const auto& plan : planned) {
+    const std::uint64_t bytes = output_bytes(plan.outputs);
+    if (!shards.back().empty() && size + bytes > max_bytes) {
+      shards.emplace_back();
+      size = 0;
+    }
+    shards.back().push_back(&plan);
+    size += bytes;
+  }
+  return shards;
+}
+
+std::string shard_name(std::size_t index, std::size_t count) {
+  if (count == 1) return "model.safetensors";
+  char name[64];
+  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index + 1, count);
+  return name;
+}
+
+void write_shard(const fs::path& path, const std::vector<const PlannedTensor*>& shard,
+                 const std::string& quantization) {
+  std::vector<TensorDecl> declarations;
+  for (const auto* plan : shard) {
+    declarations.insert(declarations.end(), plan->outputs.begin(), plan->outputs.end());
+  }
+  SafetensorsWriter writer(path.string(), declarations,
+                           {{"format", "pt"}, {"quantization_config", quantization}});
+  for (const auto* plan : shard) {
+    if (plan->scheme != nullptr) {
+      write_quantized(*plan, writer);
+    } else {
+      write_plain(*plan->tensor->plain, writer);
+    }
+  }
+  writer.commit();
+}
+
 nlohmann::ordered_json parse_config(const std::string& base_config) {
   if (base_config.empty()) return nlohmann::ordered_json::object();
   nlohmann::ordered_json config;
@@ -97,14 +153,17 @@ nlohmann::ordered_json parse_config(const std::string& base_config) {
 }  // namespace
 
 void save_compressed_tensors(const std::string& folder, const std::vector<ModelTensor>& tensors,
-                             const std::string& base_config, bool replace) {
+                             const std::string& base_config, bool replace,
+                             std::uint64_t max_shard_bytes) {
+  QK_CHECK(max_shard_bytes > 0, "max_shard_bytes must be > 0");
   auto config = parse_config(base_config);
   std::vector<PlannedTensor> planned;
   std::vector<ct::SchemeGroup> groups;
-  std::vector<TensorDecl> declarations;
   std::set<std::string> names;
   for (const auto& tensor : tensors) {
     PlannedTensor plan;
+    QK_CHECK(tensor.quantized.has_value() != tensor.plain.has_value(), "tensor '", tensor.name,
+             "' must be either quantized or plain");
     if (tensor.quantized) {
       plan = plan_quantized(tensor);
       auto group = std::find_if(groups.begin(), groups.end(),
@@ -114,12 +173,11 @@ void save_compressed_tensors(const std::string& folder, const std::vector<ModelT
     } else {
       plan = {&tensor,
               nullptr,
-              {{tensor.name, from_scalar_type(tensor.plain.dtype()), tensor.plain.shape()}}};
+              {{tensor.name, from_scalar_type(tensor.plain->dtype()), tensor.plain->shape()}}};
     }
     for (const auto& output : plan.outputs) {
       QK_CHECK(names.insert(output.name).second, "tensor '", output.name,
                "' would be written twice");
-      declarations.push_back(output);
     }
     planned.push_back(std::move(plan));
   }
@@ -128,16 +186,23 @@ void save_compressed_tensors(const std::string& folder, const std::vector<ModelT
 
   const fs::path target = check_output_path(folder, OutputKind::folder, "", replace);
   StagingFolder staging(target);
-  SafetensorsWriter writer((staging.path() / "model.safetensors").string(), declarations,
-                           {{"format", "pt"}, {"quantization_config", quantization}});
-  for (const auto& plan : planned) {
-    if (plan.scheme != nullptr) {
-      write_quantized(plan, writer);
-    } else {
-      writer.write(plain_bytes(plan.tensor->plain));
+  const auto shards = cut_into_shards(planned, max_shard_bytes);
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const std::string name = shard_name(i, shards.size());
+    write_shard(staging.path() / name, shards[i], quantization);
+    for (const auto* plan : shards[i]) {
+      for (const auto& output : plan->outputs) weight_map[output.name] = name;
+      total += output_bytes(plan->outputs);
     }
   }
-  writer.commit();
+  if (shards.size() > 1) {
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = weight_map;
+    write_file_atomically(staging.path() / "model.safetensors.index.json", index.dump(2));
+  }
   write_file_atomically(staging.path() / "config.json", config.dump(2));
   staging.publish();
 }

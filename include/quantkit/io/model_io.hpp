@@ -17,19 +17,25 @@ namespace quantkit::io {
 /// named "<module>.weight", in its compressed-tensors layout.
 struct ModelTensor {
   std::string name;
-  Tensor plain;                              // when not quantized
+  /// When not quantized: the tensor, read while it is written (a view, so a
+  /// model is not copied; `owned` keeps the memory of one that was read).
+  std::optional<TensorView> plain;
+  Tensor owned;
   std::optional<QuantizedTensor> quantized;  // [rows, columns] weight
 };
 
-/// Writes `folder` holding model.safetensors and config.json (the JSON object
-/// `base_config`, e.g. a transformers config, with "quantization_config" set),
-/// atomically: built under a hidden name beside it, then swapped into place.
+/// Writes `folder` holding model.safetensors (or, past `max_shard_bytes`,
+/// model-0000i-of-0000n.safetensors shards and model.safetensors.index.json,
+/// as transformers names them) and config.json (the JSON object `base_config`,
+/// e.g. a transformers config, with "quantization_config" set), atomically:
+/// built under a hidden name beside it, then swapped into place.
 /// An existing folder is replaced only with `replace` and only when quantkit
 /// wrote it. Throws Error naming the tensor and the rule for a spec
 /// compressed-tensors cannot express, a symmetric weight with a non-zero
 /// zero point, a duplicate name, or a tensor dtype safetensors lacks.
 void save_compressed_tensors(const std::string& folder, const std::vector<ModelTensor>& tensors,
-                             const std::string& base_config, bool replace);
+                             const std::string& base_config, bool replace,
+                             std::uint64_t max_shard_bytes = std::uint64_t{5} << 30);
 
 /// The tensors of a checkpoint quantkit wrote (a folder or a .safetensors
 /// file, sharded or not), in file order: quantized weights as their codes and

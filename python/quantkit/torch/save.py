@@ -67,7 +67,12 @@ def _tied_embedding_problem(config_text: str, quantized: set[str]) -> str | None
 
 
 def save_pretrained(
-    model: nn.Module, folder: str | os.PathLike, config: Any = None, *, replace: bool = False
+    model: nn.Module,
+    folder: str | os.PathLike,
+    config: Any = None,
+    *,
+    replace: bool = False,
+    max_shard_bytes: int = 5 * 2**30,
 ) -> None:
     """Writes a converted model as a compressed-tensors folder (``model.safetensors`` and
     ``config.json``): transformers' ``from_pretrained`` and compressed-tensors load it.
@@ -75,7 +80,9 @@ def save_pretrained(
     ``config`` is the model's transformers config (default ``model.config``) or a dict;
     the result gets its ``quantization_config``. An existing folder is replaced only
     with ``replace=True`` and only if quantkit wrote it; the folder appears only when
-    the whole write succeeds.
+    the whole write succeeds. Past ``max_shard_bytes`` the tensors are split into
+    ``model-0000i-of-0000n.safetensors`` shards with an index, as transformers writes
+    them. Float tensors are read in place (the model is not copied).
     """
     converted = {n: m for n, m in model.named_modules() if isinstance(m, CONVERTED_TYPES)}
     for name, module in converted.items():
@@ -103,7 +110,7 @@ def save_pretrained(
         items.append((f"{name}.weight", _core_quantized(module.qweight)))
         if module.bias is not None:
             items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
-    _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace)
+    _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace, max_shard_bytes)
 
 
 def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> QuantizedWeight:

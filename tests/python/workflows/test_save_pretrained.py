@@ -185,3 +185,21 @@ def test_smoothquant_folded_model_saves_and_loads(tmp_path):
     model = qkt.convert(qkt.prepare(model, qkt.recipes.W8A16()))
     qkt.save_pretrained(model, tmp_path / "saved")
     assert_loads_with_same_logits(model, tmp_path / "saved")
+
+
+def test_large_models_are_sharded_as_transformers_shards_them(tmp_path):
+    model = qkt.convert(
+        qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.W4A16(32, symmetric=True))
+    )
+    qkt.save_pretrained(model, tmp_path / "saved", max_shard_bytes=100_000)
+    names = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    shards = [n for n in names if n.startswith("model-") and n.endswith(".safetensors")]
+    assert len(shards) > 1 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    index = json.loads((tmp_path / "saved" / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"].values()) == set(shards)
+    assert_loads_with_same_logits(model, tmp_path / "saved")
+    skeleton = AutoModelForCausalLM.from_pretrained(tmp_path / "float", dtype=torch.bfloat16)
+    reloaded = qkt.load_pretrained(skeleton.eval(), tmp_path / "saved")
+    ids = batches(1, seed=3)[0]
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
