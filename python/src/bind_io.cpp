@@ -15,15 +15,16 @@ using namespace nb::literals;
 
 namespace {
 
-// (name, QuantizedTensor) pairs are written in their layout, (name, array)
-// pairs as they are (copied, in the array's dtype and shape).
+// (name, QuantizedTensor[, input QuantSpec]) are written in their layout,
+// (name, array) pairs as they are (read in place, in the array's dtype and shape).
 std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
   std::vector<io::ModelTensor> tensors;
   tensors.reserve(nb::len(items));
   for (nb::handle item : items) {
     nb::tuple pair;
-    QK_CHECK(nb::try_cast(item, pair) && nb::len(pair) == 2,
-             "each tensor must be a (name, value) pair");
+    QK_CHECK(nb::try_cast(item, pair) && (nb::len(pair) == 2 || nb::len(pair) == 3),
+             "each tensor must be a (name, value) pair or a (name, QuantizedTensor, input "
+             "QuantSpec) triple");
     std::string name;
     QK_CHECK(nb::try_cast(pair[0], name), "tensor names must be strings");
     io::ModelTensor tensor;
@@ -32,6 +33,12 @@ std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
     InArray array;
     if (nb::try_cast(pair[1], quantized) && quantized != nullptr) {
       tensor.quantized = *quantized;
+      QuantSpec* input = nullptr;
+      if (nb::len(pair) == 3 && !pair[2].is_none()) {
+        QK_CHECK(nb::try_cast(pair[2], input) && input != nullptr, "the input spec of '", name,
+                 "' must be a QuantSpec");
+        tensor.input_activations = *input;
+      }
     } else if (nb::try_cast(pair[1], array)) {
       tensor.plain = view_of(array, name.c_str());  // read in place while it is written
     } else {

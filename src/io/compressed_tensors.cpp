@@ -70,7 +70,8 @@ bool stores_shape(const Scheme& scheme) {
 }
 
 std::string code_tensor_name(const Scheme& scheme, const std::string& weight_name) {
-  const bool whole_bytes = scheme.format == CheckpointFormat::float_quantized ||
+  const bool whole_bytes = scheme.format == CheckpointFormat::int_quantized ||
+                           scheme.format == CheckpointFormat::float_quantized ||
                            scheme.format == CheckpointFormat::mxfp8_quantized;
   return whole_bytes ? weight_name : weight_name + "_packed";
 }
@@ -109,6 +110,10 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
       }
       break;
     }
+    case CheckpointFormat::int_quantized:
+      outputs.push_back({name, StDType::I8, {rows, columns}});
+      outputs.push_back({name + "_scale", dtype, scale_shape});
+      break;
     case CheckpointFormat::float_quantized:
     case CheckpointFormat::mxfp8_quantized:
       outputs.push_back({name, StDType::F8_E4M3, {rows, columns}});
@@ -207,6 +212,28 @@ std::string quantization_args(const Scheme& scheme) {
   return args.dump();
 }
 
+std::string input_activation_args(const QuantSpec& spec) {
+  spec.validate();
+  const auto kind = spec.granularity.kind();
+  const bool int8 = spec.dtype == QuantDType::int_(8);
+  const bool fp8 = spec.dtype == QuantDType::fp8_e4m3fn() &&
+                   spec.scale_dtype.value_or(ScaleDType::float32) == ScaleDType::float32;
+  QK_CHECK((int8 || fp8) &&
+               (kind == Granularity::Kind::per_token || kind == Granularity::Kind::per_tensor) &&
+               spec.resolved_zero_point_domain() != ZeroPointDomain::float_ &&
+               spec.mapping != Mapping::stretched,
+           "input quantization ", spec.describe(), " cannot be written as compressed-tensors: ",
+           "it stores dynamic int8 or FP8 e4m3fn inputs per token or per tensor");
+  nlohmann::ordered_json args;
+  args["num_bits"] = 8;
+  args["type"] = fp8 ? "float" : "int";
+  args["symmetric"] = spec.mapping != Mapping::asymmetric;
+  args["group_size"] = nullptr;
+  args["strategy"] = kind == Granularity::Kind::per_token ? "token" : "tensor";
+  args["dynamic"] = true;
+  return args.dump();
+}
+
 std::string escape_regex(const std::string& text) {
   static const std::string special = R"(\^$.|?*+()[]{})";
   std::string out;
@@ -229,14 +256,21 @@ std::string quantization_config(const std::vector<SchemeGroup>& groups) {
     nlohmann::ordered_json targets = nlohmann::ordered_json::array();
     for (const auto& module : groups[i].modules)
       targets.push_back("re:^" + escape_regex(module) + "$");
-    config_groups[group] = {{"targets", targets},
-                            {"weights", nlohmann::ordered_json::parse(quantization_args(scheme))},
-                            {"input_activations", nullptr},
-                            {"output_activations", nullptr},
-                            {"format", format}};
+    config_groups[group] = {
+        {"targets", targets},
+        {"weights", nlohmann::ordered_json::parse(quantization_args(scheme))},
+        {"input_activations",
+         groups[i].input_activations
+             ? nlohmann::ordered_json::parse(input_activation_args(*groups[i].input_activations))
+             : nlohmann::ordered_json(nullptr)},
+        {"output_activations", nullptr},
+        {"format", format}};
     extension[group] = {{"scheme", scheme.name},
                         {"spec", scheme.spec.describe()},
                         {"spec_text", scheme.spec.to_text()}};
+    if (groups[i].input_activations) {
+      extension[group]["input_spec_text"] = groups[i].input_activations->to_text();
+    }
     if (scheme.spec.mapping == Mapping::stretched) {
       extension[group]["dequantize"] = "(q + 0.5) * scale";
     }

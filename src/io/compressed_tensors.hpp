@@ -3,6 +3,7 @@
 // which output tensors it has and how codes, scales and zero points become
 // their bytes.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero
 struct SchemeGroup {
   const Scheme* scheme;
   std::vector<std::string> modules;
+  /// The dynamic quantization of the modules' inputs, if any.
+  std::optional<QuantSpec> input_activations = std::nullopt;
 };
 /// The whole quantization_config (JSON text): one config group per scheme,
 /// targeting its modules by exact name, plus the "quantkit" block naming each
@@ -42,6 +45,12 @@ struct SchemeGroup {
 std::string quantization_config(const std::vector<SchemeGroup>& groups);
 /// `text` with every regex metacharacter escaped.
 std::string escape_regex(const std::string& text);
+
+/// The `input_activations` QuantizationArgs of a dynamic input spec, as a JSON
+/// text; throws Error naming the spec when compressed-tensors cannot express
+/// it (int8 or FP8 e4m3fn, per token or per tensor, float32 or input-dtype
+/// scales).
+std::string input_activation_args(const QuantSpec& spec);
 
 /// The `weights` QuantizationArgs of a scheme, as a JSON text.
 std::string quantization_args(const Scheme& scheme);

@@ -32,7 +32,8 @@ PlannedTensor plan_quantized(const ModelTensor& tensor) {
   QK_CHECK(q.shape().size() == 2, "quantized weight '", tensor.name, "' has shape ",
            to_string(q.shape()), "; compressed-tensors stores 2-D weights");
   const QParams& qparams = q.qparams();
-  const Scheme& scheme = scheme_for_spec(qparams.spec);
+  const Scheme& scheme = scheme_for_spec(qparams.spec, tensor.input_activations.has_value());
+  if (tensor.input_activations) ct::input_activation_args(*tensor.input_activations);  // checks
   if (!scheme.spec.dtype.is_floating() && !ct::has_zero_point(scheme) &&
       scheme.spec.mapping != Mapping::stretched && qparams.zero_point.numel() > 0) {
     for (std::int64_t i = 0; i < qparams.zero_point.numel(); ++i) {
@@ -166,9 +167,12 @@ void save_compressed_tensors(const std::string& folder, const std::vector<ModelT
              "' must be either quantized or plain");
     if (tensor.quantized) {
       plan = plan_quantized(tensor);
-      auto group = std::find_if(groups.begin(), groups.end(),
-                                [&](const ct::SchemeGroup& g) { return g.scheme == plan.scheme; });
-      if (group == groups.end()) group = groups.insert(groups.end(), {plan.scheme, {}});
+      auto group = std::find_if(groups.begin(), groups.end(), [&](const ct::SchemeGroup& g) {
+        return g.scheme == plan.scheme && g.input_activations == tensor.input_activations;
+      });
+      if (group == groups.end()) {
+        group = groups.insert(groups.end(), {plan.scheme, {}, tensor.input_activations});
+      }
       group->modules.push_back(module_of(tensor.name));
     } else {
       plan = {&tensor,

@@ -73,8 +73,9 @@ std::vector<Scheme> make_table() {
 }  // namespace
 
 // compressed-tensors' CompressionFormat values.
-constexpr EnumNames<CheckpointFormat, 5> kFormats{{
+constexpr EnumNames<CheckpointFormat, 6> kFormats{{
     {CheckpointFormat::pack_quantized, "pack-quantized"},
+    {CheckpointFormat::int_quantized, "int-quantized"},
     {CheckpointFormat::float_quantized, "float-quantized"},
     {CheckpointFormat::mxfp8_quantized, "mxfp8-quantized"},
     {CheckpointFormat::mxfp4_pack_quantized, "mxfp4-pack-quantized"},
@@ -156,10 +157,11 @@ std::optional<CheckpointFormat> floating_format(const QuantSpec& spec, std::stri
 
 }  // namespace
 
-const Scheme& scheme_for_spec(const QuantSpec& spec) {
+const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs) {
   spec.validate();
+  const bool int_quantized = quantized_inputs && !spec.dtype.is_floating();
   for (const auto& scheme : schemes()) {
-    if (scheme.spec == spec) return scheme;
+    if (scheme.spec == spec && !int_quantized) return scheme;
   }
   std::string problem = granularity_problem(spec);
   std::optional<CheckpointFormat> format;
@@ -169,6 +171,12 @@ const Scheme& scheme_for_spec(const QuantSpec& spec) {
     } else {
       problem = integer_format_problem(spec);
       format = CheckpointFormat::pack_quantized;
+      if (int_quantized) {
+        format = CheckpointFormat::int_quantized;
+        if (problem.empty() && (spec.dtype.bits() != 8 || spec.mapping == Mapping::asymmetric)) {
+          problem = "beside quantized inputs compressed-tensors stores symmetric int8 weights";
+        }
+      }
     }
   }
   QK_CHECK(problem.empty(), "spec ", spec.describe(),
@@ -177,7 +185,7 @@ const Scheme& scheme_for_spec(const QuantSpec& spec) {
   static std::deque<Scheme> custom;  // deque: references stay valid as it grows
   const std::lock_guard lock(mutex);
   for (const auto& scheme : custom) {
-    if (scheme.spec == spec) return scheme;
+    if (scheme.spec == spec && scheme.format == *format) return scheme;
   }
   return custom.emplace_back(Scheme{spec.describe(), spec.describe(), spec, *format});
 }

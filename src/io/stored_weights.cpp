@@ -190,9 +190,12 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     for (const auto& [group, extension] : config.at("quantkit").items()) {
       // The lossless spec where written (every scheme, Python's included);
       // files from before it name a table scheme.
+      const bool int_quantized =
+          config.at("config_groups").at(group).value("format", "") == "int-quantized";
       const Scheme* scheme =
           extension.contains("spec_text")
-              ? &scheme_for_spec(QuantSpec::from_text(extension.at("spec_text").get<std::string>()))
+              ? &scheme_for_spec(QuantSpec::from_text(extension.at("spec_text").get<std::string>()),
+                                 int_quantized)
               : &find_scheme(extension.at("scheme").get<std::string>());
       for (const auto& target : config.at("config_groups").at(group).at("targets")) {
         scheme_of_module.emplace(literal_target(target.get<std::string>()), scheme);

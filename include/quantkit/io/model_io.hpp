@@ -22,6 +22,8 @@ struct ModelTensor {
   std::optional<TensorView> plain;
   Tensor owned;
   std::optional<QuantizedTensor> quantized;  // [rows, columns] weight
+  /// A quantized weight's layer also quantizes its inputs dynamically with this.
+  std::optional<QuantSpec> input_activations = std::nullopt;
 };
 
 /// Writes `folder` holding model.safetensors (or, past `max_shard_bytes`,

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import QuantizedTensor, _core
 from .._arrays import as_core_input, to_framework
-from ._spec import args_from_spec
+from ._spec import args_from_spec, spec_from_key
 from .converted import CONVERTED_TYPES, QuantizedLinear, QuantizedWeight
 from .ops import _qparams, dtype_name
 
@@ -49,10 +49,11 @@ def _check_writable(name: str, module: nn.Module) -> None:
             "Linear layers (compressed-tensors targets); keep convolutions and embeddings "
             "float (prepare's filter_fn / overrides) to save this model"
         )
-    if module.input_fake_quant is not None:
+    fq = module.input_fake_quant
+    if fq is not None and fq.config.qparams != "dynamic":
         raise ValueError(
-            f"module '{name}' quantizes its input (an activation scheme such as W8A8); "
-            "save_pretrained writes weight-only schemes so far"
+            f"module '{name}' quantizes its input with {fq.config.qparams} qparams; "
+            "save_pretrained writes dynamic input quantization (W8A8Dynamic, FP8) so far"
         )
 
 
@@ -107,7 +108,9 @@ def save_pretrained(
         seen.add(same_data)
         items.append((key, as_core_input(value.detach().cpu().contiguous())))
     for name, module in converted.items():
-        items.append((f"{name}.weight", _core_quantized(module.qweight)))
+        fq = module.input_fake_quant
+        input_spec = None if fq is None else spec_from_key(fq.spec_key)
+        items.append((f"{name}.weight", _core_quantized(module.qweight), input_spec))
         if module.bias is not None:
             items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
     _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace, max_shard_bytes)
@@ -128,6 +131,19 @@ def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> Quantized
     )
 
 
+def _refuse_quantized_inputs(folder: str | os.PathLike) -> None:
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_path):
+        return
+    with open(config_path) as f:
+        groups = json.load(f).get("quantization_config", {}).get("config_groups", {})
+    if any(group.get("input_activations") for group in groups.values()):
+        raise ValueError(
+            f"'{folder}' quantizes layer inputs (input_activations); load_pretrained restores "
+            "weight-only checkpoints so far: prepare the float model with the same recipe instead"
+        )
+
+
 @torch.no_grad()
 def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
     """Loads a checkpoint quantkit wrote (``save_pretrained`` or ``quantkit quantize``)
@@ -135,6 +151,7 @@ def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
     ``AutoModelForCausalLM.from_config(config)``): every quantized weight becomes a
     :class:`QuantizedLinear` with the stored codes and qparams (nothing is re-chosen),
     every other tensor is copied in. Returns ``model``."""
+    _refuse_quantized_inputs(folder)
     dtype = next(model.parameters()).dtype
     stored = _core.load_compressed_tensors(os.fspath(folder), dtype_name(dtype))
     modules = dict(model.named_modules())
