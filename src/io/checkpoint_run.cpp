@@ -45,11 +45,6 @@ void copy_tensor(const SafetensorsFile& file, const TensorEntry& entry, Safetens
   }
 }
 
-template <typename T>
-std::span<const std::uint8_t> as_bytes_of(const T& value) {
-  return {reinterpret_cast<const std::uint8_t*>(&value), sizeof(T)};
-}
-
 void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, SafetensorsWriter& writer,
                      ProgressCounter& counter) {
   const TensorEntry& entry = *plan.entry;
@@ -101,18 +96,9 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
   }
   if (whole) ct::append_scales(scheme, *whole, scales);
   writer.write(scales);
-  if (ct::has_zero_point(scheme)) {
-    const auto groups = static_cast<std::int64_t>(zero_points.size()) / rows;
-    writer.write(ct::pack_zero_points(zero_points, rows, groups, scheme.spec.dtype.bits()));
-  }
-  if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
-    const float global_scale = 1.0f;  // single-level NVFP4: the e4m3 block scales carry it all
-    writer.write(as_bytes_of(global_scale));
-  }
-  if (ct::stores_shape(scheme)) {
-    const std::int64_t shape[2] = {rows, columns};
-    writer.write({reinterpret_cast<const std::uint8_t*>(shape), sizeof(shape)});
-  }
+  std::vector<std::uint8_t> trailing;
+  ct::append_trailing_parts(scheme, zero_points, rows, columns, trailing);
+  writer.write(trailing);
 }
 
 void write_shard(const SafetensorsFile& file, const ShardPlan& plan, const std::string& path,

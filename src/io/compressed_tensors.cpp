@@ -2,6 +2,7 @@
 
 #include "int32_packing.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -210,6 +211,29 @@ std::string quantization_args(const Scheme& scheme) {
     args["grid"] = "stretched";
   }
   return args.dump();
+}
+
+void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>& zero_points,
+                           std::int64_t rows, std::int64_t columns,
+                           std::vector<std::uint8_t>& out) {
+  const auto append = [&](const void* data, std::size_t size) {
+    const auto* bytes = static_cast<const std::uint8_t*>(data);
+    out.insert(out.end(), bytes, bytes + size);
+  };
+  if (has_zero_point(scheme)) {
+    const auto groups =
+        static_cast<std::int64_t>(zero_points.size()) / std::max<std::int64_t>(rows, 1);
+    const auto packed = pack_zero_points(zero_points, rows, groups, scheme.spec.dtype.bits());
+    append(packed.data(), packed.size());
+  }
+  if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
+    const float global_scale = 1.0f;  // single-level NVFP4: the E4M3 block scales carry it all
+    append(&global_scale, sizeof(global_scale));
+  }
+  if (stores_shape(scheme)) {
+    const std::int64_t shape[2] = {rows, columns};
+    append(shape, sizeof(shape));
+  }
 }
 
 std::string input_activation_args(const QuantSpec& spec) {

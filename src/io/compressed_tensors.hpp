@@ -52,6 +52,12 @@ std::string escape_regex(const std::string& text);
 /// scales).
 std::string input_activation_args(const QuantSpec& spec);
 
+/// Bytes of the tensors after the scale, appended to `out`: the packed zero
+/// points (asymmetric; `zero_points` row-major over [rows, groups]), the
+/// global scale (NVFP4) and the shape (pack-quantized).
+void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>& zero_points,
+                           std::int64_t rows, std::int64_t columns, std::vector<std::uint8_t>& out);
+
 /// The `weights` QuantizationArgs of a scheme, as a JSON text.
 std::string quantization_args(const Scheme& scheme);
 bool has_zero_point(const Scheme& scheme);

@@ -1,5 +1,6 @@
 // Reading back a compressed-tensors checkpoint quantkit wrote.
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "compressed_tensors.hpp"
@@ -29,13 +30,14 @@ std::vector<ModelTensor> load_compressed_tensors(const std::string& path,
   for (const auto& file : checkpoint.shards()) {
     const auto weights = stored_weights(file);
     std::set<std::string> parts;  // tensors that belong to a quantized weight
+    std::map<std::string, const StoredWeight*> by_code;  // its code tensor -> the weight
     for (const auto& weight : weights) {
       for (const auto& output : ct::declare_outputs(weight.name, *weight.scheme, weight.shape[0],
                                                     weight.shape[1], StDType::F32)) {
         parts.insert(output.name);
       }
+      by_code.emplace(ct::code_tensor_name(*weight.scheme, weight.name), &weight);
     }
-    std::set<std::string> emitted;
     for (const auto& entry : file.header().tensors) {
       if (!parts.contains(entry.name)) {
         Tensor owned = stored_tensor(file, entry);
@@ -43,12 +45,11 @@ std::vector<ModelTensor> load_compressed_tensors(const std::string& path,
         tensors.push_back({entry.name, view, std::move(owned), std::nullopt});
         continue;
       }
-      for (const auto& weight : weights) {  // at the first part of each weight
-        const bool first_part = ct::code_tensor_name(*weight.scheme, weight.name) == entry.name;
-        if (first_part && emitted.insert(weight.name).second) {
-          tensors.push_back(
-              {weight.name, std::nullopt, Tensor(), load_quantized(file, weight, compute_dtype)});
-        }
+      // Each weight appears once, where its code tensor is.
+      if (const auto found = by_code.find(entry.name); found != by_code.end()) {
+        const StoredWeight& weight = *found->second;
+        tensors.push_back(
+            {weight.name, std::nullopt, Tensor(), load_quantized(file, weight, compute_dtype)});
       }
     }
   }

@@ -70,22 +70,15 @@ void write_quantized(const PlannedTensor& planned, SafetensorsWriter& writer) {
   bytes.clear();
   ct::append_scales(scheme, q.qparams(), bytes);
   writer.write(bytes);
+  std::vector<std::int32_t> zero_points;
   if (ct::has_zero_point(scheme)) {
     const Tensor zero_point = q.qparams().zero_point.to(ScalarType::int32);
-    const std::vector<std::int32_t> values(zero_point.data<std::int32_t>(),
-                                           zero_point.data<std::int32_t>() + zero_point.numel());
-    writer.write(ct::pack_zero_points(values, rows,
-                                      zero_point.numel() / std::max<std::int64_t>(rows, 1),
-                                      scheme.spec.dtype.bits()));
+    zero_points.assign(zero_point.data<std::int32_t>(),
+                       zero_point.data<std::int32_t>() + zero_point.numel());
   }
-  if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
-    const float global_scale = 1.0f;  // single-level NVFP4: the E4M3 block scales carry it all
-    writer.write({reinterpret_cast<const std::uint8_t*>(&global_scale), sizeof(global_scale)});
-  }
-  if (ct::stores_shape(scheme)) {
-    const std::int64_t shape[2] = {rows, columns};
-    writer.write({reinterpret_cast<const std::uint8_t*>(shape), sizeof(shape)});
-  }
+  bytes.clear();
+  ct::append_trailing_parts(scheme, zero_points, rows, columns, bytes);
+  writer.write(bytes);
 }
 
 std::uint64_t output_bytes(const std::vector<TensorDecl>& outputs) {

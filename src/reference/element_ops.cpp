@@ -131,7 +131,7 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
     if (divides_clamped) {
       // torchao to_mx (FLOOR) divides by the scale clamped to the smallest normal float.
       plan.divisor[b] = std::max(s, std::ldexp(1.0f, -126));
-    } else {
+    } else if (plan.scheme != Scheme::float_domain) {  // the float domain divides by s
       plan.reciprocal[b] = reciprocal_of(plan, s);
     }
     if (plan.scheme == Scheme::float_domain) {

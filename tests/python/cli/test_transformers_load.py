@@ -10,24 +10,14 @@ import pytest
 import quantkit as qk
 import torch
 from cli_schemes import spec_of
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from tiny_llama import save_tiny_llama
+from transformers import AutoModelForCausalLM
 
 SCHEMES = ["int8", "int4-g32", "int2-g64", "fp8", "fp8-channel", "mxfp8", "mxfp4", "nvfp4"]
 
 
-def save_llama(folder, *, tied: bool, dtype=torch.bfloat16):
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=256,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=tied,
-    )
-    LlamaForCausalLM(config).to(dtype).save_pretrained(folder)
+def save_llama(folder, *, tied: bool):
+    save_tiny_llama(folder, tied=tied)
 
 
 def fake_quantized_reference(folder, spec, dtype, keep=()):

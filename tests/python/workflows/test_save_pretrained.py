@@ -17,6 +17,7 @@ from compressed_tensors.entrypoints.convert.converters.ct_dequantizer import (
 from quantkit.__main__ import native_tool
 from quantkit.torch.gptq import gptq
 from safetensors.torch import load_file
+from tiny_llama import save_tiny_llama
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 RECIPES = {
@@ -32,18 +33,7 @@ RECIPES = {
 def float_llama(folder, *, tied=False):
     """A small Llama saved and loaded back in bfloat16 (so the reference and the
     reloaded model share every buffer dtype, rotary frequencies included)."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=256,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=tied,
-    )
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    save_tiny_llama(folder, tied=tied)
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
 
 

@@ -119,19 +119,11 @@ def test_gptq_beats_round_to_nearest_and_converts_exactly(symmetric):
 
 
 def _llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_llama import tiny_llama_config
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(tiny_llama_config(hidden=64, intermediate=128, vocab=128)).eval()
     with torch.no_grad():  # outlier channels in the residual stream, as real LLMs have
         model.model.embed_tokens.weight[:, ::16] *= 20
     return model
