@@ -28,17 +28,31 @@ struct QParams {
   Tensor minval;
   /// Float dtype the qparams were computed in (the input dtype).
   ScalarType compute_dtype = ScalarType::float32;
+  /// Two-level specs (QuantSpec::global_scale): the float32 per-tensor scale g
+  /// as a one-element tensor; empty otherwise. `scale` then holds the stored
+  /// block scales b, and the effective scale of a block is b * g: quantize
+  /// multiplies by (1 / g) / b and dequantize by g * b, as torchao's NVFP4.
+  Tensor global_scale;
 
   /// Validated user-given qparams: scale must be finite and > 0, zero points
-  /// in [quant_min, quant_max] for the int domain, both grids the same size.
+  /// in [quant_min, quant_max] for the int domain, both grids the same size;
+  /// a global scale (one finite float > 0) exactly when the spec is two-level.
   static QParams make(const QuantSpec& spec, Tensor scale, Tensor zero_point = {},
-                      ScalarType compute_dtype = ScalarType::float32);
+                      ScalarType compute_dtype = ScalarType::float32, Tensor global_scale = {});
   bool has_zero_point() const { return zero_point.numel() > 0; }
+  /// g of a two-level spec, 1 otherwise.
+  float global_scale_value() const {
+    return global_scale.numel() > 0 ? static_cast<float>(global_scale.get(0)) : 1.0f;
+  }
 };
 
 QParams choose_qparams(TensorView x, const QuantSpec& spec);
 /// From observed per-block ranges (torchao choose_qparams_affine_with_min_max):
 /// min_val/max_val hold one value per block, in the compute dtype.
 QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec);
+/// Two-level specs: the qparams of x under a given per-tensor scale g (the g
+/// of a whole tensor that is quantized in parts, e.g. row blocks streamed from
+/// a checkpoint). g must be a finite float > 0.
+QParams choose_qparams(TensorView x, const QuantSpec& spec, float global_scale);
 
 }  // namespace quantkit

@@ -59,6 +59,12 @@ struct QuantSpec {
   std::optional<ScalarType> zero_point_dtype = std::nullopt;
   /// Only used with scale_dtype e8m0.
   E8M0Rounding e8m0_rounding = E8M0Rounding::floor;
+  /// Two-level scaling (NVFP4): a float32 per-tensor scale g over the byte
+  /// block scales, effective scale = block scale * g. choose_qparams picks g
+  /// as the power of two at or above amax / (block scale max * element max),
+  /// so that g and 1/g (compressed-tensors' form) are both exact. Only for
+  /// scale rows that define a block-scale maximum (fp8_e4m3fn).
+  bool global_scale = false;
 
   /// Throws Error naming the first inconsistent field.
   void validate() const;
@@ -69,8 +75,10 @@ struct QuantSpec {
   std::string describe() const;
   /// Every field, losslessly (eps to 17 digits, unset fields as "-"):
   /// "dtype=int4;mapping=asymmetric;granularity=per_group(128,-1);
-  /// zero_point_domain=-;eps=-;scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor".
-  /// from_text(spec.to_text()) == spec for every valid spec.
+  /// zero_point_domain=-;eps=-;scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor",
+  /// followed by ";global_scale=true" for two-level specs only (so texts of
+  /// single-level specs are unchanged). from_text(spec.to_text()) == spec for
+  /// every valid spec.
   std::string to_text() const;
   /// Parses to_text(); throws Error naming the field that does not parse, and
   /// validates the result.

@@ -38,9 +38,13 @@ struct ScaleSchemeTraits {
   ScaleDivision division;
   DequantOrder dequant_order;
   /// The exact value of the stored block scale for a block of largest
-  /// magnitude `amax`. Null for plain float scales, chosen as amax / max in
+  /// magnitude `amax`, under the per-tensor scale `global_scale` (1 for
+  /// single-level specs). Null for plain float scales, chosen as amax / max in
   /// the input dtype with the spec's eps (reference::BlockChooser).
-  float (*scale_from_amax)(float amax, const MinifloatFormat& element);
+  float (*scale_from_amax)(float amax, const MinifloatFormat& element, float global_scale);
+  /// Largest block scale (448 for E4M3), which two-level scaling aims the
+  /// tensor's amax at; 0 where the row has no two-level form.
+  float block_scale_max;
   /// Byte-stored scales (E8M0, FP8): the byte of a scale and its value back.
   /// Null for float scales, stored in the scale tensor's own dtype.
   std::uint8_t (*encode_byte)(float scale);
@@ -57,5 +61,14 @@ const ScaleSchemeTraits& scale_scheme_of(const QuantSpec& spec);
 /// Whether `scale_dtype` is one of the byte-coded scales (E8M0, FP8), which
 /// only floating element formats use.
 bool is_block_scale_dtype(ScaleDType scale_dtype);
+
+/// The per-tensor scale of a two-level spec (QuantSpec::global_scale) for a
+/// tensor of largest magnitude `amax`: the smallest power of two at or above
+/// amax / (block_scale_max * element max), at least 2^-120 (so that the
+/// quantize multiplier (1 / g) / block scale stays finite). A power of two
+/// makes block * g and block / (1 / g) equal, so readers that multiply
+/// (torchao, ModelOpt) and readers that divide (compressed-tensors) decode the
+/// same values.
+float global_scale_from_amax(float amax, const QuantSpec& spec);
 
 }  // namespace quantkit

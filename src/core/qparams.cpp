@@ -9,8 +9,22 @@
 namespace quantkit {
 
 QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
-                      ScalarType compute_dtype) {
+                      ScalarType compute_dtype, Tensor global_scale) {
   spec.validate();
+  if (spec.global_scale) {
+    QK_CHECK(global_scale.numel() == 1, "global_scale is ",
+             global_scale.numel() == 0
+                 ? std::string("missing")
+                 : detail::concat("of shape ", to_string(global_scale.shape())),
+             ": ", spec.describe(), " needs one float32 per-tensor scale");
+    const double g = global_scale.get(0);
+    QK_CHECK(std::isfinite(g) && g > 0 && static_cast<double>(static_cast<float>(g)) == g,
+             "global_scale ", g, " must be a finite float32 > 0");
+    global_scale = global_scale.to(ScalarType::float32).reshape({});
+  } else {
+    QK_CHECK(global_scale.numel() == 0, "global_scale was given but ", spec.describe(),
+             " is single-level (set global_scale in the spec for two-level scaling)");
+  }
   QK_CHECK(is_floating_point(scale.dtype()) && scale.dtype() != ScalarType::float64,
            "scale has dtype ", name(scale.dtype()), "; expected float32, bfloat16 or float16");
   const ScaleSchemeTraits* scale_scheme =
@@ -60,6 +74,7 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
   out.scale = std::move(scale);
   out.zero_point = std::move(zero_point);
   out.compute_dtype = compute_dtype;
+  out.global_scale = std::move(global_scale);
   return out;
 }
 

@@ -69,9 +69,17 @@ void QuantSpec::validate() const {
              " is not supported for ", dtype.name(),
              ": floating element formats have no zero point (use none)");
     QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(), " has no zero point");
-    scale_scheme_of(*this);  // throws for a scale dtype no row supports
+    const ScaleSchemeTraits& row = scale_scheme_of(*this);  // throws for unsupported scales
+    QK_CHECK(!global_scale || row.block_scale_max > 0,
+             "global_scale needs byte block scales "
+             "with a largest value (scale_dtype fp8_e4m3fn, as NVFP4), not scale_dtype ",
+             name(scale_dtype.value_or(ScaleDType::float32)));
     return;
   }
+  QK_CHECK(!global_scale,
+           "global_scale (two-level scaling) is only for floating element "
+           "formats with fp8_e4m3fn block scales, not ",
+           dtype.name());
   QK_CHECK(!scale_dtype || !is_block_scale_dtype(*scale_dtype), "scale_dtype ", name(*scale_dtype),
            " is only supported for floating element formats, not ", dtype.name());
   if (zero_point_dtype) {
@@ -114,6 +122,7 @@ std::string QuantSpec::describe() const {
   std::string out = detail::concat(dtype.name(), " ", name(mapping), " ", granularity.describe(),
                                    " zero_point=", name(resolved_zero_point_domain()));
   if (scale_dtype) out += detail::concat(" scale=", name(*scale_dtype));
+  if (global_scale) out += " global_scale";
   if (eps) out += detail::concat(" eps=", *eps);
   return out;
 }

@@ -24,6 +24,7 @@ const std::array<ScaleSchemeTraits, 4> kRows{{
      .division = ScaleDivision::divide,
      .dequant_order = DequantOrder::product_then_round,
      .scale_from_amax = nullptr,
+     .block_scale_max = 0,
      .encode_byte = nullptr,
      .decode_byte = nullptr,
      .stored_dtype = ""},
@@ -33,9 +34,10 @@ const std::array<ScaleSchemeTraits, 4> kRows{{
      .division = ScaleDivision::divide_clamped,
      .dequant_order = DequantOrder::round_then_product,
      .scale_from_amax =
-         [](float amax, const MinifloatFormat& element) {
+         [](float amax, const MinifloatFormat& element, float) {
            return e8m0_to_float(e8m0_from_amax(amax, element, E8M0Rounding::floor));
          },
+     .block_scale_max = 0,
      .encode_byte = e8m0_from_power_of_two,
      .decode_byte = e8m0_to_float,
      .stored_dtype = "U8"},
@@ -45,9 +47,10 @@ const std::array<ScaleSchemeTraits, 4> kRows{{
      .division = ScaleDivision::multiply_exponent,
      .dequant_order = DequantOrder::round_then_product,
      .scale_from_amax =
-         [](float amax, const MinifloatFormat& element) {
+         [](float amax, const MinifloatFormat& element, float) {
            return e8m0_to_float(e8m0_from_amax(amax, element, E8M0Rounding::rceil));
          },
+     .block_scale_max = 0,
      .encode_byte = e8m0_from_power_of_two,
      .decode_byte = e8m0_to_float,
      .stored_dtype = "U8"},
@@ -56,19 +59,34 @@ const std::array<ScaleSchemeTraits, 4> kRows{{
      .e8m0_rounding = std::nullopt,
      .division = ScaleDivision::multiply_reciprocal,
      .dequant_order = DequantOrder::product_then_round,
-     // amax / max clamped to E4M3's normal range [2^-6, 448], then rounded to E4M3.
+     // (amax / max) / g clamped to E4M3's normal range [2^-6, 448], then rounded to
+     // E4M3 (torchao's nvfp4_quantize; g = 1 single-level, where the division is exact).
      .scale_from_amax =
-         [](float amax, const MinifloatFormat& element) {
+         [](float amax, const MinifloatFormat& element, float global_scale) {
            const auto element_max = static_cast<float>(element.max_value);
-           const float block_scale = std::clamp(amax / element_max, std::ldexp(1.0f, -6), 448.0f);
-           return decode_minifloat(encode_minifloat(block_scale, e4m3()), e4m3());
+           const float block_scale = (amax / element_max) / global_scale;
+           const float clamped = std::clamp(block_scale, std::ldexp(1.0f, -6), 448.0f);
+           return decode_minifloat(encode_minifloat(clamped, e4m3()), e4m3());
          },
+     .block_scale_max = 448.0f,
      .encode_byte = [](float scale) { return encode_minifloat(scale, e4m3()); },
      .decode_byte = [](std::uint8_t byte) { return decode_minifloat(byte, e4m3()); },
      .stored_dtype = "F8_E4M3"},
 }};
 
 }  // namespace
+
+float global_scale_from_amax(float amax, const QuantSpec& spec) {
+  const ScaleSchemeTraits& row = scale_scheme_of(spec);
+  QK_CHECK(row.block_scale_max > 0, "scale_dtype ", name(row.scale_dtype),
+           " has no two-level (global) scale");
+  const auto element_max = static_cast<float>(spec.dtype.minifloat().max_value);
+  const float target = amax / (row.block_scale_max * element_max);
+  int exponent = 0;
+  const float mantissa = std::frexp(target, &exponent);  // target = mantissa * 2^exponent
+  if (mantissa == 0.5f) exponent -= 1;                   // already a power of two
+  return std::ldexp(1.0f, std::max(exponent, -120));
+}
 
 std::span<const ScaleSchemeTraits> scale_schemes() {
   return kRows;

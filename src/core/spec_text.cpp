@@ -101,29 +101,35 @@ std::string QuantSpec::to_text() const {
                         zero_point_domain ? name(*zero_point_domain) : kUnset, ";eps=", eps_text,
                         ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
                         ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
-                        ";e8m0_rounding=", name(e8m0_rounding));
+                        ";e8m0_rounding=", name(e8m0_rounding),
+                        global_scale ? std::string_view(";global_scale=true") : "");
 }
 
 QuantSpec QuantSpec::from_text(std::string_view text) {
+  // The last key is optional (two-level specs only), so older texts still parse.
   static constexpr std::string_view kKeys[] = {
-      "dtype", "mapping",     "granularity",      "zero_point_domain",
-      "eps",   "scale_dtype", "zero_point_dtype", "e8m0_rounding"};
+      "dtype",       "mapping",          "granularity",   "zero_point_domain", "eps",
+      "scale_dtype", "zero_point_dtype", "e8m0_rounding", "global_scale"};
+  constexpr std::size_t kRequired = std::size(kKeys) - 1;
   std::string_view values[std::size(kKeys)];
   std::string_view rest = text;
-  for (std::size_t i = 0; i < std::size(kKeys); ++i) {
+  std::size_t count = 0;
+  bool ended = false;
+  constexpr std::string_view kExpected =
+      "expected the fields dtype, mapping, granularity, zero_point_domain, eps, scale_dtype, "
+      "zero_point_dtype, e8m0_rounding (then optionally global_scale=true)";
+  while (!ended) {
+    if (count == std::size(kKeys)) reject(text, std::string(kExpected));
     const std::size_t end = rest.find(';');
     const std::string_view item = rest.substr(0, end);
     const std::size_t equals = item.find('=');
-    if (equals == std::string_view::npos || item.substr(0, equals) != kKeys[i]) {
-      reject(text, detail::concat("field ", i + 1, " must be ", kKeys[i], "=..."));
+    if (equals == std::string_view::npos || item.substr(0, equals) != kKeys[count]) {
+      reject(text, detail::concat("field ", count + 1, " must be ", kKeys[count], "=..."));
     }
-    values[i] = item.substr(equals + 1);
-    if ((end == std::string_view::npos) != (i + 1 == std::size(kKeys))) {
-      reject(text,
-             "expected exactly the fields dtype, mapping, granularity, zero_point_domain, "
-             "eps, scale_dtype, zero_point_dtype, e8m0_rounding");
-    }
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    values[count++] = item.substr(equals + 1);
+    ended = end == std::string_view::npos;
+    if (ended && count < kRequired) reject(text, std::string(kExpected));
+    if (!ended) rest = rest.substr(end + 1);
   }
   QuantSpec spec;
   spec.dtype = parse_dtype(values[0], text);
@@ -145,6 +151,13 @@ QuantSpec QuantSpec::from_text(std::string_view text) {
   } catch (const Error& e) {
     reject(text, e.what());
   }
+  if (count > kRequired) {
+    if (values[kRequired] != "true") {
+      reject(text, detail::concat("global_scale '", values[kRequired],
+                                  "' must be true (leave the field out when false)"));
+    }
+    spec.global_scale = true;
+  }
   spec.validate();
   return spec;
 }
@@ -158,6 +171,7 @@ std::string_view first_difference(const QuantSpec& a, const QuantSpec& b) {
   if (a.scale_dtype != b.scale_dtype) return "scale_dtype";
   if (a.zero_point_dtype != b.zero_point_dtype) return "zero_point_dtype";
   if (a.e8m0_rounding != b.e8m0_rounding) return "e8m0_rounding";
+  if (a.global_scale != b.global_scale) return "global_scale";
   return {};
 }
 

@@ -225,8 +225,11 @@ std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   // block per 16 or 32 elements); minima and maxima are input values, exact in
   // the compute dtype, as the reference's choose_qparams(min, max) reads them.
   const auto blocks = static_cast<std::int64_t>(range->min.size());
-  const reference::BlockChooser chooser(spec, x.dtype());
+  const float global_scale =
+      reference::global_scale_of_ranges(spec, range->min.data(), range->max.data(), blocks);
+  const reference::BlockChooser chooser(spec, x.dtype(), global_scale);
   QParams out = reference::allocate_qparams(spec, x.dtype(), block_grid_shape(x.shape(), block));
+  reference::store_global_scale(out, global_scale);
   const std::int64_t per_item = kChunk;
   const std::int64_t items = (blocks + per_item - 1) / per_item;
   std::vector<char> ok(static_cast<std::size_t>(items), 1);

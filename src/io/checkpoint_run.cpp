@@ -1,5 +1,7 @@
 // Streaming a planned quantization: row blocks from the memory map into the
 // output writer, so memory stays bounded whatever the checkpoint size.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include "quantkit/io/checkpoint.hpp"
 #include "quantkit/io/output_target.hpp"
 #include "quantkit/ops.hpp"
+#include "quantkit/scale_scheme.hpp"
 
 namespace quantkit::io {
 namespace fs = std::filesystem;
@@ -75,12 +78,34 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
     staging = Tensor();
     file.release(entry, 0, entry.nbytes());
   }
+  // Two-level scales (NVFP4) aim the whole tensor's amax at the largest block
+  // scale: a first pass finds it, then every row block shares its g.
+  std::optional<float> global_scale;
+  if (scheme.spec.global_scale) {
+    float amax = 0;
+    for (std::int64_t first = 0; first < rows; first += block_rows) {
+      const std::int64_t count = std::min(block_rows, rows - first);
+      const TensorView block = view_rows(first, count);
+      const BlockRange range = block_range(block, Granularity::per_tensor());
+      amax = std::max(
+          {amax, -static_cast<float>(range.min.get(0)), static_cast<float>(range.max.get(0))});
+      if (!std::isfinite(amax)) choose_qparams(block, scheme.spec);  // names the bad element
+      file.release(entry, static_cast<std::uint64_t>(first) * row_bytes,
+                   static_cast<std::uint64_t>(count) * row_bytes);
+    }
+    global_scale = global_scale_from_amax(amax, scheme.spec);
+  }
   std::vector<std::uint8_t> codes, scales;
   std::vector<std::int32_t> zero_points;
+  float stored_global_scale = 1.0f;
   for (std::int64_t first = 0; first < rows; first += block_rows) {
     const std::int64_t count = std::min(block_rows, rows - first);
     const TensorView block = view_rows(first, count);
-    const QuantizedTensor q = whole ? quantize(block, *whole) : quantize(block, scheme.spec);
+    const QuantizedTensor q =
+        whole          ? quantize(block, *whole)
+        : global_scale ? quantize(block, choose_qparams(block, scheme.spec, *global_scale))
+                       : quantize(block, scheme.spec);
+    stored_global_scale = ct::stored_global_scale(q.qparams());
     codes.clear();
     ct::append_codes(scheme, q, columns, codes);
     writer.write(codes);
@@ -97,7 +122,7 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
   if (whole) ct::append_scales(scheme, *whole, scales);
   writer.write(scales);
   std::vector<std::uint8_t> trailing;
-  ct::append_trailing_parts(scheme, zero_points, rows, columns, trailing);
+  ct::append_trailing_parts(scheme, zero_points, stored_global_scale, rows, columns, trailing);
   writer.write(trailing);
 }
 

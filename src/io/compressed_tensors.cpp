@@ -3,6 +3,7 @@
 #include "int32_packing.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -213,8 +214,19 @@ std::string quantization_args(const Scheme& scheme) {
   return args.dump();
 }
 
+float stored_global_scale(const QParams& qparams) {
+  const float g = qparams.global_scale_value();
+  int exponent = 0;
+  const float mantissa = std::frexp(g, &exponent);
+  QK_CHECK(mantissa == 0.5f && std::isnormal(1.0f / g), "global_scale ", g,
+           " is not a power of two, so compressed-tensors' divisor 1 / g is not exact and its "
+           "readers would decode other values; choose qparams with quantkit (its global scales "
+           "are powers of two)");
+  return 1.0f / g;
+}
+
 void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>& zero_points,
-                           std::int64_t rows, std::int64_t columns,
+                           float global_scale, std::int64_t rows, std::int64_t columns,
                            std::vector<std::uint8_t>& out) {
   const auto append = [&](const void* data, std::size_t size) {
     const auto* bytes = static_cast<const std::uint8_t*>(data);
@@ -227,7 +239,6 @@ void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>
     append(packed.data(), packed.size());
   }
   if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
-    const float global_scale = 1.0f;  // single-level NVFP4: the E4M3 block scales carry it all
     append(&global_scale, sizeof(global_scale));
   }
   if (stores_shape(scheme)) {

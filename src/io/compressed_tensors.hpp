@@ -52,11 +52,18 @@ std::string escape_regex(const std::string& text);
 /// scales).
 std::string input_activation_args(const QuantSpec& spec);
 
+/// compressed-tensors' NVFP4 global scale for qparams of per-tensor scale g:
+/// the divisor 1 / g (1 for single-level qparams). Throws Error when 1 / g is
+/// not exact (g not a power of two), since readers that divide by it would
+/// decode other values than the ones quantkit computes with.
+float stored_global_scale(const QParams& qparams);
+
 /// Bytes of the tensors after the scale, appended to `out`: the packed zero
 /// points (asymmetric; `zero_points` row-major over [rows, groups]), the
-/// global scale (NVFP4) and the shape (pack-quantized).
+/// global scale (NVFP4; stored_global_scale's value) and the shape (pack-quantized).
 void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>& zero_points,
-                           std::int64_t rows, std::int64_t columns, std::vector<std::uint8_t>& out);
+                           float global_scale, std::int64_t rows, std::int64_t columns,
+                           std::vector<std::uint8_t>& out);
 
 /// The `weights` QuantizationArgs of a scheme, as a JSON text.
 std::string quantization_args(const Scheme& scheme);

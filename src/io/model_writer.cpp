@@ -43,6 +43,11 @@ PlannedTensor plan_quantized(const ModelTensor& tensor) {
     }
   }
   ct::check_applicable(tensor.name, scheme, q.shape(), from_scalar_type(qparams.compute_dtype));
+  try {
+    ct::stored_global_scale(qparams);  // a divisor the readers decode exactly
+  } catch (const Error& error) {
+    throw Error(detail::concat("weight '", tensor.name, "': ", error.what()));
+  }
   // Plain scales keep their own dtype; byte-coded ones follow the scheme's row.
   const StDType scale_dtype = from_scalar_type(qparams.scale.dtype());
   return {&tensor, &scheme,
@@ -77,7 +82,8 @@ void write_quantized(const PlannedTensor& planned, SafetensorsWriter& writer) {
                        zero_point.data<std::int32_t>() + zero_point.numel());
   }
   bytes.clear();
-  ct::append_trailing_parts(scheme, zero_points, rows, columns, bytes);
+  ct::append_trailing_parts(scheme, zero_points, ct::stored_global_scale(q.qparams()), rows,
+                            columns, bytes);
   writer.write(bytes);
 }
 

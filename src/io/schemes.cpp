@@ -62,10 +62,12 @@ std::vector<Scheme> make_table() {
                              .granularity = Granularity::per_group(32),
                              .scale_dtype = ScaleDType::e8m0},
                    CheckpointFormat::mxfp4_pack_quantized});
-  table.push_back({"nvfp4", "NVFP4: e2m1, e4m3 scale per block of 16, global scale 1",
+  table.push_back({"nvfp4",
+                   "NVFP4: e2m1, e4m3 scale per block of 16 under a float32 per-tensor scale",
                    QuantSpec{.dtype = QuantDType::fp4_e2m1(),
                              .granularity = Granularity::per_group(16),
-                             .scale_dtype = ScaleDType::fp8_e4m3fn},
+                             .scale_dtype = ScaleDType::fp8_e4m3fn,
+                             .global_scale = true},
                    CheckpointFormat::nvfp4_pack_quantized});
   return table;
 }

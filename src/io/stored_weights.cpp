@@ -1,5 +1,6 @@
 #include "quantkit/io/stored_weights.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -128,6 +129,27 @@ Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows
     for (std::int64_t r = 0; r < rows; ++r) out.data<std::int32_t>()[r * groups + g] = codes[r];
   }
   return out;
+}
+
+// compressed-tensors stores the divisor 1 / g. quantkit multiplies by g, the
+// same values only when 1 / g is a power of two (as quantkit writes it).
+Tensor global_scale_of_divisor(const std::string& name, float divisor, const QuantSpec& spec) {
+  int exponent = 0;
+  const bool power_of_two = std::isnormal(divisor) && std::frexp(divisor, &exponent) == 0.5f;
+  if (!spec.global_scale) {
+    if (divisor != 1.0f) {
+      throw FileFormatError(detail::concat("tensor '", name, "' holds global scale ", divisor,
+                                           " but the spec is single-level (global scale 1)"));
+    }
+    return {};
+  }
+  if (!power_of_two || !std::isnormal(1.0f / divisor)) {
+    throw FileFormatError(detail::concat(
+        "tensor '", name, "' holds global scale ", divisor,
+        ", not a power of two: quantkit decodes two-level NVFP4 with the multiplier 1 / ", divisor,
+        ", which is exact only for powers of two"));
+  }
+  return Tensor::full({}, 1.0f / divisor);
 }
 
 }  // namespace
@@ -274,9 +296,17 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
   } else if (!scheme.spec.dtype.is_floating()) {
     zero_point = Tensor(ScalarType::int32, grid);  // symmetric: zero point 0
   }
+  Tensor global_scale;
+  if (scheme.format == CheckpointFormat::nvfp4_pack_quantized) {
+    const TensorEntry& entry = *parts.at(weight.name + "_global_scale");
+    float divisor = 0;
+    std::memcpy(&divisor, file.bytes(entry).data(), sizeof(divisor));
+    global_scale = global_scale_of_divisor(entry.name, divisor, scheme.spec);
+  }
   return QuantizedTensor::from_packed(
       weight.shape, std::move(packed),
-      QParams::make(scheme.spec, std::move(scale), std::move(zero_point), compute_dtype));
+      QParams::make(scheme.spec, std::move(scale), std::move(zero_point), compute_dtype,
+                    std::move(global_scale)));
 }
 
 }  // namespace quantkit::io

@@ -78,7 +78,8 @@ std::string FixedRangeObserver::describe() const {
 FixedQParamsObserver::FixedQParamsObserver(QParams qparams)
     : Observer(qparams.spec), qparams_(std::move(qparams)) {
   // Validated as user-given qparams are.
-  qparams_ = QParams::make(spec_, qparams_.scale, qparams_.zero_point, qparams_.compute_dtype);
+  qparams_ = QParams::make(spec_, qparams_.scale, qparams_.zero_point, qparams_.compute_dtype,
+                           qparams_.global_scale);
 }
 
 void FixedQParamsObserver::observe(TensorView x) {
@@ -94,7 +95,8 @@ void FixedQParamsObserver::merge(const Observer& other) {
   QK_CHECK(same != nullptr, "FixedQParamsObserver can merge only a FixedQParamsObserver");
   observer_state::check_merge_spec("FixedQParamsObserver", spec_, same->spec_);
   QK_CHECK(same->qparams_.scale.to_vector() == qparams_.scale.to_vector() &&
-               same->qparams_.zero_point.to_vector() == qparams_.zero_point.to_vector(),
+               same->qparams_.zero_point.to_vector() == qparams_.zero_point.to_vector() &&
+               same->qparams_.global_scale.to_vector() == qparams_.global_scale.to_vector(),
            "FixedQParamsObserver can merge only an observer with the same fixed qparams");
   batches_ += same->batches_;
 }
@@ -104,6 +106,9 @@ ObserverState FixedQParamsObserver::state() const {
                       {{"spec", spec_.to_text()}, {"batches", std::to_string(batches_)}},
                       {{"scale", qparams_.scale}}};
   if (qparams_.has_zero_point()) state.tensors.emplace("zero_point", qparams_.zero_point);
+  if (qparams_.global_scale.numel() > 0) {
+    state.tensors.emplace("global_scale", qparams_.global_scale);
+  }
   return state;
 }
 

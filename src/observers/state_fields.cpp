@@ -119,9 +119,10 @@ QParams fixed_qparams(const ObserverState& state, const QuantSpec& spec, ScalarT
   const auto scale = state.tensors.find("scale");
   if (scale == state.tensors.end()) reject(state, "scale", "is missing");
   const auto zero_point = state.tensors.find("zero_point");
-  return QParams::make(spec, scale->second,
-                       zero_point == state.tensors.end() ? Tensor() : zero_point->second,
-                       compute_dtype);
+  const auto global_scale = state.tensors.find("global_scale");
+  return QParams::make(
+      spec, scale->second, zero_point == state.tensors.end() ? Tensor() : zero_point->second,
+      compute_dtype, global_scale == state.tensors.end() ? Tensor() : global_scale->second);
 }
 
 }  // namespace quantkit::observer_state

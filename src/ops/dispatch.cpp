@@ -4,6 +4,7 @@
 // or picks a path itself.
 #include "quantkit/ops.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/internal/float_io.hpp"
@@ -20,6 +21,19 @@ QParams choose_qparams(TensorView x, const QuantSpec& spec) {
 
 QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec) {
   return reference::choose_qparams(min_val, max_val, spec);
+}
+
+QParams choose_qparams(TensorView x, const QuantSpec& spec, float global_scale) {
+  spec.validate();
+  QK_CHECK(spec.global_scale, "a global_scale was given but ", spec.describe(), " is single-level");
+  QK_CHECK(std::isfinite(global_scale) && global_scale > 0, "global_scale ", global_scale,
+           " must be finite and > 0");
+  // Floating element formats choose from each block's amax alone, so the
+  // block ranges give exactly what the whole data would.
+  const BlockRange range = block_range(x, spec.granularity);
+  QParams out = reference::choose_qparams(range.min, range.max, spec, global_scale);
+  out.compute_dtype = x.dtype();
+  return out;
 }
 
 BlockRange block_range(TensorView x, const Granularity& granularity) {

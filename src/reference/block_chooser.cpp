@@ -73,6 +73,18 @@ void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
                               [&](std::int64_t b) { return blocks[b].minval; });
 }
 
+float global_scale_of_ranges(const QuantSpec& spec, const float* mins, const float* maxs,
+                             std::int64_t blocks) {
+  if (!spec.global_scale) return 1.0f;
+  float amax = 0;
+  for (std::int64_t b = 0; b < blocks; ++b) amax = std::max({amax, -mins[b], maxs[b]});
+  return global_scale_from_amax(amax, spec);
+}
+
+void store_global_scale(QParams& out, float global_scale) {
+  if (out.spec.global_scale) out.global_scale = Tensor::full({}, global_scale);
+}
+
 QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
                  const std::vector<BlockQParams>& blocks) {
   check_scales_finite(blocks, compute);

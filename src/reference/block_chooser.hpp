@@ -29,7 +29,9 @@ ScalarType zero_point_storage(const QuantSpec& spec, ScalarType compute);
 /// the stretched mapping only), every step rounded to the compute dtype.
 class BlockChooser {
  public:
-  BlockChooser(const QuantSpec& spec, ScalarType compute) : spec_(spec), t_(compute) {
+  /// `global_scale`: g of a two-level spec (global_scale_from_amax), 1 otherwise.
+  BlockChooser(const QuantSpec& spec, ScalarType compute, float global_scale = 1.0f)
+      : spec_(spec), t_(compute), global_scale_(global_scale) {
     const auto info = finfo(compute);
     const double default_eps = spec.mapping == Mapping::stretched ? info.eps : info.smallest_normal;
     eps_ = round_to(t_, static_cast<float>(spec.eps.value_or(default_eps)));
@@ -103,7 +105,7 @@ class BlockChooser {
     const auto element_max = static_cast<float>(format.max_value);
     BlockQParams out;
     if (const auto from_amax = scale_scheme_of(spec_).scale_from_amax) {
-      out.scale = from_amax(amax, format);
+      out.scale = from_amax(amax, format, global_scale_);
     } else {
       const float bounded = spec_.eps ? std::max(amax, eps_) : amax;
       QK_CHECK(bounded > 0, "block ", block, " is all zeros, so its ", format.name,
@@ -121,6 +123,7 @@ class BlockChooser {
 
   const QuantSpec& spec_;
   ScalarType t_;
+  float global_scale_;
   float eps_;
   float qmin_;
   float qmax_;
@@ -133,6 +136,12 @@ void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType com
 QParams allocate_qparams(const QuantSpec& spec, ScalarType compute, const Shape& grid);
 /// Stores the results of blocks [first, first + count) (row-major grid order).
 void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks, std::int64_t count);
+/// g for `spec` from the per-block minima and maxima of the whole tensor
+/// (global_scale_from_amax of their largest magnitude); 1 for single-level specs.
+float global_scale_of_ranges(const QuantSpec& spec, const float* mins, const float* maxs,
+                             std::int64_t blocks);
+/// Sets out.global_scale to g when the spec is two-level.
+void store_global_scale(QParams& out, float global_scale);
 /// QParams of shape `grid` from per-block results (row-major grid order).
 QParams assemble(const QuantSpec& spec, ScalarType compute, const Shape& grid,
                  const std::vector<BlockQParams>& blocks);

@@ -43,20 +43,30 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
     ++s.count;
     if (needs_mean) s.magnitudes.push_back(std::fabs(values[i]));
   });
-  const reference::BlockChooser chooser(spec, x.dtype());
+  QK_CHECK(stats.empty() || stats[0].count > 0, "x of shape ", to_string(x.shape()),
+           " is empty: there is no data to choose qparams from");
+  std::vector<float> mins(stats.size()), maxs(stats.size());
+  for (std::size_t b = 0; b < stats.size(); ++b) {
+    mins[b] = stats[b].min;
+    maxs[b] = stats[b].max;
+  }
+  const float global_scale = reference::global_scale_of_ranges(
+      spec, mins.data(), maxs.data(), static_cast<std::int64_t>(stats.size()));
+  const reference::BlockChooser chooser(spec, x.dtype(), global_scale);
   std::vector<reference::BlockQParams> blocks(stats.size());
   for (std::size_t b = 0; b < stats.size(); ++b) {
-    QK_CHECK(stats[b].count > 0, "x of shape ", to_string(x.shape()),
-             " is empty: there is no data to choose qparams from");
     // torch.mean(|x|): PyTorch's CPU summation order, reproduced bit for bit.
     const float mean_abs =
         needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
     blocks[b] = chooser.choose(stats[b].min, stats[b].max, mean_abs, static_cast<std::int64_t>(b));
   }
-  return reference::assemble(spec, x.dtype(), layout.grid(), blocks);
+  QParams out = reference::assemble(spec, x.dtype(), layout.grid(), blocks);
+  reference::store_global_scale(out, global_scale);
+  return out;
 }
 
-QParams reference::choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec) {
+QParams reference::choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec,
+                                  std::optional<float> global_scale_override) {
   spec.validate();
   QK_CHECK(spec.mapping != Mapping::stretched,
            "mapping stretched needs mean|x|, which min/max do not carry; pass the tensor");
@@ -68,15 +78,21 @@ QParams reference::choose_qparams(TensorView min_val, TensorView max_val, const 
   const auto maxs = internal::load_floats(max_val);
   internal::check_finite(mins, min_val.shape(), "min_val", kNeedsFinite);
   internal::check_finite(maxs, max_val.shape(), "max_val", kNeedsFinite);
-  const reference::BlockChooser chooser(spec, min_val.dtype());
-  std::vector<reference::BlockQParams> blocks(mins.size());
   for (std::size_t b = 0; b < mins.size(); ++b) {
     QK_CHECK(mins[b] <= maxs[b], "min_val ", mins[b], " exceeds max_val ", maxs[b],
              " at flat index ",
              internal::describe_index(min_val.shape(), static_cast<std::int64_t>(b)));
+  }
+  const float global_scale = global_scale_override.value_or(reference::global_scale_of_ranges(
+      spec, mins.data(), maxs.data(), static_cast<std::int64_t>(mins.size())));
+  const reference::BlockChooser chooser(spec, min_val.dtype(), global_scale);
+  std::vector<reference::BlockQParams> blocks(mins.size());
+  for (std::size_t b = 0; b < mins.size(); ++b) {
     blocks[b] = chooser.choose(mins[b], maxs[b], 0.0f, static_cast<std::int64_t>(b));
   }
-  return reference::assemble(spec, min_val.dtype(), min_val.shape(), blocks);
+  QParams out = reference::assemble(spec, min_val.dtype(), min_val.shape(), blocks);
+  reference::store_global_scale(out, global_scale);
+  return out;
 }
 
 }  // namespace quantkit

@@ -126,6 +126,19 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   plan.zero_point = qparams.has_zero_point() ? internal::load_floats(qparams.zero_point)
                                              : std::vector<float>(blocks, 0.0f);
   if (plan.scheme == Scheme::float_domain) plan.grid_min.assign(blocks, 0.0f);
+  if (spec.global_scale) {
+    // Two-level (torchao's NVFP4 with a per-tensor scale g): x * ((1 / g) / b),
+    // then element * (g * b), each a float32 op.
+    QK_CHECK(qparams.global_scale.numel() == 1, "qparams of ", spec.describe(),
+             " have no global_scale (two-level specs need the per-tensor scale)");
+    const float g = qparams.global_scale_value();
+    const float inverse = 1.0f / g;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      plan.reciprocal[b] = inverse / plan.scale[b];
+      plan.scale[b] = g * plan.scale[b];
+    }
+    return plan;
+  }
   for (std::int64_t b = 0; b < blocks; ++b) {
     const float s = plan.scale[b];
     if (divides_clamped) {

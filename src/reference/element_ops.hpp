@@ -34,7 +34,7 @@ struct ElementPlan {
   double stretched_max = 0;  // 2^(b-1) - 0.5
   const MinifloatFormat* format = nullptr;
   const ScaleSchemeTraits* scale_scheme = nullptr;  // minifloat only
-  std::vector<float> scale;                         // per block, exact value of the stored scale
+  std::vector<float> scale;       // per block, exact value of the effective scale (stored * global)
   std::vector<float> reciprocal;  // multiplier applied to x (1/scale as the scheme rounds it)
   std::vector<float> divisor;     // divide_clamped only: x / max(scale, 2^-126)
   std::vector<float> zero_point;  // per block (0 when absent)

@@ -3,6 +3,8 @@
 // functions (src/ops/dispatch.cpp) use the SIMD fast path where it applies and these
 // otherwise; tests compare the two bit for bit.
 
+#include <optional>
+
 #include "core/internal/block_layout.hpp"
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
@@ -11,7 +13,10 @@ namespace quantkit::reference {
 
 QParams choose_qparams(TensorView x, const QuantSpec& spec);
 /// From observed per-block ranges (no mean|x|, so not the stretched mapping).
-QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec);
+/// `global_scale`: for two-level specs, g to use instead of the one the
+/// ranges give (a tensor quantized in parts shares the whole tensor's g).
+QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec,
+                       std::optional<float> global_scale = std::nullopt);
 QuantizedTensor quantize(TensorView x, const QParams& qparams);
 Tensor dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 Tensor fake_quantize(TensorView x, const QParams& qparams);

@@ -72,6 +72,17 @@ TEST_P(MinifloatTarget, Exhaustive16BitInputs) {
           const auto qp = QParams::make(spec, byte_scales(row, offset), {}, dtype);
           expect_identical(x, qp, std::string(row.name) + " " + spec.describe() + in);
         }
+        if (row.block_scale_max == 0) continue;
+        // Two-level: powers of two (what choose_qparams picks) and torchao's
+        // amax / 2688, which is not one; the extremes of the allowed range.
+        QuantSpec two_level = spec;
+        two_level.global_scale = true;
+        for (float g : {std::ldexp(1.0f, -11), 1.0f / 2688.0f, std::ldexp(1.0f, -120),
+                        std::ldexp(1.0f, 20), 3.0f}) {
+          const auto qp =
+              QParams::make(two_level, byte_scales(row, 7), {}, dtype, Tensor::full({}, g));
+          expect_identical(x, qp, two_level.describe() + " g " + std::to_string(g) + in);
+        }
       }
     }
   }
@@ -86,7 +97,12 @@ std::vector<QuantSpec> minifloat_specs() {
       specs.push_back({.dtype = element, .granularity = g, .scale_dtype = ScaleDType::float32});
     }
     for (const auto& row : scale_schemes()) {
-      if (row.scale_from_amax) specs.push_back(spec_of(row, element, Granularity::per_group(16)));
+      if (!row.scale_from_amax) continue;
+      specs.push_back(spec_of(row, element, Granularity::per_group(16)));
+      if (row.block_scale_max > 0) {
+        specs.push_back(specs.back());
+        specs.back().global_scale = true;
+      }
     }
   }
   return specs;
@@ -130,6 +146,8 @@ TEST_P(MinifloatTarget, ThreadedChooserEqualsReference) {
       ASSERT_TRUE(bitwise_equal(fast->scale, ref.scale)) << spec.describe() << " " << name(dtype);
       ASSERT_TRUE(bitwise_equal(fast->zero_point, ref.zero_point)) << spec.describe();
       ASSERT_TRUE(bitwise_equal(fast->minval, ref.minval)) << spec.describe();
+      ASSERT_TRUE(bitwise_equal(fast->global_scale, ref.global_scale)) << spec.describe();
+      ASSERT_EQ(ref.global_scale.numel(), spec.global_scale ? 1 : 0) << spec.describe();
     }
   }
   const QuantSpec fp8_rows{.dtype = QuantDType::fp8_e4m3fn(),

@@ -62,14 +62,14 @@ TEST(ScaleSchemes, ChosenScalesMatchHandValuesAndSurviveStorage) {
   for (const auto& [name_, pair] : expected) {
     for (const auto& row : scale_schemes()) {
       if (row.name == name_) {
-        EXPECT_EQ(row.scale_from_amax(pair.first, fp4), pair.second) << name_;
+        EXPECT_EQ(row.scale_from_amax(pair.first, fp4, 1.0f), pair.second) << name_;
       }
     }
   }
   for (const auto& row : scale_schemes()) {
     if (!row.scale_from_amax) continue;
     for (float amax = 1e-30f; amax < 1e30f; amax *= 3.7f) {
-      const float scale = row.scale_from_amax(amax, fp4);
+      const float scale = row.scale_from_amax(amax, fp4, 1.0f);
       EXPECT_EQ(row.decode_byte(row.encode_byte(scale)), scale) << row.name << " amax " << amax;
     }
   }
@@ -83,7 +83,8 @@ TEST(ScaleSchemes, UncoveredSpecsAreRefusedByName) {
     FAIL() << "bfloat16 scales for fp8 elements were accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("scale_dtype bfloat16"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("float32, e8m0, fp8_e4m3fn"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("float32, e8m0, fp8_e4m3fn"), std::string::npos)
+        << e.what();
   }
   const QuantSpec int_mx{.dtype = QuantDType::int_(4), .scale_dtype = ScaleDType::e8m0};
   EXPECT_THROW(int_mx.validate(), Error);

@@ -26,6 +26,9 @@ std::vector<Variant> variants() {
                      .mapping = Mapping::symmetric,
                      .granularity = Granularity::per_group(32),
                      .scale_dtype = ScaleDType::e8m0};
+  const QuantSpec nvfp4{.dtype = QuantDType::fp4_e2m1(),
+                        .granularity = Granularity::per_group(16),
+                        .scale_dtype = ScaleDType::fp8_e4m3fn};
   auto with = [](QuantSpec spec, auto change) {
     change(spec);
     return spec;
@@ -45,6 +48,7 @@ std::vector<Variant> variants() {
       {"zero_point_dtype", asym,
        with(asym, [](QuantSpec& s) { s.zero_point_dtype = ScalarType::int8; })},
       {"e8m0_rounding", mx, with(mx, [](QuantSpec& s) { s.e8m0_rounding = E8M0Rounding::rceil; })},
+      {"global_scale", nvfp4, with(nvfp4, [](QuantSpec& s) { s.global_scale = true; })},
   };
 }
 
@@ -84,7 +88,7 @@ TEST(SpecIdentity, ObserversOfSpecsDifferingInOneFieldNeverMergeOrLoad) {
 }
 
 TEST(SpecIdentity, MalformedTextNamesTheField) {
-  EXPECT_NE(error_of([] { QuantSpec::from_text("dtype=int4"); }).find("expected exactly"),
+  EXPECT_NE(error_of([] { QuantSpec::from_text("dtype=int4"); }).find("expected the fields"),
             std::string::npos);
   EXPECT_NE(
       error_of([] {
@@ -93,6 +97,25 @@ TEST(SpecIdentity, MalformedTextNamesTheField) {
             "scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor");
       }).find("'x' is not an integer"),
       std::string::npos);
+  const std::string nvfp4 =
+      "dtype=fp4_e2m1;mapping=symmetric;granularity=per_group(16,-1);zero_point_domain=-;eps=-;"
+      "scale_dtype=fp8_e4m3fn;zero_point_dtype=-;e8m0_rounding=floor";
+  EXPECT_FALSE(QuantSpec::from_text(nvfp4).global_scale);  // texts without the field still parse
+  EXPECT_TRUE(QuantSpec::from_text(nvfp4 + ";global_scale=true").global_scale);
+  EXPECT_NE(error_of([&] {
+              QuantSpec::from_text(nvfp4 + ";global_scale=false");
+            }).find("leave the field out"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              QuantSpec::from_text(nvfp4 + ";global_scale=true;x=1");
+            }).find("expected the fields"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              QuantSpec::from_text(
+                  "dtype=int4;mapping=symmetric;granularity=per_tensor;zero_point_domain=-;eps=-;"
+                  "scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor;global_scale=true");
+            }).find("global_scale (two-level scaling) is only for"),
+            std::string::npos);
 }
 
 }  // namespace
