@@ -75,6 +75,8 @@ class QParams:
 
     ``QParams(scale=s, zero_point=zp, spec=spec)`` builds validated user-given
     qparams (scale finite and > 0, integer zero points inside the range).
+    Two-level specs (``global_scale=True``, NVFP4) also take ``global_scale``:
+    the float32 per-tensor scale g, as torchao's ``per_tensor_scale``.
     """
 
     def __init__(
@@ -83,11 +85,13 @@ class QParams:
         zero_point: Any = None,
         spec: QuantSpec | None = None,
         compute_dtype: Any = "float32",
+        global_scale: Any = None,
     ) -> None:
         spec = spec if spec is not None else QuantSpec()
         framework = framework_of(scale)
         zp = None if zero_point is None else as_core_input(zero_point)
-        core = _core.QParams.make(spec, as_core_input(scale), zp, dtype_name(compute_dtype))
+        g = None if global_scale is None else as_core_input(global_scale)
+        core = _core.QParams.make(spec, as_core_input(scale), zp, dtype_name(compute_dtype), g)
         self._init(core, framework)
 
     def _init(self, core: _core.QParams, framework: str) -> None:
@@ -118,11 +122,20 @@ class QParams:
         return to_framework(self._core.minval, self._framework)
 
     @property
+    def global_scale(self) -> Any:
+        """Two-level specs: the per-tensor scale g (a 0-d float32 array); None otherwise.
+        The effective scale of a block is ``scale * global_scale``."""
+        return to_framework(self._core.global_scale, self._framework)
+
+    @property
     def compute_dtype(self) -> str:
         return self._core.compute_dtype
 
     def __repr__(self) -> str:
-        return f"QParams(spec={self.spec!r}, scale={self.scale!r}, zero_point={self.zero_point!r})"
+        g = "" if self._core.global_scale is None else f", global_scale={self.global_scale!r}"
+        return (
+            f"QParams(spec={self.spec!r}, scale={self.scale!r}, zero_point={self.zero_point!r}{g})"
+        )
 
 
 class QuantizedTensor:

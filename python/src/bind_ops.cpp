@@ -23,10 +23,11 @@ Tensor copy_of(const InArray& array, const char* argument) {
 }
 
 QParams make_qparams(const QuantSpec& spec, const InArray& scale, std::optional<InArray> zero_point,
-                     const std::string& compute_dtype) {
+                     const std::string& compute_dtype, std::optional<InArray> global_scale) {
   Tensor zp = zero_point ? copy_of(*zero_point, "zero_point") : Tensor();
+  Tensor g = global_scale ? copy_of(*global_scale, "global_scale") : Tensor();
   return QParams::make(spec, copy_of(scale, "scale"), std::move(zp),
-                       scalar_type_from_name(compute_dtype));
+                       scalar_type_from_name(compute_dtype), std::move(g));
 }
 
 }  // namespace
@@ -34,7 +35,7 @@ QParams make_qparams(const QuantSpec& spec, const InArray& scale, std::optional<
 void bind_ops(nb::module_& m) {
   nb::class_<QParams>(m, "QParams")
       .def_static("make", &make_qparams, "spec"_a, "scale"_a, "zero_point"_a = nb::none(),
-                  "compute_dtype"_a = "float32")
+                  "compute_dtype"_a = "float32", "global_scale"_a = nb::none())
       .def_prop_ro("spec", [](const QParams& q) { return q.spec; })
       .def_prop_ro("scale", [](const QParams& q) { return nb::cast(to_array(Tensor(q.scale))); })
       .def_prop_ro("zero_point",
@@ -47,6 +48,13 @@ void bind_ops(nb::module_& m) {
                      if (q.minval.numel() == 0) return nb::none();
                      return nb::cast(to_array(Tensor(q.minval)));
                    })
+      .def_prop_ro(
+          "global_scale",
+          [](const QParams& q) -> nb::object {
+            if (q.global_scale.numel() == 0) return nb::none();
+            return nb::cast(to_array(Tensor(q.global_scale)));
+          },
+          "Two-level specs: the float32 per-tensor scale g (0-d); None otherwise.")
       .def_prop_ro("compute_dtype",
                    [](const QParams& q) { return std::string(name(q.compute_dtype)); });
 

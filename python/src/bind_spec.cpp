@@ -19,7 +19,7 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
                     const std::optional<std::string>& scale_dtype,
                     const std::optional<std::string>& zero_point_dtype,
                     std::optional<long long> quant_min, std::optional<long long> quant_max,
-                    const std::string& e8m0_rounding) {
+                    const std::string& e8m0_rounding, bool global_scale) {
   QuantDType format = QuantDType::from_name(dtype);
   if (quant_min || quant_max) {
     format = format.with_range(quant_min.value_or(static_cast<long long>(format.type_min())),
@@ -32,6 +32,7 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
   if (scale_dtype) spec.scale_dtype = scale_dtype_from_name(*scale_dtype);
   if (zero_point_dtype) spec.zero_point_dtype = scalar_type_from_name(*zero_point_dtype);
   spec.e8m0_rounding = e8m0_rounding_from_name(e8m0_rounding);
+  spec.global_scale = global_scale;
   spec.validate();
   return spec;
 }
@@ -66,15 +67,17 @@ void bind_spec(nb::module_& m) {
              const Granularity& granularity, const std::optional<std::string>& zero_point_domain,
              std::optional<double> eps, const std::optional<std::string>& scale_dtype,
              const std::optional<std::string>& zero_point_dtype, std::optional<long long> quant_min,
-             std::optional<long long> quant_max, const std::string& e8m0_rounding) {
+             std::optional<long long> quant_max, const std::string& e8m0_rounding,
+             bool global_scale) {
             new (self) QuantSpec(make_spec(dtype, mapping, granularity, zero_point_domain, eps,
                                            scale_dtype, zero_point_dtype, quant_min, quant_max,
-                                           e8m0_rounding));
+                                           e8m0_rounding, global_scale));
           },
           "dtype"_a = "int8", "mapping"_a = "symmetric",
           "granularity"_a = Granularity::per_tensor(), "zero_point_domain"_a = nb::none(),
           "eps"_a = nb::none(), "scale_dtype"_a = nb::none(), "zero_point_dtype"_a = nb::none(),
-          "quant_min"_a = nb::none(), "quant_max"_a = nb::none(), "e8m0_rounding"_a = "floor")
+          "quant_min"_a = nb::none(), "quant_max"_a = nb::none(), "e8m0_rounding"_a = "floor",
+          "global_scale"_a = false)
       .def_prop_ro("dtype", [](const QuantSpec& s) { return s.dtype.name(); })
       .def_prop_ro("bits", [](const QuantSpec& s) { return s.dtype.bits(); })
       .def_prop_ro("quant_min", [](const QuantSpec& s) { return s.dtype.quant_min(); })
@@ -91,6 +94,9 @@ void bind_spec(nb::module_& m) {
                    [](const QuantSpec& s) { return optional_name(s.zero_point_dtype); })
       .def_prop_ro("e8m0_rounding",
                    [](const QuantSpec& s) { return std::string(name(s.e8m0_rounding)); })
+      .def_prop_ro(
+          "global_scale", [](const QuantSpec& s) { return s.global_scale; },
+          "Two-level scaling (NVFP4): a float32 per-tensor scale over the block scales.")
       .def("to_text", &QuantSpec::to_text,
            "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")
       .def_static(

@@ -34,10 +34,14 @@ class SpecArgs:
     quant_min: int | None = None
     quant_max: int | None = None
     e8m0_rounding: str = "floor"
+    global_scale: bool = False
 
     def key(self) -> str:
         """Canonical string form, the argument of the ``quantkit::`` torch ops."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = dataclasses.asdict(self)
+        if not fields["global_scale"]:
+            del fields["global_scale"]  # single-level keys stay as saved models hold them
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def spec(self) -> _core.QuantSpec:
         return spec_from_key(self.key())
@@ -55,6 +59,8 @@ class SpecArgs:
         parts = [self.dtype, self.mapping, gran]
         if self.scale_dtype:
             parts.append(f"scale {self.scale_dtype}")
+        if self.global_scale:
+            parts.append("global scale")
         return " ".join(parts)
 
 
@@ -120,6 +126,7 @@ def args_from_spec(spec: _core.QuantSpec) -> SpecArgs:
         quant_min=quant_min,
         quant_max=quant_max,
         e8m0_rounding=fields["e8m0_rounding"],
+        global_scale=fields.get("global_scale") == "true",
     )
     if args.spec() != spec:
         raise ValueError(f"spec {spec!r} does not round-trip through SpecArgs ({args})")

@@ -46,18 +46,24 @@ class QuantizedWeight(nn.Module):
         matrix = weight.detach().reshape(weight.shape[0], -1)
         if fq.frozen:
             scale, zero_point, compute = fq.constant_qparams()
+            global_scale = getattr(fq, "global_scale", None)
         else:
-            scale, zero_point = ops.choose_qparams(matrix, fq.spec_key)
+            scale, zero_point, global_scale = ops.choose_qparams(matrix, fq.spec_key)
             compute = ops.dtype_name(matrix.dtype)
+        if global_scale is not None and not global_scale.numel():
+            global_scale = None
         self.spec_key = fq.spec_key
         self.compute_dtype = compute
         self.dtype = weight.dtype
         self.shape = list(matrix.shape)
         self.full_shape = list(weight.shape)
-        packed = ops.quantize_packed(matrix, scale, zero_point, self.spec_key, compute)
+        packed = ops.quantize_packed(
+            matrix, scale, zero_point, self.spec_key, compute, global_scale
+        )
         self.register_buffer("packed", packed)
         self.register_buffer("scale", _stored_scale(scale, self.spec_key))
         self.register_buffer("zero_point", zero_point.clone())
+        self.register_buffer("global_scale", None if global_scale is None else global_scale.clone())
 
     @classmethod
     def from_stored(
@@ -69,6 +75,7 @@ class QuantizedWeight(nn.Module):
         compute_dtype: str,
         shape: list[int],
         dtype: torch.dtype,
+        global_scale: torch.Tensor | None = None,
     ) -> QuantizedWeight:
         """A weight from codes and qparams read back from a checkpoint (nothing re-chosen)."""
         self = cls.__new__(cls)
@@ -78,13 +85,16 @@ class QuantizedWeight(nn.Module):
         self.register_buffer("packed", packed)
         self.register_buffer("scale", _stored_scale(scale, spec_key))
         self.register_buffer("zero_point", zero_point)
+        self.register_buffer("global_scale", global_scale)
         return self
 
     def _apply(self, fn, recurse=True):
         # Codes and qparams are exact storage: .half() / .to(dtype) must not round
         # them. They follow device moves; a dtype cast only changes the dtype the
         # weight dequantizes to (exactly in its compute dtype, then cast).
-        self.dtype = keep_exact_through_casts(self, fn, recurse, ("scale",), self.dtype)
+        self.dtype = keep_exact_through_casts(
+            self, fn, recurse, ("scale", "global_scale"), self.dtype
+        )
         return self
 
     @property
@@ -101,12 +111,14 @@ class QuantizedWeight(nn.Module):
             self.spec_key,
             self.compute_dtype,
             self.dtype,
+            self.global_scale,
         )
         return w.reshape(self.full_shape)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.packed, self.scale, self.zero_point))
+        parts = (self.packed, self.scale, self.zero_point, self.global_scale)
+        return sum(t.numel() * t.element_size() for t in parts if t is not None)
 
     def get_extra_state(self) -> dict:
         return {"spec": self.spec_key, "compute_dtype": self.compute_dtype}

@@ -9,8 +9,9 @@ Its life cycle follows the two kinds of qparams in a recipe:
   through; ``finish_calibration()`` fixes the observer's qparams; from then on
   it fake-quantizes with them.
 
-The qparams it holds are buffers (``scale``, ``zero_point``), so a calibrated
-model's ``state_dict`` carries them.
+The qparams it holds are buffers (``scale``, ``zero_point`` and, for two-level
+specs such as NVFP4, ``global_scale``), so a calibrated model's ``state_dict``
+carries them.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FakeQuantize(nn.Module):
         self.compute_dtype = "float32"
         self.register_buffer("scale", None)
         self.register_buffer("zero_point", None)
+        self.register_buffer("global_scale", None)
 
     @property
     def frozen(self) -> bool:
@@ -75,7 +77,7 @@ class FakeQuantize(nn.Module):
             return x
         if self.frozen:
             return ops.fake_quantize(
-                x, self.scale, self.zero_point, self.spec_key, self.compute_dtype
+                x, self.scale, self.zero_point, self.spec_key, self.compute_dtype, self.global_scale
             )
         if self.static:
             raise RuntimeError(
@@ -87,7 +89,9 @@ class FakeQuantize(nn.Module):
     def _apply(self, fn, recurse=True):
         # Calibrated qparams stay exact through .half() / .to(dtype): inputs of
         # the new dtype are fake-quantized with the same scales as before.
-        keep_exact_through_casts(self, fn, recurse, ("scale", "zero_point"), torch.float32)
+        keep_exact_through_casts(
+            self, fn, recurse, ("scale", "zero_point", "global_scale"), torch.float32
+        )
         return self
 
     def start_calibration(self) -> None:
@@ -100,7 +104,7 @@ class FakeQuantize(nn.Module):
         if self.observer is None:
             raise RuntimeError("no calibration data reached this quantizer (observer empty)")
         qp = self.observer.qparams()
-        self._set(qp.scale, qp.zero_point, qp.compute_dtype)
+        self._set(qp.scale, qp.zero_point, qp.compute_dtype, qp.global_scale)
         self.observer = None  # the qparams are fixed; core observers do not copy or pickle
 
     def freeze(self, x: torch.Tensor | None = None) -> None:
@@ -109,17 +113,20 @@ class FakeQuantize(nn.Module):
             return
         if x is None:
             raise ValueError("freeze(x): a dynamic quantizer needs the tensor to take qparams from")
-        scale, zero_point = ops.choose_qparams(x.detach(), self.spec_key)
-        self._set(scale, zero_point, ops.dtype_name(x.dtype))
+        scale, zero_point, global_scale = ops.choose_qparams(x.detach(), self.spec_key)
+        self._set(scale, zero_point, ops.dtype_name(x.dtype), global_scale)
 
     def constant_qparams(self) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """(scale, zero point, compute dtype) of a frozen quantizer, as convert stores them."""
+        """(scale, zero point, compute dtype) of a frozen quantizer, as convert stores them
+        (two-level specs: the per-tensor scale is ``global_scale``)."""
         return self.scale, self.zero_point, self.compute_dtype
 
-    def _set(self, scale, zero_point, compute_dtype: str) -> None:
+    def _set(self, scale, zero_point, compute_dtype: str, global_scale=None) -> None:
         self.scale = torch.as_tensor(scale).clone()
         zp = ops.NO_ZERO_POINT if zero_point is None else torch.as_tensor(zero_point)
         self.zero_point = zp.clone()
+        g = None if global_scale is None else torch.as_tensor(global_scale)
+        self.global_scale = g.clone() if g is not None and g.numel() else None
         self.compute_dtype = compute_dtype
 
     def get_extra_state(self) -> dict:
@@ -135,7 +142,7 @@ class FakeQuantize(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Buffers that are None until calibration: take their shape from the checkpoint.
-        for name in ("scale", "zero_point"):
+        for name in ("scale", "zero_point", "global_scale"):
             if getattr(self, name) is None and prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -44,6 +44,12 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
 def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float) -> None:
     fq = layer.weight_fake_quant
     args = fq.config.spec
+    if args.global_scale:
+        raise ValueError(
+            f"gptq: weight spec {args.describe()!r} is two-level (a per-tensor scale over the "
+            "block scales), which gptq's column-by-column qparams do not support yet; use "
+            "a single-level spec or round-to-nearest for this layer"
+        )
     kind = args.granularity[0]
     weight = layer.weight.detach()
     dtype = weight.dtype
@@ -72,7 +78,7 @@ def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float
             if col % group == 0:
                 # group qparams from the weights as updated so far (GPTQ's static=False)
                 ahead = torch.cat([w1[:, i:], w[:, b1:]], dim=1)[:, :group].to(dtype)
-                scale, zp = ops.choose_qparams(ahead.contiguous(), column_key)
+                scale, zp, _ = ops.choose_qparams(ahead.contiguous(), column_key)
                 scales.append(scale)
                 zero_points.append(zp)
             x = w1[:, i : i + 1].to(dtype).contiguous()

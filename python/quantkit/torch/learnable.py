@@ -49,7 +49,8 @@ class LearnableFakeQuantize(FakeQuantize):
             x, self.scale, self.zero_point, axis, self.quant_min, self.quant_max, grad_factor
         )
 
-    def _set(self, scale, zero_point, compute_dtype: str) -> None:
+    def _set(self, scale, zero_point, compute_dtype: str, global_scale=None) -> None:
+        # LSQ trains integer scales; two-level specs never reach it (no global scale).
         scale = torch.as_tensor(scale).float()
         zp = torch.zeros_like(scale) if zero_point is None or not zero_point.numel() else zero_point
         self.grid = list(scale.shape)

@@ -167,6 +167,11 @@ def _activation_entry(name: str, fq: FakeQuantize) -> _Activation:
             f"quantizer '{name}' ({args.describe()}) {how}; QDQ export needs constant "
             "scales: calibrate a static recipe, or freeze() the quantizer"
         )
+    if args.global_scale:
+        raise NotExportable(
+            f"quantizer '{name}' ({args.describe()}) has a two-level scale; QDQ export "
+            "writes two-level (NVFP4) scales for weights only"
+        )
     spec = spec_from_key(fq.spec_key)
     scale, zero_point, compute = fq.constant_qparams()
     form = qdq_form(
@@ -183,8 +188,13 @@ def _activation_entry(name: str, fq: FakeQuantize) -> _Activation:
 def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
     import quantkit as qk
 
-    qp = ops._qparams(qw.float_scale, qw.zero_point, qw.spec_key, qw.compute_dtype)
+    qp = ops._qparams(
+        qw.float_scale, qw.zero_point, qw.spec_key, qw.compute_dtype, qw.global_scale
+    )
     codes = torch.from_dlpack(qk.QuantizedTensor.from_packed(qw.shape, qw.packed, qp).codes())
+    # A two-level weight dequantizes with the effective scale g * b, each a float32
+    # product, which is what DequantizeLinear's scale input then holds.
+    scale = qw.float_scale if qw.global_scale is None else qw.float_scale * qw.global_scale
     args = args_from_key(qw.spec_key)
     spec = spec_from_key(qw.spec_key)
     # per-tensor / per-output-channel codes keep the weight's shape (DQ on axis 0);
@@ -195,7 +205,7 @@ def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
         args,
         spec.quant_min,
         spec.quant_max,
-        _numpy(qw.float_scale),
+        _numpy(scale),
         _numpy(qw.zero_point),
         shape,
         codes=_numpy(codes).reshape(shape),

@@ -9,7 +9,10 @@ their gradients:
 - ``fake_quantize_learnable``: LSQ, with gradients for scale and zero point
   (PyTorch's ``_fake_quantize_learnable_per_*_affine`` numerics).
 
-A zero point that a spec does not have travels as an empty int32 tensor.
+A zero point that a spec does not have travels as an empty int32 tensor; the
+per-tensor scale of two-level specs (NVFP4) is the optional last argument
+``global_scale`` (a 0-d float32 tensor), and ``choose_qparams`` returns it as
+an empty tensor for single-level specs.
 """
 
 from __future__ import annotations
@@ -28,11 +31,19 @@ from .. import quantize as _quantize
 from ._spec import SpecArgs, args_from_key, spec_from_key
 
 NO_ZERO_POINT = torch.empty(0, dtype=torch.int32)
+NO_GLOBAL_SCALE = torch.empty(0, dtype=torch.float32)
 
 
-def _qparams(scale: torch.Tensor, zero_point: torch.Tensor, spec: str, compute: str) -> QParams:
+def _qparams(
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: str,
+    compute: str,
+    global_scale: torch.Tensor | None = None,
+) -> QParams:
     zp = zero_point.contiguous() if zero_point.numel() else None
-    return QParams(scale.contiguous(), zp, spec_from_key(spec), compute)
+    g = global_scale if global_scale is not None and global_scale.numel() else None
+    return QParams(scale.contiguous(), zp, spec_from_key(spec), compute, g)
 
 
 def _cpu(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -45,12 +56,18 @@ def _cpu(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.library.custom_op("quantkit::choose_qparams", mutates_args=())
-def choose_qparams(x: torch.Tensor, spec: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, zero_point) per block of ``x``; zero_point is empty where the spec has none."""
+def choose_qparams(x: torch.Tensor, spec: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scale, zero_point, global_scale) per block of ``x``; zero_point is empty where the
+    spec has none, global_scale (0-d) empty unless the spec is two-level."""
     qp = _core.choose_qparams(_cpu("x", x).detach(), spec_from_key(spec))
     scale = torch.from_dlpack(qp.scale)
     zp = qp.zero_point
-    return scale, (torch.from_dlpack(zp) if zp is not None else NO_ZERO_POINT.clone())
+    g = qp.global_scale
+    return (
+        scale,
+        torch.from_dlpack(zp) if zp is not None else NO_ZERO_POINT.clone(),
+        torch.from_dlpack(g) if g is not None else NO_GLOBAL_SCALE.clone(),
+    )
 
 
 def _grid(args: SpecArgs, shape) -> list:
@@ -95,7 +112,8 @@ def _(x: torch.Tensor, spec: str):
     grid = _grid(args_from_key(spec), x.shape)
     scale = x.new_empty(grid, dtype=scale_dtype)
     zp = x.new_empty(grid if zp_dtype else (0,), dtype=zp_dtype or torch.int32)
-    return scale, zp
+    g = x.new_empty(() if args_from_key(spec).global_scale else (0,), dtype=torch.float32)
+    return scale, zp, g
 
 
 # --- fake_quantize (straight-through estimator) ---------------------------------------------
@@ -103,32 +121,34 @@ def _(x: torch.Tensor, spec: str):
 
 @torch.library.custom_op("quantkit::fake_quantize", mutates_args=())
 def fake_quantize(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: str, compute: str
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: str,
+    compute: str,
+    global_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``dequantize(quantize(x))`` with the given qparams, in ``x``'s dtype."""
-    return _fake_quantize(_cpu("x", x), _qparams(scale, zero_point, spec, compute))
+    return _fake_quantize(_cpu("x", x), _qparams(scale, zero_point, spec, compute, global_scale))
 
 
 @fake_quantize.register_fake
-def _(x, scale, zero_point, spec, compute):
+def _(x, scale, zero_point, spec, compute, global_scale=None):
     return torch.empty_like(x)
 
 
 def _fake_quantize_setup(ctx, inputs, output):
-    x, scale, zero_point, spec, compute = inputs
+    x, scale, zero_point, spec, compute, global_scale = inputs
     ctx.save_for_backward(x, scale, zero_point)
-    ctx.spec, ctx.compute = spec, compute
+    ctx.spec, ctx.compute, ctx.global_scale = spec, compute, global_scale
 
 
 def _fake_quantize_backward_rule(ctx, grad):
     x, scale, zero_point = ctx.saved_tensors
-    return (
-        fake_quantize_ste_grad(grad, x, scale, zero_point, ctx.spec, ctx.compute),
-        None,
-        None,
-        None,
-        None,
+    dx = fake_quantize_ste_grad(
+        grad, x, scale, zero_point, ctx.spec, ctx.compute, ctx.global_scale
     )
+    return dx, None, None, None, None, None
 
 
 torch.library.register_autograd(
@@ -144,14 +164,15 @@ def fake_quantize_ste_grad(
     zero_point: torch.Tensor,
     spec: str,
     compute: str,
+    global_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The straight-through gradient of :func:`fake_quantize`."""
-    qp = _qparams(scale, zero_point, spec, compute)
+    qp = _qparams(scale, zero_point, spec, compute, global_scale)
     return _fake_quantize_backward(_cpu("x", x), _cpu("grad", grad).to(x.dtype), qp)
 
 
 @fake_quantize_ste_grad.register_fake
-def _(grad, x, scale, zero_point, spec, compute):
+def _(grad, x, scale, zero_point, spec, compute, global_scale=None):
     return torch.empty_like(x)
 
 
@@ -160,10 +181,16 @@ def _(grad, x, scale, zero_point, spec, compute):
 
 @torch.library.custom_op("quantkit::quantize_packed", mutates_args=())
 def quantize_packed(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: str, compute: str
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: str,
+    compute: str,
+    global_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Codes of ``x`` in their packed byte form (sub-byte formats two or more per byte)."""
-    return _quantize(_cpu("x", x), _qparams(scale, zero_point, spec, compute)).pack()
+    qp = _qparams(scale, zero_point, spec, compute, global_scale)
+    return _quantize(_cpu("x", x), qp).pack()
 
 
 @torch.library.custom_op("quantkit::dequantize_packed", mutates_args=())
@@ -175,15 +202,16 @@ def dequantize_packed(
     spec: str,
     compute: str,
     dtype: torch.dtype,
+    global_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The tensor of ``shape`` that packed codes and qparams stand for, in ``dtype``."""
-    qp = _qparams(scale, zero_point, spec, compute)
+    qp = _qparams(scale, zero_point, spec, compute, global_scale)
     q = QuantizedTensor.from_packed(shape, _cpu("packed", packed), qp)
     return _dequantize(q, dtype)
 
 
 @dequantize_packed.register_fake
-def _(packed, scale, zero_point, shape, spec, compute, dtype):
+def _(packed, scale, zero_point, shape, spec, compute, dtype, global_scale=None):
     return packed.new_empty(shape, dtype=dtype)
 
 
@@ -245,8 +273,8 @@ torch.library.register_autograd(
 def fake_quantize_dynamic(x: torch.Tensor, spec: str) -> torch.Tensor:
     """Fake-quantize with qparams chosen from ``x`` itself (weights in QAT, per-token
     activations); the qparams are constants for autograd, as in torchao's QAT."""
-    scale, zero_point = choose_qparams(x.detach(), spec)
-    return fake_quantize(x, scale, zero_point, spec, dtype_name(x.dtype))
+    scale, zero_point, global_scale = choose_qparams(x.detach(), spec)
+    return fake_quantize(x, scale, zero_point, spec, dtype_name(x.dtype), global_scale)
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -138,10 +138,13 @@ def MXFP8() -> Recipe:  # noqa: N802
     return Recipe("MXFP8", _weight("fp8_e4m3fn", 32, scale_dtype="e8m0"))
 
 
-def NVFP4() -> Recipe:  # noqa: N802
-    """NVFP4 weights: e2m1 with one e4m3 scale per 16 elements (single level, as torchao's
-    ``NVFP4Tensor`` without a per-tensor scale); float activations."""
-    return Recipe("NVFP4", _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3fn"))
+def NVFP4(global_scale: bool = True) -> Recipe:  # noqa: N802
+    """NVFP4 weights: e2m1 with one e4m3 scale per 16 elements under a float32 per-tensor
+    scale (two-level, as the format defines and llm-compressor writes; the per-tensor scale
+    is the power of two at or above amax / 2688). ``global_scale=False``: single level, as
+    torchao's ``NVFP4Tensor`` without a per-tensor scale. Float activations."""
+    weight = _weight("fp4_e2m1", 16, scale_dtype="fp8_e4m3fn", global_scale=global_scale)
+    return Recipe("NVFP4" if global_scale else "NVFP4-single-level", weight)
 
 
 def Stretched(bits: int, group_size: int | None = 32) -> Recipe:  # noqa: N802

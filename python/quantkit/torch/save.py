@@ -37,7 +37,13 @@ def _config_text(model: nn.Module, config: Any) -> str:
 
 
 def _core_quantized(weight: QuantizedWeight) -> _core.QuantizedTensor:
-    qparams = _qparams(weight.float_scale, weight.zero_point, weight.spec_key, weight.compute_dtype)
+    qparams = _qparams(
+        weight.float_scale,
+        weight.zero_point,
+        weight.spec_key,
+        weight.compute_dtype,
+        weight.global_scale,
+    )
     packed = as_core_input(weight.packed.contiguous())
     return _core.QuantizedTensor.from_packed(list(weight.shape), packed, qparams._core)
 
@@ -120,6 +126,7 @@ def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> Quantized
     q = QuantizedTensor(core, "torch")
     qparams = core.qparams
     zero_point = q.zero_point
+    global_scale = q.qparams.global_scale
     return QuantizedWeight.from_stored(
         packed=torch.as_tensor(to_framework(core.packed(), "torch")),
         scale=q.scale,
@@ -128,6 +135,7 @@ def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> Quantized
         compute_dtype=qparams.compute_dtype,
         shape=list(core.shape),
         dtype=dtype,
+        global_scale=None if global_scale is None else global_scale.clone(),
     )
 
 

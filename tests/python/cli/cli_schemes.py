@@ -35,5 +35,5 @@ def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
         ), "mx4"
     assert scheme == "nvfp4"
     return qk.QuantSpec(
-        dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3fn"
+        dtype="fp4_e2m1", granularity=qk.per_group(16), scale_dtype="fp8_e4m3fn", global_scale=True
     ), "nv4"

@@ -32,7 +32,7 @@ def test_forward_is_torch_learnable_fake_quantize(tiny_net, tiny_batches):
     qkt.calibrate(model, tiny_batches)
     wq, aq = model.fc1.weight_fake_quant, model.fc1.input_fake_quant
     w = model.fc1.weight.detach()
-    scale, zp = qkt.ops.choose_qparams(w, wq.spec_key)
+    scale, zp, _ = qkt.ops.choose_qparams(w, wq.spec_key)
     assert torch.equal(wq.scale.detach(), scale.reshape(-1))  # starts from the weight's qparams
     factor = 1.0 / (w.numel() * 7) ** 0.5
     expected = torch._fake_quantize_learnable_per_channel_affine(

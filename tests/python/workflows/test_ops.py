@@ -15,7 +15,11 @@ SPECS = [
     SpecArgs(dtype="fp8_e4m3fn", scale_dtype="float32"),
     SpecArgs(dtype="fp4_e2m1", granularity=("per_group", 32), scale_dtype="e8m0"),
     SpecArgs(dtype="fp4_e2m1", granularity=("per_group", 16), scale_dtype="fp8_e4m3"),
+    SpecArgs(
+        dtype="fp4_e2m1", granularity=("per_group", 16), scale_dtype="fp8_e4m3fn", global_scale=True
+    ),
 ]
+OPCHECKED = [*SPECS[:4], SPECS[-1]]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
@@ -36,14 +40,16 @@ def test_dynamic_fake_quantize_is_the_core_op_with_its_ste_gradient(args, dtype)
     assert torch.equal(x.grad, qk.fake_quantize_backward(x.detach(), grad, qp))
 
 
-@pytest.mark.parametrize("args", SPECS[:4], ids=SpecArgs.describe)
+@pytest.mark.parametrize("args", OPCHECKED, ids=SpecArgs.describe)
 def test_ops_pass_torch_library_opcheck(args):
     x = _x(torch.float32)
-    scale, zp = ops.choose_qparams(x, args.key())
+    scale, zp, g = ops.choose_qparams(x, args.key())
+    assert g.shape == (() if args.global_scale else (0,))
     torch.library.opcheck(ops.choose_qparams, (x, args.key()))
-    torch.library.opcheck(ops.fake_quantize, (x.requires_grad_(), scale, zp, args.key(), "float32"))
-    packed = ops.quantize_packed(x.detach(), scale, zp, args.key(), "float32")
-    dq_args = (packed, scale, zp, list(x.shape), args.key(), "float32", torch.float32)
+    fq_args = (x.requires_grad_(), scale, zp, args.key(), "float32", g)
+    torch.library.opcheck(ops.fake_quantize, fq_args)
+    packed = ops.quantize_packed(x.detach(), scale, zp, args.key(), "float32", g)
+    dq_args = (packed, scale, zp, list(x.shape), args.key(), "float32", torch.float32, g)
     torch.library.opcheck(ops.dequantize_packed, dq_args)
 
 
@@ -66,7 +72,7 @@ def test_compiled_forward_and_backward_equal_eager(dtype):
 def test_dequantize_packed_inverts_quantize_packed():
     args = SPECS[1]
     x = _x(torch.bfloat16)
-    scale, zp = ops.choose_qparams(x, args.key())
+    scale, zp, _ = ops.choose_qparams(x, args.key())
     packed = ops.quantize_packed(x, scale, zp, args.key(), "bfloat16")
     assert packed.dtype == torch.uint8 and packed.numel() == x.numel() // 2
     out = ops.dequantize_packed(packed, scale, zp, list(x.shape), args.key(), "bfloat16", x.dtype)

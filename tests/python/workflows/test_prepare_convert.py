@@ -188,7 +188,8 @@ def test_block_scales_are_stored_in_their_one_byte_format(recipe, dtype, tiny_ne
     qw = model.fc1.qweight
     assert qw.scale.dtype == dtype
     assert torch.equal(qw.float_scale, fp32_scales)  # widening is exact
-    assert qw.nbytes == qw.packed.numel() + fp32_scales.numel()
+    global_scale_bytes = 0 if qw.global_scale is None else 4  # NVFP4's float32 per-tensor scale
+    assert qw.nbytes == qw.packed.numel() + fp32_scales.numel() + global_scale_bytes
     with torch.no_grad():
         other.fc1.weight.mul_(2)
     reloaded = qkt.quantize_(other, recipe)
