@@ -188,9 +188,7 @@ def _activation_entry(name: str, fq: FakeQuantize) -> _Activation:
 def _weight_entry(name: str, qw: QuantizedWeight, native_fp4: bool) -> _Weight:
     import quantkit as qk
 
-    qp = ops._qparams(
-        qw.float_scale, qw.zero_point, qw.spec_key, qw.compute_dtype, qw.global_scale
-    )
+    qp = ops._qparams(qw.float_scale, qw.zero_point, qw.spec_key, qw.compute_dtype, qw.global_scale)
     codes = torch.from_dlpack(qk.QuantizedTensor.from_packed(qw.shape, qw.packed, qp).codes())
     # A two-level weight dequantizes with the effective scale g * b, each a float32
     # product, which is what DequantizeLinear's scale input then holds.

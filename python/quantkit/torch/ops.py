@@ -145,9 +145,7 @@ def _fake_quantize_setup(ctx, inputs, output):
 
 def _fake_quantize_backward_rule(ctx, grad):
     x, scale, zero_point = ctx.saved_tensors
-    dx = fake_quantize_ste_grad(
-        grad, x, scale, zero_point, ctx.spec, ctx.compute, ctx.global_scale
-    )
+    dx = fake_quantize_ste_grad(grad, x, scale, zero_point, ctx.spec, ctx.compute, ctx.global_scale)
     return dx, None, None, None, None, None
 
 
