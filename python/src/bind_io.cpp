@@ -15,16 +15,17 @@ using namespace nb::literals;
 
 namespace {
 
-// (name, QuantizedTensor[, input QuantSpec]) are written in their layout,
-// (name, array) pairs as they are (read in place, in the array's dtype and shape).
+// (name, QuantizedTensor[, input QuantSpec[, static input QParams]]) are
+// written in their layout, (name, array) pairs as they are (read in place, in
+// the array's dtype and shape).
 std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
   std::vector<io::ModelTensor> tensors;
   tensors.reserve(nb::len(items));
   for (nb::handle item : items) {
     nb::tuple pair;
-    QK_CHECK(nb::try_cast(item, pair) && (nb::len(pair) == 2 || nb::len(pair) == 3),
+    QK_CHECK(nb::try_cast(item, pair) && nb::len(pair) >= 2 && nb::len(pair) <= 4,
              "each tensor must be a (name, value) pair or a (name, QuantizedTensor, input "
-             "QuantSpec) triple");
+             "QuantSpec[, static input QParams]) tuple");
     std::string name;
     QK_CHECK(nb::try_cast(pair[0], name), "tensor names must be strings");
     io::ModelTensor tensor;
@@ -34,10 +35,18 @@ std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
     if (nb::try_cast(pair[1], quantized) && quantized != nullptr) {
       tensor.quantized = *quantized;
       QuantSpec* input = nullptr;
-      if (nb::len(pair) == 3 && !pair[2].is_none()) {
+      if (nb::len(pair) >= 3 && !pair[2].is_none()) {
         QK_CHECK(nb::try_cast(pair[2], input) && input != nullptr, "the input spec of '", name,
                  "' must be a QuantSpec");
-        tensor.input_activations = *input;
+        tensor.input_activations = io::InputQuantization{*input};
+        QParams* qparams = nullptr;
+        if (nb::len(pair) == 4 && !pair[3].is_none()) {
+          QK_CHECK(nb::try_cast(pair[3], qparams) && qparams != nullptr,
+                   "the static input qparams of '", name, "' must be QParams");
+          QK_CHECK(qparams->spec == *input, "the static input qparams of '", name, "' are for ",
+                   qparams->spec.describe(), ", not the input spec ", input->describe());
+          tensor.input_activations->static_qparams = *qparams;
+        }
       }
     } else if (nb::try_cast(pair[1], array)) {
       tensor.plain = view_of(array, name.c_str());  // read in place while it is written
@@ -76,7 +85,14 @@ void bind_io(nb::module_& m) {
         nb::list out;
         for (auto& tensor : tensors) {
           if (tensor.quantized) {
-            out.append(nb::make_tuple(tensor.name, std::move(*tensor.quantized)));
+            nb::object spec = nb::none(), qparams = nb::none();
+            if (tensor.input_activations) {
+              spec = nb::cast(tensor.input_activations->spec);
+              if (tensor.input_activations->static_qparams) {
+                qparams = nb::cast(*tensor.input_activations->static_qparams);
+              }
+            }
+            out.append(nb::make_tuple(tensor.name, std::move(*tensor.quantized), spec, qparams));
           } else {
             out.append(nb::make_tuple(tensor.name, to_array(std::move(tensor.owned))));
           }
@@ -84,7 +100,9 @@ void bind_io(nb::module_& m) {
         return out;
       },
       "path"_a, "compute_dtype"_a,
-      "(name, QuantizedTensor or array) pairs of a checkpoint quantkit wrote, in file order.");
+      "The tensors of a checkpoint quantkit wrote, in file order: (name, array) pairs and, "
+      "for quantized weights, (name, QuantizedTensor, input QuantSpec or None, static input "
+      "QParams or None).");
 }
 
 }  // namespace quantkit::python

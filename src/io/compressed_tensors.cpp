@@ -247,26 +247,86 @@ void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>
   }
 }
 
-std::string input_activation_args(const QuantSpec& spec) {
+namespace {
+
+bool is_uint8_asymmetric(const QuantSpec& spec) {
+  return spec.dtype == QuantDType::uint(8) && spec.mapping == Mapping::asymmetric;
+}
+
+}  // namespace
+
+std::string input_activation_args(const QuantSpec& spec, bool dynamic) {
   spec.validate();
   const auto kind = spec.granularity.kind();
-  const bool int8 = spec.dtype == QuantDType::int_(8);
+  const bool int8 = spec.dtype == QuantDType::int_(8) || (!dynamic && is_uint8_asymmetric(spec));
   const bool fp8 = spec.dtype == QuantDType::fp8_e4m3fn() &&
                    spec.scale_dtype.value_or(ScaleDType::float32) == ScaleDType::float32;
-  QK_CHECK((int8 || fp8) &&
-               (kind == Granularity::Kind::per_token || kind == Granularity::Kind::per_tensor) &&
+  const bool granularity_ok =
+      kind == Granularity::Kind::per_tensor || (dynamic && kind == Granularity::Kind::per_token);
+  QK_CHECK((int8 || fp8) && granularity_ok &&
                spec.resolved_zero_point_domain() != ZeroPointDomain::float_ &&
                spec.mapping != Mapping::stretched,
-           "input quantization ", spec.describe(), " cannot be written as compressed-tensors: ",
-           "it stores dynamic int8 or FP8 e4m3fn inputs per token or per tensor");
+           "input quantization ", spec.describe(), " (", dynamic ? "dynamic" : "static",
+           ") cannot be written as compressed-tensors: it stores dynamic int8 or FP8 e4m3fn inputs "
+           "per token or per tensor, and static int8, uint8 (asymmetric) or FP8 e4m3fn inputs per "
+           "tensor");
   nlohmann::ordered_json args;
   args["num_bits"] = 8;
   args["type"] = fp8 ? "float" : "int";
   args["symmetric"] = spec.mapping != Mapping::asymmetric;
   args["group_size"] = nullptr;
   args["strategy"] = kind == Granularity::Kind::per_token ? "token" : "tensor";
-  args["dynamic"] = true;
+  args["dynamic"] = dynamic;
   return args.dump();
+}
+
+std::vector<std::pair<std::string, Tensor>> static_input_tensors(const std::string& module,
+                                                                 const QParams& qparams,
+                                                                 ScalarType weight_dtype) {
+  const QuantSpec& spec = qparams.spec;
+  input_activation_args(spec, false);  // checks the spec
+  QK_CHECK(qparams.scale.numel() == 1, "static input qparams of '", module, "' hold ",
+           qparams.scale.numel(), " scales; compressed-tensors stores one per tensor");
+  const double scale = qparams.scale.get(0);
+  Tensor stored = Tensor::full({1}, scale, weight_dtype);
+  QK_CHECK(stored.get(0) == scale, "the input scale ", scale, " of '", module, "' is not a ",
+           name(weight_dtype),
+           " value, and compressed-tensors holds input scales in the weight's "
+           "dtype; calibrate with scale_dtype='",
+           name(weight_dtype), "' in the activation spec (e.g. recipes.W8A8(scale_dtype=...))");
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.emplace_back(module + ".input_scale", std::move(stored));
+  if (spec.mapping == Mapping::asymmetric) {
+    const double shift = is_uint8_asymmetric(spec) ? -128 : 0;
+    out.emplace_back(module + ".input_zero_point",
+                     Tensor::full({1}, qparams.zero_point.get(0) + shift, ScalarType::int8));
+  } else if (qparams.zero_point.numel() > 0) {
+    QK_CHECK(qparams.zero_point.get(0) == 0, "symmetric input qparams of '", module,
+             "' have zero point ", qparams.zero_point.get(0), "; compressed-tensors stores none");
+  }
+  return out;
+}
+
+QParams static_input_qparams(const QuantSpec& spec, const Tensor& scale, const Tensor* zero_point) {
+  input_activation_args(spec, false);
+  QK_CHECK(scale.numel() == 1, "a static input scale has ", scale.numel(), " values, not 1");
+  ScalarType scale_dtype = ScalarType::float32;
+  if (spec.scale_dtype == ScaleDType::bfloat16) scale_dtype = ScalarType::bfloat16;
+  if (spec.scale_dtype == ScaleDType::float16) scale_dtype = ScalarType::float16;
+  Tensor zp;
+  if (!spec.dtype.is_floating()) {
+    double value = 0;
+    if (spec.mapping == Mapping::asymmetric) {
+      QK_CHECK(zero_point != nullptr && zero_point->numel() == 1,
+               "the asymmetric input of this layer has no input_zero_point of one value");
+      value = zero_point->get(0) + (is_uint8_asymmetric(spec) ? 128 : 0);
+    }
+    zp = Tensor::full({1}, value, ScalarType::int32);
+  }
+  const Tensor stored = scale.reshape({1}).to(scale_dtype);
+  QK_CHECK(stored.get(0) == scale.get(0), "the input scale ", scale.get(0), " is not a ",
+           name(scale_dtype), " value as its spec ", spec.describe(), " stores scales");
+  return QParams::make(spec, stored, std::move(zp), ScalarType::float32);
 }
 
 std::string escape_regex(const std::string& text) {
@@ -294,10 +354,10 @@ std::string quantization_config(const std::vector<SchemeGroup>& groups) {
     config_groups[group] = {
         {"targets", targets},
         {"weights", nlohmann::ordered_json::parse(quantization_args(scheme))},
-        {"input_activations",
-         groups[i].input_activations
-             ? nlohmann::ordered_json::parse(input_activation_args(*groups[i].input_activations))
-             : nlohmann::ordered_json(nullptr)},
+        {"input_activations", groups[i].input_activations
+                                  ? nlohmann::ordered_json::parse(input_activation_args(
+                                        *groups[i].input_activations, !groups[i].static_inputs))
+                                  : nlohmann::ordered_json(nullptr)},
         {"output_activations", nullptr},
         {"format", format}};
     extension[group] = {{"scheme", scheme.name},

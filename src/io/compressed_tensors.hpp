@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quantkit/io/safetensors.hpp"
@@ -36,8 +37,10 @@ std::vector<std::uint8_t> pack_zero_points(const std::vector<std::int32_t>& zero
 struct SchemeGroup {
   const Scheme* scheme;
   std::vector<std::string> modules;
-  /// The dynamic quantization of the modules' inputs, if any.
+  /// The quantization of the modules' inputs, if any, and whether its qparams
+  /// are static (calibrated, stored per module) or chosen per input.
   std::optional<QuantSpec> input_activations = std::nullopt;
+  bool static_inputs = false;
 };
 /// The whole quantization_config (JSON text): one config group per scheme,
 /// targeting its modules by exact name, plus the "quantkit" block naming each
@@ -46,11 +49,24 @@ std::string quantization_config(const std::vector<SchemeGroup>& groups);
 /// `text` with every regex metacharacter escaped.
 std::string escape_regex(const std::string& text);
 
-/// The `input_activations` QuantizationArgs of a dynamic input spec, as a JSON
-/// text; throws Error naming the spec when compressed-tensors cannot express
-/// it (int8 or FP8 e4m3fn, per token or per tensor, float32 or input-dtype
-/// scales).
-std::string input_activation_args(const QuantSpec& spec);
+/// The `input_activations` QuantizationArgs of an input spec, as a JSON text;
+/// throws Error naming the spec when compressed-tensors cannot express it:
+/// int8 or FP8 e4m3fn per token or per tensor when dynamic; int8, uint8
+/// (asymmetric) or FP8 e4m3fn per tensor when static.
+std::string input_activation_args(const QuantSpec& spec, bool dynamic);
+
+/// The tensors compressed-tensors keeps for a layer's static input
+/// quantization: `<module>.input_scale` [1] in the weight's dtype and, for
+/// asymmetric int inputs, `<module>.input_zero_point` [1] int8 (a uint8 zero
+/// point shifted by -128: the same grid, as int8 codes). Throws Error when the
+/// scale is not a value of `weight_dtype`, in which compressed-tensors holds it.
+std::vector<std::pair<std::string, Tensor>> static_input_tensors(const std::string& module,
+                                                                 const QParams& qparams,
+                                                                 ScalarType weight_dtype);
+/// The static input qparams of `spec` back from those tensors (`zero_point`
+/// null when the spec has none stored); scales in float32 unless the spec
+/// stores bfloat16 / float16 scales, computed in float32 as calibration does.
+QParams static_input_qparams(const QuantSpec& spec, const Tensor& scale, const Tensor* zero_point);
 
 /// compressed-tensors' NVFP4 global scale for qparams of per-tensor scale g:
 /// the divisor 1 / g (1 for single-level qparams). Throws Error when 1 / g is

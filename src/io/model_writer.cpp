@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -33,7 +34,10 @@ PlannedTensor plan_quantized(const ModelTensor& tensor) {
            to_string(q.shape()), "; compressed-tensors stores 2-D weights");
   const QParams& qparams = q.qparams();
   const Scheme& scheme = scheme_for_spec(qparams.spec, tensor.input_activations.has_value());
-  if (tensor.input_activations) ct::input_activation_args(*tensor.input_activations);  // checks
+  if (tensor.input_activations) {
+    ct::input_activation_args(tensor.input_activations->spec,
+                              !tensor.input_activations->static_qparams);  // checks
+  }
   if (!scheme.spec.dtype.is_floating() && !ct::has_zero_point(scheme) &&
       scheme.spec.mapping != Mapping::stretched && qparams.zero_point.numel() > 0) {
     for (std::int64_t i = 0; i < qparams.zero_point.numel(); ++i) {
@@ -160,29 +164,51 @@ void save_compressed_tensors(const std::string& folder, const std::vector<ModelT
   std::vector<PlannedTensor> planned;
   std::vector<ct::SchemeGroup> groups;
   std::set<std::string> names;
-  for (const auto& tensor : tensors) {
-    PlannedTensor plan;
-    QK_CHECK(tensor.quantized.has_value() != tensor.plain.has_value(), "tensor '", tensor.name,
-             "' must be either quantized or plain");
-    if (tensor.quantized) {
-      plan = plan_quantized(tensor);
-      auto group = std::find_if(groups.begin(), groups.end(), [&](const ct::SchemeGroup& g) {
-        return g.scheme == plan.scheme && g.input_activations == tensor.input_activations;
-      });
-      if (group == groups.end()) {
-        group = groups.insert(groups.end(), {plan.scheme, {}, tensor.input_activations});
-      }
-      group->modules.push_back(module_of(tensor.name));
-    } else {
-      plan = {&tensor,
-              nullptr,
-              {{tensor.name, from_scalar_type(tensor.plain->dtype()), tensor.plain->shape()}}};
-    }
+  std::deque<ModelTensor> input_qparams;  // static input scales / zero points (stable addresses)
+  auto plan_plain = [&](const ModelTensor& tensor) {
+    return PlannedTensor{
+        &tensor,
+        nullptr,
+        {{tensor.name, from_scalar_type(tensor.plain->dtype()), tensor.plain->shape()}}};
+  };
+  auto add = [&](PlannedTensor plan) {
     for (const auto& output : plan.outputs) {
       QK_CHECK(names.insert(output.name).second, "tensor '", output.name,
                "' would be written twice");
     }
     planned.push_back(std::move(plan));
+  };
+  for (const auto& tensor : tensors) {
+    QK_CHECK(tensor.quantized.has_value() != tensor.plain.has_value(), "tensor '", tensor.name,
+             "' must be either quantized or plain");
+    if (!tensor.quantized) {
+      add(plan_plain(tensor));
+      continue;
+    }
+    PlannedTensor plan = plan_quantized(tensor);
+    const auto& inputs = tensor.input_activations;
+    const std::optional<QuantSpec> input_spec =
+        inputs ? std::optional<QuantSpec>(inputs->spec) : std::nullopt;
+    const bool static_inputs = inputs && inputs->static_qparams;
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const ct::SchemeGroup& g) {
+      return g.scheme == plan.scheme && g.input_activations == input_spec &&
+             g.static_inputs == static_inputs;
+    });
+    if (group == groups.end()) {
+      group = groups.insert(groups.end(), {plan.scheme, {}, input_spec, static_inputs});
+    }
+    const std::string module = module_of(tensor.name);
+    group->modules.push_back(module);
+    add(std::move(plan));
+    if (!static_inputs) continue;
+    for (auto& [name, value] : ct::static_input_tensors(
+             module, *inputs->static_qparams, tensor.quantized->qparams().compute_dtype)) {
+      ModelTensor& extra = input_qparams.emplace_back();
+      extra.name = name;
+      extra.owned = std::move(value);
+      extra.plain = extra.owned.view();
+      add(plan_plain(extra));
+    }
   }
   const std::string quantization = ct::quantization_config(groups);
   config["quantization_config"] = nlohmann::ordered_json::parse(quantization);

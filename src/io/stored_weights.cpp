@@ -207,9 +207,21 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     throw FileFormatError(detail::concat("quantization_config is not valid JSON: ", error.what()));
   }
   if (!config.is_object() || !config.contains("quantkit")) return {};
-  std::unordered_map<std::string, const Scheme*> scheme_of_module;
+  struct ModuleQuantization {
+    const Scheme* scheme;
+    std::optional<QuantSpec> input_spec;
+    bool static_inputs;
+  };
+  std::unordered_map<std::string, ModuleQuantization> scheme_of_module;
   try {
     for (const auto& [group, extension] : config.at("quantkit").items()) {
+      const auto& group_config = config.at("config_groups").at(group);
+      std::optional<QuantSpec> input_spec;
+      bool static_inputs = false;
+      if (extension.contains("input_spec_text")) {
+        input_spec = QuantSpec::from_text(extension.at("input_spec_text").get<std::string>());
+        static_inputs = !group_config.at("input_activations").at("dynamic").get<bool>();
+      }
       // The lossless spec where written (every scheme, Python's included);
       // files from before it name a table scheme.
       const bool int_quantized =
@@ -219,8 +231,9 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
               ? &scheme_for_spec(QuantSpec::from_text(extension.at("spec_text").get<std::string>()),
                                  int_quantized)
               : &find_scheme(extension.at("scheme").get<std::string>());
-      for (const auto& target : config.at("config_groups").at(group).at("targets")) {
-        scheme_of_module.emplace(literal_target(target.get<std::string>()), scheme);
+      for (const auto& target : group_config.at("targets")) {
+        scheme_of_module.emplace(literal_target(target.get<std::string>()),
+                                 ModuleQuantization{scheme, input_spec, static_inputs});
       }
     }
   } catch (const FileFormatError&) {
@@ -231,7 +244,7 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
   }
   // A weight is in this file when any of its parts is (a sharded checkpoint's
   // config targets the weights of every shard); then all of them must be.
-  std::vector<std::pair<std::string, const Scheme*>> present;
+  std::vector<std::pair<std::string, const ModuleQuantization*>> present;
   std::unordered_set<std::string> seen;
   for (const auto& entry : file.header().tensors) {
     const std::string weight_name = weight_of_part(entry.name);
@@ -240,10 +253,11 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
                                    : weight_name;
     const auto targeted = scheme_of_module.find(module);
     if (targeted == scheme_of_module.end() || !seen.insert(weight_name).second) continue;
-    present.emplace_back(weight_name, targeted->second);
+    present.emplace_back(weight_name, &targeted->second);
   }
   std::vector<StoredWeight> weights;
-  for (const auto& [weight_name, scheme] : present) {
+  for (const auto& [weight_name, module] : present) {
+    const Scheme* scheme = module->scheme;
     const std::string code_name = ct::code_tensor_name(*scheme, weight_name);
     const TensorEntry* codes = file.header().find(code_name);
     if (codes == nullptr) {
@@ -254,6 +268,8 @@ std::vector<StoredWeight> stored_weights(const SafetensorsFile& file) {
     weight.name = weight_name;
     weight.scheme = scheme;
     weight.shape = stored_shape(file, *scheme, weight_name, *codes);
+    weight.input_spec = module->input_spec;
+    weight.static_inputs = module->static_inputs;
     checked_parts(file, weight);  // every part present, with the layout's dtype and shape
     weights.push_back(std::move(weight));
   }

@@ -13,6 +13,14 @@
 
 namespace quantkit::io {
 
+/// How a quantized weight's layer quantizes its inputs: dynamically (qparams
+/// chosen from each input), or with calibrated static qparams (one scale, and
+/// a zero point for asymmetric int specs, for the whole input).
+struct InputQuantization {
+  QuantSpec spec;
+  std::optional<QParams> static_qparams = std::nullopt;
+};
+
 /// One tensor of the model: stored as it is, or, for a quantized 2-D weight
 /// named "<module>.weight", in its compressed-tensors layout.
 struct ModelTensor {
@@ -22,8 +30,9 @@ struct ModelTensor {
   std::optional<TensorView> plain;
   Tensor owned;
   std::optional<QuantizedTensor> quantized;  // [rows, columns] weight
-  /// A quantized weight's layer also quantizes its inputs dynamically with this.
-  std::optional<QuantSpec> input_activations = std::nullopt;
+  /// A quantized weight's layer also quantizes its inputs so; static qparams
+  /// are written as `<module>.input_scale` (and `.input_zero_point`).
+  std::optional<InputQuantization> input_activations = std::nullopt;
 };
 
 /// Writes `folder` holding model.safetensors (or, past `max_shard_bytes`,
@@ -41,7 +50,8 @@ void save_compressed_tensors(const std::string& folder, const std::vector<ModelT
 
 /// The tensors of a checkpoint quantkit wrote (a folder or a .safetensors
 /// file, sharded or not), in file order: quantized weights as their codes and
-/// qparams computing in `compute_dtype`, every other tensor as stored.
+/// qparams computing in `compute_dtype` (with their layer's input
+/// quantization, static qparams included), every other tensor as stored.
 /// FileFormatError for a broken file or config; Error for a tensor dtype
 /// quantkit has no type for.
 std::vector<ModelTensor> load_compressed_tensors(const std::string& path, ScalarType compute_dtype);

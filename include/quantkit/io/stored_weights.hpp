@@ -2,6 +2,7 @@
 // Reading back the quantized weights of a checkpoint written by
 // `quantkit quantize` (compressed-tensors layout plus the "quantkit" block of
 // its quantization_config, which names each group's scheme).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ struct StoredWeight {
   std::string name;  // the original tensor name, e.g. "layer.0.weight"
   const Scheme* scheme = nullptr;
   Shape shape;  // the original [rows, columns]
+  /// The layer's input quantization, where the config gives one, and whether
+  /// its qparams are static (stored as `<module>.input_scale` / `_zero_point`).
+  std::optional<QuantSpec> input_spec = std::nullopt;
+  bool static_inputs = false;
 };
 
 /// The quantized weights of `file`, in file order. Empty for a file without a

@@ -154,13 +154,19 @@ class QuantizedLinear(_OverQuantizedWeight):
         self.in_features, self.out_features = m.in_features, m.out_features
 
     @classmethod
-    def from_weight(cls, weight: QuantizedWeight, bias: torch.Tensor | None) -> QuantizedLinear:
-        """A weight-only layer over a stored weight (see :func:`load_pretrained`)."""
+    def from_weight(
+        cls,
+        weight: QuantizedWeight,
+        bias: torch.Tensor | None,
+        input_fake_quant: FakeQuantize | None = None,
+    ) -> QuantizedLinear:
+        """A layer over a stored weight (see :func:`load_pretrained`), with the input
+        quantizer it had (``None``: weight-only)."""
         self = cls.__new__(cls)
         nn.Module.__init__(self)
         self.qweight = weight
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        self.input_fake_quant = None
+        self.input_fake_quant = input_fake_quant
         self.out_features, self.in_features = weight.shape
         return self
 

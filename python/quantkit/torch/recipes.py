@@ -73,10 +73,13 @@ def _int_weight(bits: int, group_size: int | None, symmetric: bool) -> TensorQua
     return _weight(f"int{bits}", group_size, "symmetric" if symmetric else "asymmetric")
 
 
-def W8A8(observer: str = "histogram") -> Recipe:  # noqa: N802 - recipe names follow torchao
+def W8A8(observer: str = "histogram", scale_dtype: str | None = None) -> Recipe:  # noqa: N802
     """int8 symmetric per-channel weights, uint8 per-tensor activations calibrated by
-    ``observer`` (torch.ao's static default; QDQ-exportable)."""
-    act = SpecArgs(dtype="uint8", mapping="asymmetric")
+    ``observer`` (torch.ao's static default; QDQ-exportable). ``scale_dtype``: the dtype
+    the activation scale is stored in (None: float32); ``"bfloat16"`` / ``"float16"`` for
+    a model saved with :func:`save_pretrained` in that dtype, where compressed-tensors
+    keeps input scales."""
+    act = SpecArgs(dtype="uint8", mapping="asymmetric", scale_dtype=scale_dtype)
     return Recipe("W8A8", _int_weight(8, None, True), TensorQuant(act, "static", observer))
 
 

@@ -18,11 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import QuantizedTensor, _core
+from .. import QParams, QuantizedTensor, _core
 from .._arrays import as_core_input, to_framework
 from ._spec import args_from_spec, spec_from_key
 from .converted import CONVERTED_TYPES, QuantizedLinear, QuantizedWeight
+from .fake_quantize import FakeQuantize
 from .ops import _qparams, dtype_name
+from .recipes import TensorQuant
 
 
 def _config_text(model: nn.Module, config: Any) -> str:
@@ -56,11 +58,27 @@ def _check_writable(name: str, module: nn.Module) -> None:
             "float (prepare's filter_fn / overrides) to save this model"
         )
     fq = module.input_fake_quant
-    if fq is not None and fq.config.qparams != "dynamic":
+    if fq is not None and fq.config.qparams == "learnable":
         raise ValueError(
-            f"module '{name}' quantizes its input with {fq.config.qparams} qparams; "
-            "save_pretrained writes dynamic input quantization (W8A8Dynamic, FP8) so far"
+            f"module '{name}' learns its input qparams (LSQ), whose rounding compressed-tensors "
+            "does not reproduce; save_pretrained writes dynamic or calibrated static inputs"
         )
+    if fq is not None and fq.config.qparams == "static" and not fq.frozen:
+        raise ValueError(
+            f"module '{name}' has a static input quantizer without qparams: run "
+            "quantkit.torch.calibrate(model, batches) before converting and saving"
+        )
+
+
+def _input_quantization(module: nn.Module) -> tuple[Any, Any]:
+    """(input QuantSpec, static input QParams) of a converted layer; None where absent."""
+    fq = module.input_fake_quant
+    if fq is None:
+        return None, None
+    if fq.config.qparams != "static":
+        return spec_from_key(fq.spec_key), None
+    qparams = _qparams(fq.scale, fq.zero_point, fq.spec_key, fq.compute_dtype, fq.global_scale)
+    return spec_from_key(fq.spec_key), qparams._core
 
 
 def _tied_embedding_problem(config_text: str, quantized: set[str]) -> str | None:
@@ -114,9 +132,9 @@ def save_pretrained(
         seen.add(same_data)
         items.append((key, as_core_input(value.detach().cpu().contiguous())))
     for name, module in converted.items():
-        fq = module.input_fake_quant
-        input_spec = None if fq is None else spec_from_key(fq.spec_key)
-        items.append((f"{name}.weight", _core_quantized(module.qweight), input_spec))
+        input_spec, input_qparams = _input_quantization(module)
+        weight = _core_quantized(module.qweight)
+        items.append((f"{name}.weight", weight, input_spec, input_qparams))
         if module.bias is not None:
             items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
     _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace, max_shard_bytes)
@@ -139,17 +157,16 @@ def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> Quantized
     )
 
 
-def _refuse_quantized_inputs(folder: str | os.PathLike) -> None:
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        return
-    with open(config_path) as f:
-        groups = json.load(f).get("quantization_config", {}).get("config_groups", {})
-    if any(group.get("input_activations") for group in groups.values()):
-        raise ValueError(
-            f"'{folder}' quantizes layer inputs (input_activations); load_pretrained restores "
-            "weight-only checkpoints so far: prepare the float model with the same recipe instead"
-        )
+def _input_quantizer(spec: Any, qparams: Any) -> FakeQuantize | None:
+    """The input quantizer a stored layer had: dynamic, or static with its qparams."""
+    if spec is None:
+        return None
+    how = "dynamic" if qparams is None else "static"
+    fq = FakeQuantize(TensorQuant(args_from_spec(spec), how))
+    if qparams is not None:
+        q = QParams._wrap(qparams, "torch")
+        fq._set(q.scale, q.zero_point, q.compute_dtype, q.global_scale)
+    return fq
 
 
 @torch.no_grad()
@@ -158,13 +175,13 @@ def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
     into ``model``, a float model of the same architecture (e.g. transformers'
     ``AutoModelForCausalLM.from_config(config)``): every quantized weight becomes a
     :class:`QuantizedLinear` with the stored codes and qparams (nothing is re-chosen),
-    every other tensor is copied in. Returns ``model``."""
-    _refuse_quantized_inputs(folder)
+    every other tensor is copied in; layers that quantized their inputs get the same
+    input quantizer (static ones with their calibrated qparams). Returns ``model``."""
     dtype = next(model.parameters()).dtype
     stored = _core.load_compressed_tensors(os.fspath(folder), dtype_name(dtype))
     modules = dict(model.named_modules())
     plain: dict[str, torch.Tensor] = {}
-    for name, value in stored:
+    for name, value, *inputs in stored:
         if not isinstance(value, _core.QuantizedTensor):
             plain[name] = torch.as_tensor(to_framework(value, "torch"))
             continue
@@ -172,7 +189,9 @@ def load_pretrained(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
         linear = modules.get(module_name)
         if not isinstance(linear, nn.Linear):
             raise ValueError(f"quantized weight '{name}' has no nn.Linear '{module_name}' in model")
-        replacement = QuantizedLinear.from_weight(_stored_weight(value, dtype), linear.bias)
+        replacement = QuantizedLinear.from_weight(
+            _stored_weight(value, dtype), linear.bias, _input_quantizer(*inputs)
+        )
         parent, _, child = module_name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, replacement)
     missing, unexpected = model.load_state_dict(plain, strict=False)

@@ -143,11 +143,7 @@ def test_what_compressed_tensors_cannot_express_is_refused_before_writing(tmp_pa
     model = qkt.convert(qkt.prepare(float_llama(tmp_path / "float"), fp6))
     with pytest.raises(ValueError, match="cannot be written as compressed-tensors"):
         qkt.save_pretrained(model, tmp_path / "fp6")
-    w8a8 = qkt.prepare(float_llama(tmp_path / "float2"), qkt.recipes.W8A8())  # static inputs
-    qkt.calibrate(w8a8, batches(2))
-    with pytest.raises(ValueError, match="quantizes its input with static qparams"):
-        qkt.save_pretrained(qkt.convert(w8a8), tmp_path / "w8a8")
-    assert not (tmp_path / "fp6").exists() and not (tmp_path / "w8a8").exists()
+    assert not (tmp_path / "fp6").exists()
 
 
 def test_stretched_grids_are_written_but_stock_readers_refuse_them(tmp_path):
@@ -235,6 +231,42 @@ def test_large_models_are_sharded_as_transformers_shards_them(tmp_path):
         assert torch.equal(reloaded(ids).logits, model(ids).logits)
 
 
+def stock_input_quantization(model, loaded):
+    """Makes quantkit's converted `model` quantize each layer's input with
+    compressed-tensors' own runtime function (forward_quantize of the layer that
+    transformers loaded: its scale choice and its round(x / s)) instead of its own."""
+    from compressed_tensors.quantization.lifecycle.forward import forward_quantize
+
+    stock = dict(loaded.named_modules())
+    for name, module in model.named_modules():
+        if isinstance(module, qkt.QuantizedLinear) and module.input_fake_quant is not None:
+            layer = stock[name]
+            args = layer.quantization_scheme.input_activations
+            module.input_fake_quant.enabled = False
+            module.register_forward_pre_hook(
+                lambda _m, inputs, layer=layer, args=args: (
+                    forward_quantize(layer, inputs[0], "input", args),
+                )
+            )
+
+
+def assert_differences_come_from_input_rounding(model, folder, seed):
+    """transformers' logits agree closely with the converted model's, and equal them bit
+    for bit once the converted model quantizes its inputs with the stock runtime's own
+    function: everything else (weights, codes, the rest of the model) is identical.
+    Leaves `model` on the stock rule, so tests call it last."""
+    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    ids = batches(1, seed=seed)[0]
+    with torch.no_grad():
+        got, ours = loaded(ids).logits, model(ids).logits
+        cosine = torch.nn.functional.cosine_similarity(
+            got.float().flatten(), ours.float().flatten(), dim=0
+        )
+        assert cosine > 0.995
+        stock_input_quantization(model, loaded)
+        assert torch.equal(model(ids).logits, got)
+
+
 DYNAMIC_INPUT_RECIPES = {
     "W8A8Dynamic": (qkt.recipes.W8A8Dynamic, "INT8_W8A8", "int-quantized"),
     "FP8 per row": (lambda: qkt.recipes.FP8("row"), "FP8_DYNAMIC", "float-quantized"),
@@ -246,8 +278,7 @@ def test_dynamic_input_schemes_are_written_as_compressed_tensors_presets(tmp_pat
     """Weights decode bit for bit and the config carries compressed-tensors' own
     preset arguments. transformers then quantizes the inputs with its own rule
     (round(x / s) against quantkit's round(x * (1/s)), in its own dtype), so the
-    logits agree closely but not bit for bit; that the whole difference comes from
-    that rule is not shown here."""
+    logits agree closely, and bit for bit once quantkit's model uses that rule."""
     from compressed_tensors.quantization import quant_scheme
 
     make, preset, fmt = DYNAMIC_INPUT_RECIPES[recipe]
@@ -266,11 +297,59 @@ def test_dynamic_input_schemes_are_written_as_compressed_tensors_presets(tmp_pat
     for name, module in model.named_modules():
         if isinstance(module, qkt.QuantizedLinear):
             assert torch.equal(decoded[f"{name}.weight"], module.weight), name
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved", dtype=torch.bfloat16).eval()
-    ids = batches(1, seed=4)[0]
+    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
+    ids = batches(1, seed=5)[0]
     with torch.no_grad():
-        got, expected_logits = loaded(ids).logits.float(), model(ids).logits.float()
-    cosine = torch.nn.functional.cosine_similarity(got.flatten(), expected_logits.flatten(), dim=0)
-    assert cosine > 0.995
-    with pytest.raises(ValueError, match="input_activations"):
-        qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
+    assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)
+
+
+def calibrated(model, recipe):
+    prepared = qkt.prepare(model, recipe)
+    qkt.calibrate(prepared, batches(3, seed=7))
+    return qkt.convert(prepared)
+
+
+@pytest.mark.parametrize("smooth", [False, True], ids=["W8A8", "SmoothQuant W8A8"])
+def test_static_inputs_are_written_with_their_calibrated_qparams(tmp_path, smooth):
+    """W8A8 with calibrated uint8 per-tensor inputs: compressed-tensors' static int8
+    arguments, `<layer>.input_scale` in the weight dtype and the zero point shifted to
+    int8 (the same grid); transformers' logits differ from quantkit's only by its input
+    rounding; load_pretrained restores the quantizers with the same qparams."""
+    from compressed_tensors.quantization import QuantizationArgs
+    from quantkit.torch.smoothquant import smooth_quant
+
+    model = float_llama(tmp_path / "float")
+    if smooth:
+        smooth_quant(model, batches(3, seed=7))
+    model = calibrated(model, qkt.recipes.W8A8(scale_dtype="bfloat16"))
+    qkt.save_pretrained(model, tmp_path / "saved")
+    group = json.loads((tmp_path / "saved" / "config.json").read_text())["quantization_config"][
+        "config_groups"
+    ]["group_0"]
+    expected = QuantizationArgs(
+        num_bits=8, type="int", symmetric=False, strategy="tensor", dynamic=False
+    )
+    assert group["input_activations"] == expected.model_dump(mode="json")
+    stored = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    q_proj = model.model.layers[0].self_attn.q_proj.input_fake_quant
+    scale = stored["model.layers.0.self_attn.q_proj.input_scale"]
+    assert scale.dtype == torch.bfloat16 and scale.float().item() == q_proj.scale.float().item()
+    zero_point = stored["model.layers.0.self_attn.q_proj.input_zero_point"]
+    assert zero_point.dtype == torch.int8 and zero_point.item() == q_proj.zero_point.item() - 128
+
+    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
+    restored = reloaded.model.layers[0].self_attn.q_proj.input_fake_quant
+    assert torch.equal(restored.scale, q_proj.scale)
+    assert torch.equal(restored.zero_point, q_proj.zero_point)
+    ids = batches(1, seed=5)[0]
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
+    assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)  # last: hooks
+
+
+def test_static_input_scales_the_weight_dtype_cannot_hold_are_refused(tmp_path):
+    model = calibrated(float_llama(tmp_path / "float"), qkt.recipes.W8A8())
+    with pytest.raises(ValueError, match="scale_dtype='bfloat16'"):
+        qkt.save_pretrained(model, tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
