@@ -112,9 +112,11 @@ std::vector<TensorDecl> declare_outputs(const std::string& name, const Scheme& s
       }
       break;
     }
-    case CheckpointFormat::int_quantized:
+    case CheckpointFormat::int_quantized:  // one int8 per code, any width up to 8 bits
       outputs.push_back({name, StDType::I8, {rows, columns}});
       outputs.push_back({name + "_scale", dtype, scale_shape});
+      if (has_zero_point(scheme))
+        outputs.push_back({name + "_zero_point", StDType::I8, scale_shape});
       break;
     case CheckpointFormat::float_quantized:
     case CheckpointFormat::mxfp8_quantized:
@@ -143,7 +145,13 @@ void append_codes(const Scheme& scheme, const QuantizedTensor& block, std::int64
     append_pack_quantized(block, columns, scheme.spec.dtype.bits(), out);
     return;
   }
-  // FP8 one byte per code; FP4 two per byte, low nibble first: the packed stream as is.
+  if (scheme.format == CheckpointFormat::int_quantized && scheme.spec.dtype.bits() < 8) {
+    const Tensor codes = block.codes();  // int8, one per code
+    const auto* bytes = static_cast<const std::uint8_t*>(codes.raw_data());
+    out.insert(out.end(), bytes, bytes + codes.nbytes());
+    return;
+  }
+  // int8 and FP8 one byte per code; FP4 two per byte, low nibble first: the packed stream as is.
   const auto packed = block.packed();
   out.insert(out.end(), packed.begin(), packed.end());
 }
@@ -232,7 +240,10 @@ void append_trailing_parts(const Scheme& scheme, const std::vector<std::int32_t>
     const auto* bytes = static_cast<const std::uint8_t*>(data);
     out.insert(out.end(), bytes, bytes + size);
   };
-  if (has_zero_point(scheme)) {
+  if (has_zero_point(scheme) && scheme.format == CheckpointFormat::int_quantized) {
+    for (std::int32_t zero_point : zero_points)
+      out.push_back(static_cast<std::uint8_t>(zero_point));
+  } else if (has_zero_point(scheme)) {
     const auto groups =
         static_cast<std::int64_t>(zero_points.size()) / std::max<std::int64_t>(rows, 1);
     const auto packed = pack_zero_points(zero_points, rows, groups, scheme.spec.dtype.bits());

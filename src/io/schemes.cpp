@@ -173,12 +173,9 @@ const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs) {
     } else {
       problem = integer_format_problem(spec);
       format = CheckpointFormat::pack_quantized;
-      if (int_quantized) {
-        format = CheckpointFormat::int_quantized;
-        if (problem.empty() && (spec.dtype.bits() != 8 || spec.mapping == Mapping::asymmetric)) {
-          problem = "beside quantized inputs compressed-tensors stores symmetric int8 weights";
-        }
-      }
+      // Beside quantized inputs compressed-tensors stores int weights of any width
+      // one code per int8 (its int-quantized format, as for W8A8 and W4A8).
+      if (int_quantized) format = CheckpointFormat::int_quantized;
     }
   }
   QK_CHECK(problem.empty(), "spec ", spec.describe(),

@@ -88,6 +88,26 @@ Tensor unpack_words(std::span<const std::uint8_t> words, std::int64_t rows, std:
   return packed;
 }
 
+// int-quantized codes narrower than 8 bits, one per int8, into quantkit's
+// packed stream; a code outside the spec's range is a broken file.
+Tensor pack_int8_codes(std::span<const std::uint8_t> bytes, std::int64_t count, int bits,
+                       const std::string& name, const QuantSpec& spec) {
+  QK_CHECK(static_cast<std::int64_t>(bytes.size()) == count, "tensor '", name, "' holds ",
+           bytes.size(), " bytes, expected ", count);
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    codes[i] = static_cast<std::int8_t>(bytes[i]);
+    if (codes[i] < spec.dtype.quant_min() || codes[i] > spec.dtype.quant_max()) {
+      throw FileFormatError(detail::concat("tensor '", name, "' holds code ", int{codes[i]},
+                                           " at flat index ", i, ", outside the int", bits,
+                                           " range"));
+    }
+  }
+  Tensor packed = Tensor::uninitialized(ScalarType::uint8, {packed_size(count, bits)});
+  pack_codes_into(codes.data(), count, bits, packed.data<std::uint8_t>());
+  return packed;
+}
+
 Tensor float_tensor(const std::vector<float>& values, const Shape& shape) {
   Tensor out = Tensor::uninitialized(ScalarType::float32, shape);
   std::memcpy(out.raw_data(), values.data(), values.size() * sizeof(float));
@@ -173,7 +193,8 @@ Shape stored_shape(const SafetensorsFile& file, const Scheme& scheme,
                                            to_string(codes.shape), "; scheme ", scheme.name,
                                            " stores 2-D weights"));
     }
-    const std::int64_t per_byte = 8 / scheme.spec.dtype.bits();
+    const std::int64_t per_byte =
+        scheme.format == CheckpointFormat::int_quantized ? 1 : 8 / scheme.spec.dtype.bits();
     return {codes.shape[0], codes.shape[1] * per_byte};
   }
   const TensorEntry* entry = file.header().find(weight_name + "_shape");
@@ -289,8 +310,11 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
   const std::string code_name = ct::code_tensor_name(scheme, weight.name);
   const TensorEntry& codes = *parts.at(code_name);
   Tensor packed;
+  const bool int8_storage = scheme.format == CheckpointFormat::int_quantized && bits < 8;
   if (packed_ints) {
     packed = unpack_words(file.bytes(codes), rows, columns, bits);
+  } else if (int8_storage) {
+    packed = pack_int8_codes(file.bytes(codes), rows * columns, bits, code_name, scheme.spec);
   } else {
     const auto bytes = file.bytes(codes);
     QK_CHECK(static_cast<std::int64_t>(bytes.size()) == packed_size(rows * columns, bits),
@@ -302,7 +326,14 @@ QuantizedTensor load_quantized(const SafetensorsFile& file, const StoredWeight& 
   const TensorEntry* scale_entry = parts.at(weight.name + "_scale");
   Tensor scale = load_scale(file, *scale_entry, scheme, grid);
   Tensor zero_point;
-  if (scheme.spec.mapping == Mapping::asymmetric) {
+  if (scheme.spec.mapping == Mapping::asymmetric &&
+      scheme.format == CheckpointFormat::int_quantized) {
+    const auto bytes = file.bytes(*parts.at(weight.name + "_zero_point"));
+    zero_point = Tensor::uninitialized(ScalarType::int32, grid);
+    for (std::int64_t i = 0; i < zero_point.numel(); ++i) {
+      zero_point.data<std::int32_t>()[i] = static_cast<std::int8_t>(bytes[i]);
+    }
+  } else if (scheme.spec.mapping == Mapping::asymmetric) {
     const TensorEntry& zp = *parts.at(weight.name + "_zero_point");
     zero_point = unpack_zero_points(file.bytes(zp), rows,
                                     numel(grid) / std::max<std::int64_t>(rows, 1), bits)

@@ -304,6 +304,34 @@ def test_dynamic_input_schemes_are_written_as_compressed_tensors_presets(tmp_pat
     assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)
 
 
+def test_int4_weights_with_int8_inputs_are_written_int_quantized(tmp_path):
+    """8da4w (QAT's int8 per-token inputs, int4 per-group weights) as compressed-tensors
+    writes W4A8: int-quantized, one int4 code per int8."""
+    model = qkt.convert(
+        qkt.prepare(float_llama(tmp_path / "float"), qkt.recipes.Int8DynActInt4Weight(32))
+    )
+    qkt.save_pretrained(model, tmp_path / "saved")
+    group = json.loads((tmp_path / "saved" / "config.json").read_text())["quantization_config"][
+        "config_groups"
+    ]["group_0"]
+    assert group["format"] == "int-quantized"
+    assert (group["weights"]["num_bits"], group["weights"]["group_size"]) == (4, 32)
+    assert group["input_activations"]["strategy"] == "token"
+    stored = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    codes = stored["model.layers.0.self_attn.q_proj.weight"]
+    assert codes.dtype == torch.int8 and -8 <= codes.min() and codes.max() <= 7
+    reader = CompressedTensorsDequantizer(tmp_path / "saved", dtype=torch.bfloat16)
+    decoded = reader.validate(stored)
+    for name, module in model.named_modules():
+        if isinstance(module, qkt.QuantizedLinear):
+            assert torch.equal(decoded[f"{name}.weight"], module.weight), name
+    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
+    ids = batches(1, seed=5)[0]
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
+    assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)
+
+
 def calibrated(model, recipe):
     prepared = qkt.prepare(model, recipe)
     qkt.calibrate(prepared, batches(3, seed=7))
