@@ -36,7 +36,7 @@ Scheme stretched(int bits, std::int64_t group) {
 std::vector<Scheme> make_table() {
   std::vector<Scheme> table;
   table.push_back(integer(8, 0, false));
-  for (int bits : {4, 2}) {
+  for (int bits : {6, 5, 4, 3, 2}) {
     for (std::int64_t group : {32, 64, 128}) {
       table.push_back(integer(bits, group, false));
       table.push_back(integer(bits, group, true));

@@ -13,7 +13,19 @@ from cli_schemes import spec_of
 from tiny_llama import save_tiny_llama
 from transformers import AutoModelForCausalLM
 
-SCHEMES = ["int8", "int4-g32", "int2-g64", "fp8", "fp8-channel", "mxfp8", "mxfp4", "nvfp4"]
+SCHEMES = [
+    "int8",
+    "int6-g128",
+    "int5-g64",
+    "int4-g32",
+    "int3-g32",
+    "int2-g64",
+    "fp8",
+    "fp8-channel",
+    "mxfp8",
+    "mxfp4",
+    "nvfp4",
+]
 
 
 def save_llama(folder, *, tied: bool):
