@@ -34,7 +34,15 @@ enum class ZeroPointDomain : std::uint8_t {
 /// element format of the same name; "fp8_e4m3" still parses).
 enum class ScaleDType : std::uint8_t { float32, bfloat16, float16, e8m0, fp8_e4m3fn };
 
+/// How choose_qparams picks an integer block's scale (and zero point).
+enum class ScaleSearch : std::uint8_t {
+  none,  // the range formula of the mapping (torchao's choose_qparams_affine)
+  mse,   // the clipping ratio, of a fixed grid, whose round-to-nearest error is least
+};
+
 std::string_view name(Mapping mapping);
+std::string_view name(ScaleSearch search);
+ScaleSearch scale_search_from_name(std::string_view text);
 std::string_view name(ZeroPointDomain domain);
 std::string_view name(ScaleDType scale_dtype);
 Mapping mapping_from_name(std::string_view text);
@@ -65,6 +73,12 @@ struct QuantSpec {
   /// so that g and 1/g (compressed-tensors' form) are both exact. Only for
   /// scale rows that define a block-scale maximum (fp8_e4m3fn).
   bool global_scale = false;
+  /// mse: each block's range is clipped by the ratio c of {1, 0.98, ..., 0.60}
+  /// whose quantize-dequantize squared error (summed in a fixed order) is
+  /// least, the first on ties, so never worse than `none` by that measure;
+  /// quantize stays round-to-nearest under the chosen qparams. Integer specs
+  /// with the symmetric or asymmetric mapping in the int or none domain.
+  ScaleSearch scale_search = ScaleSearch::none;
 
   /// Throws Error naming the first inconsistent field.
   void validate() const;
@@ -76,9 +90,9 @@ struct QuantSpec {
   /// Every field, losslessly (eps to 17 digits, unset fields as "-"):
   /// "dtype=int4;mapping=asymmetric;granularity=per_group(128,-1);
   /// zero_point_domain=-;eps=-;scale_dtype=-;zero_point_dtype=-;e8m0_rounding=floor",
-  /// followed by ";global_scale=true" for two-level specs only (so texts of
-  /// single-level specs are unchanged). from_text(spec.to_text()) == spec for
-  /// every valid spec.
+  /// followed by ";global_scale=true" for two-level specs and
+  /// ";scale_search=mse" for searched scales only (so other texts are unchanged).
+  /// from_text(spec.to_text()) == spec for every valid spec.
   std::string to_text() const;
   /// Parses to_text(); throws Error naming the field that does not parse, and
   /// validates the result.

@@ -19,7 +19,8 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
                     const std::optional<std::string>& scale_dtype,
                     const std::optional<std::string>& zero_point_dtype,
                     std::optional<long long> quant_min, std::optional<long long> quant_max,
-                    const std::string& e8m0_rounding, bool global_scale) {
+                    const std::string& e8m0_rounding, bool global_scale,
+                    const std::string& scale_search) {
   QuantDType format = QuantDType::from_name(dtype);
   if (quant_min || quant_max) {
     format = format.with_range(quant_min.value_or(static_cast<long long>(format.type_min())),
@@ -33,6 +34,7 @@ QuantSpec make_spec(const std::string& dtype, const std::string& mapping,
   if (zero_point_dtype) spec.zero_point_dtype = scalar_type_from_name(*zero_point_dtype);
   spec.e8m0_rounding = e8m0_rounding_from_name(e8m0_rounding);
   spec.global_scale = global_scale;
+  spec.scale_search = scale_search_from_name(scale_search);
   spec.validate();
   return spec;
 }
@@ -68,16 +70,16 @@ void bind_spec(nb::module_& m) {
              std::optional<double> eps, const std::optional<std::string>& scale_dtype,
              const std::optional<std::string>& zero_point_dtype, std::optional<long long> quant_min,
              std::optional<long long> quant_max, const std::string& e8m0_rounding,
-             bool global_scale) {
+             bool global_scale, const std::string& scale_search) {
             new (self) QuantSpec(make_spec(dtype, mapping, granularity, zero_point_domain, eps,
                                            scale_dtype, zero_point_dtype, quant_min, quant_max,
-                                           e8m0_rounding, global_scale));
+                                           e8m0_rounding, global_scale, scale_search));
           },
           "dtype"_a = "int8", "mapping"_a = "symmetric",
           "granularity"_a = Granularity::per_tensor(), "zero_point_domain"_a = nb::none(),
           "eps"_a = nb::none(), "scale_dtype"_a = nb::none(), "zero_point_dtype"_a = nb::none(),
           "quant_min"_a = nb::none(), "quant_max"_a = nb::none(), "e8m0_rounding"_a = "floor",
-          "global_scale"_a = false)
+          "global_scale"_a = false, "scale_search"_a = "none")
       .def_prop_ro("dtype", [](const QuantSpec& s) { return s.dtype.name(); })
       .def_prop_ro("bits", [](const QuantSpec& s) { return s.dtype.bits(); })
       .def_prop_ro("quant_min", [](const QuantSpec& s) { return s.dtype.quant_min(); })
@@ -97,6 +99,9 @@ void bind_spec(nb::module_& m) {
       .def_prop_ro(
           "global_scale", [](const QuantSpec& s) { return s.global_scale; },
           "Two-level scaling (NVFP4): a float32 per-tensor scale over the block scales.")
+      .def_prop_ro(
+          "scale_search", [](const QuantSpec& s) { return std::string(name(s.scale_search)); },
+          "'mse': each block's clipping ratio searched for the least squared error.")
       .def("to_text", &QuantSpec::to_text,
            "Every field, losslessly; QuantSpec.from_text(s.to_text()) == s.")
       .def_static(

@@ -31,8 +31,19 @@ constexpr EnumNames<ScaleDType, 6> kScaleDTypes{{
     {ScaleDType::fp8_e4m3fn, "fp8_e4m3"},
 }};
 
+constexpr EnumNames<ScaleSearch, 2> kScaleSearches{{
+    {ScaleSearch::none, "none"},
+    {ScaleSearch::mse, "mse"},
+}};
+
 }  // namespace
 
+std::string_view name(ScaleSearch search) {
+  return name_in(kScaleSearches, search);
+}
+ScaleSearch scale_search_from_name(std::string_view text) {
+  return value_in(kScaleSearches, text, "scale_search");
+}
 std::string_view name(Mapping mapping) {
   return name_in(kMappings, mapping);
 }
@@ -69,6 +80,8 @@ void QuantSpec::validate() const {
              " is not supported for ", dtype.name(),
              ": floating element formats have no zero point (use none)");
     QK_CHECK(!zero_point_dtype, "zero_point_dtype is set but ", dtype.name(), " has no zero point");
+    QK_CHECK(scale_search == ScaleSearch::none, "scale_search ", name(scale_search),
+             " is for integer formats, not ", dtype.name());
     const ScaleSchemeTraits& row = scale_scheme_of(*this);  // throws for unsupported scales
     QK_CHECK(!global_scale || row.block_scale_max > 0,
              "global_scale needs byte block scales "
@@ -84,6 +97,14 @@ void QuantSpec::validate() const {
            " is only supported for floating element formats, not ", dtype.name());
   if (zero_point_dtype) {
     QK_CHECK(*zero_point_dtype != ScalarType::float64, "zero_point_dtype float64 is not supported");
+  }
+  if (scale_search != ScaleSearch::none) {
+    QK_CHECK((mapping == Mapping::symmetric || mapping == Mapping::asymmetric) &&
+                 domain != ZeroPointDomain::float_,
+             "scale_search ", name(scale_search),
+             " needs the symmetric or asymmetric mapping in "
+             "the int or none zero-point domain, not ",
+             name(mapping), " with zero_point_domain ", name(domain));
   }
   switch (mapping) {
     case Mapping::symmetric:
@@ -123,6 +144,7 @@ std::string QuantSpec::describe() const {
                                    " zero_point=", name(resolved_zero_point_domain()));
   if (scale_dtype) out += detail::concat(" scale=", name(*scale_dtype));
   if (global_scale) out += " global_scale";
+  if (scale_search != ScaleSearch::none) out += detail::concat(" search=", name(scale_search));
   if (eps) out += detail::concat(" eps=", *eps);
   return out;
 }

@@ -102,34 +102,49 @@ std::string QuantSpec::to_text() const {
                         ";scale_dtype=", scale_dtype ? name(*scale_dtype) : kUnset,
                         ";zero_point_dtype=", zero_point_dtype ? name(*zero_point_dtype) : kUnset,
                         ";e8m0_rounding=", name(e8m0_rounding),
-                        global_scale ? std::string_view(";global_scale=true") : "");
+                        global_scale ? std::string_view(";global_scale=true") : "",
+                        scale_search != ScaleSearch::none ? ";scale_search=" : "",
+                        scale_search != ScaleSearch::none ? name(scale_search) : "");
 }
 
 QuantSpec QuantSpec::from_text(std::string_view text) {
-  // The last key is optional (two-level specs only), so older texts still parse.
-  static constexpr std::string_view kKeys[] = {
-      "dtype",       "mapping",          "granularity",   "zero_point_domain", "eps",
-      "scale_dtype", "zero_point_dtype", "e8m0_rounding", "global_scale"};
-  constexpr std::size_t kRequired = std::size(kKeys) - 1;
-  std::string_view values[std::size(kKeys)];
-  std::string_view rest = text;
-  std::size_t count = 0;
-  bool ended = false;
+  // The required keys in order, then the optional ones (each at most once, in
+  // this order), so texts written before an optional key existed still parse.
+  static constexpr std::string_view kRequiredKeys[] = {
+      "dtype", "mapping",     "granularity",      "zero_point_domain",
+      "eps",   "scale_dtype", "zero_point_dtype", "e8m0_rounding"};
+  static constexpr std::string_view kOptionalKeys[] = {"global_scale", "scale_search"};
   constexpr std::string_view kExpected =
       "expected the fields dtype, mapping, granularity, zero_point_domain, eps, scale_dtype, "
-      "zero_point_dtype, e8m0_rounding (then optionally global_scale=true)";
-  while (!ended) {
-    if (count == std::size(kKeys)) reject(text, std::string(kExpected));
+      "zero_point_dtype, e8m0_rounding (then optionally global_scale=true, scale_search=...)";
+  std::vector<std::string_view> items;
+  for (std::string_view rest = text;;) {
     const std::size_t end = rest.find(';');
-    const std::string_view item = rest.substr(0, end);
-    const std::size_t equals = item.find('=');
-    if (equals == std::string_view::npos || item.substr(0, equals) != kKeys[count]) {
-      reject(text, detail::concat("field ", count + 1, " must be ", kKeys[count], "=..."));
+    items.push_back(rest.substr(0, end));
+    if (end == std::string_view::npos) break;
+    rest = rest.substr(end + 1);
+  }
+  if (items.size() < std::size(kRequiredKeys)) reject(text, std::string(kExpected));
+  auto value_of = [&](std::size_t i, std::string_view key) {
+    const std::size_t equals = items[i].find('=');
+    if (equals == std::string_view::npos || items[i].substr(0, equals) != key) {
+      reject(text, detail::concat("field ", i + 1, " must be ", key, "=..."));
     }
-    values[count++] = item.substr(equals + 1);
-    ended = end == std::string_view::npos;
-    if (ended && count < kRequired) reject(text, std::string(kExpected));
-    if (!ended) rest = rest.substr(end + 1);
+    return items[i].substr(equals + 1);
+  };
+  std::string_view values[std::size(kRequiredKeys)];
+  for (std::size_t i = 0; i < std::size(kRequiredKeys); ++i)
+    values[i] = value_of(i, kRequiredKeys[i]);
+  std::string_view optional[std::size(kOptionalKeys)];
+  std::size_t next_optional = 0;
+  for (std::size_t i = std::size(kRequiredKeys); i < items.size(); ++i) {
+    const std::string_view key = items[i].substr(0, items[i].find('='));
+    while (next_optional < std::size(kOptionalKeys) && kOptionalKeys[next_optional] != key) {
+      ++next_optional;
+    }
+    if (next_optional == std::size(kOptionalKeys)) reject(text, std::string(kExpected));
+    optional[next_optional] = value_of(i, key);
+    ++next_optional;
   }
   QuantSpec spec;
   spec.dtype = parse_dtype(values[0], text);
@@ -151,12 +166,19 @@ QuantSpec QuantSpec::from_text(std::string_view text) {
   } catch (const Error& e) {
     reject(text, e.what());
   }
-  if (count > kRequired) {
-    if (values[kRequired] != "true") {
-      reject(text, detail::concat("global_scale '", values[kRequired],
+  if (!optional[0].empty()) {
+    if (optional[0] != "true") {
+      reject(text, detail::concat("global_scale '", optional[0],
                                   "' must be true (leave the field out when false)"));
     }
     spec.global_scale = true;
+  }
+  if (!optional[1].empty()) {
+    try {
+      spec.scale_search = scale_search_from_name(optional[1]);
+    } catch (const Error& e) {
+      reject(text, e.what());
+    }
   }
   spec.validate();
   return spec;
@@ -172,6 +194,7 @@ std::string_view first_difference(const QuantSpec& a, const QuantSpec& b) {
   if (a.zero_point_dtype != b.zero_point_dtype) return "zero_point_dtype";
   if (a.e8m0_rounding != b.e8m0_rounding) return "e8m0_rounding";
   if (a.global_scale != b.global_scale) return "global_scale";
+  if (a.scale_search != b.scale_search) return "scale_search";
   return {};
 }
 

@@ -182,9 +182,10 @@ std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& bl
 namespace {
 
 // The stretched mapping also needs mean|x| per block, in PyTorch's summation
-// order: blocks that are runs of the flat index are widened one at a time and
-// summed by the same reference routine, with the min / max on SIMD.
-std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, const Shape& block) {
+// order, and a scale search the block's values: blocks that are runs of the
+// flat index are widened one at a time, on threads, and handed to the same
+// reference routines, with the min / max on SIMD.
+std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, const Shape& block) {
   const auto input = kind_of(x.dtype());
   const auto map = block_map(x.shape(), block);
   const std::int64_t n = x.numel();
@@ -202,9 +203,13 @@ std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, con
     ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
-    std::vector<float> magnitudes = internal::load_floats(TensorView(start, x.dtype(), {inner}));
-    for (float& m : magnitudes) m = std::fabs(m);
-    chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(magnitudes, x.dtype()), b);
+    std::vector<float> values = internal::load_floats(TensorView(start, x.dtype(), {inner}));
+    if (spec.scale_search != ScaleSearch::none) {
+      chosen[b] = chooser.search(values.data(), inner, lo, hi, b);
+      continue;
+    }
+    for (float& m : values) m = std::fabs(m);
+    chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(values, x.dtype()), b);
   }
   if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
   return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
@@ -213,9 +218,9 @@ std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, con
 }  // namespace
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
-  if (spec.mapping == Mapping::stretched) {
+  if (spec.mapping == Mapping::stretched || spec.scale_search != ScaleSearch::none) {
     spec.validate();
-    return choose_stretched(x, spec, spec.granularity.block_size(x.shape()));
+    return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()));
   }
   spec.validate();
   const Shape block = spec.granularity.block_size(x.shape());

@@ -155,8 +155,9 @@ bool run_item(const FusedPlan& p, ItemScratch& s, std::int64_t item, TensorView 
 }  // namespace
 
 std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const QuantSpec& spec) {
-  if (!kind_of(x.dtype()) || !x.is_contiguous() || x.numel() == 0 || !affine_path_supports(spec)) {
-    return std::nullopt;
+  if (!kind_of(x.dtype()) || !x.is_contiguous() || x.numel() == 0 || !affine_path_supports(spec) ||
+      spec.scale_search != ScaleSearch::none) {
+    return std::nullopt;  // a searched scale needs the whole block before any code
   }
   spec.validate();
   const Shape block = spec.granularity.block_size(x.shape());

@@ -93,13 +93,58 @@ std::span<const Scheme> schemes() {
   return table;
 }
 
+namespace {
+
+// Schemes made on demand (spec variants, options), kept for the process: a
+// deque, so references stay valid as it grows.
+const Scheme& intern(Scheme scheme) {
+  static std::mutex mutex;
+  static std::deque<Scheme> made;
+  const std::lock_guard lock(mutex);
+  for (const auto& known : made) {
+    if (known.name == scheme.name && known.spec == scheme.spec && known.format == scheme.format) {
+      return known;
+    }
+  }
+  return made.emplace_back(std::move(scheme));
+}
+
+// "<scheme>:search=mse": the table scheme with MSE-searched scales.
+const Scheme& with_options(const Scheme& base, std::string_view full_name,
+                           std::string_view options) {
+  Scheme scheme = base;
+  scheme.name = std::string(full_name);
+  while (!options.empty()) {
+    const std::size_t comma = options.find(',');
+    const std::string_view option = options.substr(0, comma);
+    if (option == "search=mse") {
+      QK_CHECK(!base.spec.dtype.is_floating() && base.spec.mapping != Mapping::stretched,
+               "scheme '", full_name, "': search=mse applies to the int schemes, not ", base.name);
+      scheme.spec.scale_search = ScaleSearch::mse;
+      scheme.summary += ", scales searched for the least squared error";
+    } else {
+      throw Error(detail::concat("scheme '", full_name, "': option '", option,
+                                 "' is unknown (the options are: search=mse)"));
+    }
+    options = comma == std::string_view::npos ? std::string_view() : options.substr(comma + 1);
+  }
+  scheme.spec.validate();
+  return intern(std::move(scheme));
+}
+
+}  // namespace
+
 const Scheme& find_scheme(std::string_view name) {
+  if (const std::size_t colon = name.find(':'); colon != std::string_view::npos) {
+    return with_options(find_scheme(name.substr(0, colon)), name, name.substr(colon + 1));
+  }
   std::string known;
   for (const auto& scheme : schemes()) {
     if (scheme.name == name) return scheme;
     known += (known.empty() ? "" : ", ") + scheme.name;
   }
-  throw Error(detail::concat("scheme '", name, "' is not one of: ", known));
+  throw Error(detail::concat("scheme '", name, "' is not one of: ", known,
+                             " (int schemes also take ':search=mse')"));
 }
 
 namespace {
@@ -161,6 +206,12 @@ std::optional<CheckpointFormat> floating_format(const QuantSpec& spec, std::stri
 
 const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs) {
   spec.validate();
+  if (spec.scale_search == ScaleSearch::mse) {  // named after its plain scheme, as options name it
+    QuantSpec plain = spec;
+    plain.scale_search = ScaleSearch::none;
+    const Scheme& base = scheme_for_spec(plain, quantized_inputs);
+    return with_options(base, base.name + ":search=mse", "search=mse");
+  }
   const bool int_quantized = quantized_inputs && !spec.dtype.is_floating();
   for (const auto& scheme : schemes()) {
     if (scheme.spec == spec && !int_quantized) return scheme;
@@ -180,13 +231,7 @@ const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs) {
   }
   QK_CHECK(problem.empty(), "spec ", spec.describe(),
            " cannot be written as compressed-tensors: ", problem);
-  static std::mutex mutex;
-  static std::deque<Scheme> custom;  // deque: references stay valid as it grows
-  const std::lock_guard lock(mutex);
-  for (const auto& scheme : custom) {
-    if (scheme.spec == spec && scheme.format == *format) return scheme;
-  }
-  return custom.emplace_back(Scheme{spec.describe(), spec.describe(), spec, *format});
+  return intern(Scheme{spec.describe(), spec.describe(), spec, *format});
 }
 
 }  // namespace quantkit::io

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/internal/float_io.hpp"
 #include "quantkit/error.hpp"
@@ -71,6 +72,39 @@ void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
   if (out.minval.numel() > 0)
     internal::store_floats_at(out.minval, first, count,
                               [&](std::int64_t b) { return blocks[b].minval; });
+}
+
+float block_squared_error(const ElementPlan& plan, const float* x, std::int64_t n) {
+  float partial[16] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float y = dequantize_element(plan, quantize_element(plan, x[i], 0), 0, plan.input);
+    const float d = x[i] - y;
+    partial[i % 16] += d * d;
+  }
+  for (int width = 8; width >= 1; width /= 2) {
+    for (int i = 0; i < width; ++i) partial[i] += partial[i + width];
+  }
+  return partial[0];
+}
+
+BlockQParams BlockChooser::search(const float* x, std::int64_t n, float min_val, float max_val,
+                                  std::int64_t block) const {
+  ElementPlan plan =
+      single_int_block_plan(spec_, t_, scale_storage(spec_, t_), zero_point_storage(spec_, t_));
+  BlockQParams best;
+  float best_error = std::numeric_limits<float>::infinity();
+  for (int k = 0; k < kClipRatioCount; ++k) {
+    const auto ratio = static_cast<float>(1.0 - 0.02 * k);
+    const BlockQParams candidate =
+        choose(round_to(t_, min_val * ratio), round_to(t_, max_val * ratio), 0.0f, block);
+    set_int_block(plan, 0, round_to(plan.scale_dtype, candidate.scale), candidate.zero_point);
+    const float error = block_squared_error(plan, x, n);
+    if (k == 0 || error < best_error) {  // strict: the first (ratio 1, plain rounding) wins ties
+      best = candidate;
+      best_error = error;
+    }
+  }
+  return best;
 }
 
 float global_scale_of_ranges(const QuantSpec& spec, const float* mins, const float* maxs,

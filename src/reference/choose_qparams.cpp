@@ -24,6 +24,7 @@ struct BlockStats {
   float max = -std::numeric_limits<float>::infinity();
   std::int64_t count = 0;
   std::vector<float> magnitudes;  // |x| in row-major order; only the stretched mapping needs them
+  std::vector<float> values;      // x in row-major order; only a scale search needs them
 };
 
 }  // namespace
@@ -35,6 +36,7 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
   const std::vector<float> values = internal::load_floats(x);
   internal::check_finite(values, x.shape(), "x", kNeedsFinite);
   const bool needs_mean = spec.mapping == Mapping::stretched;
+  const bool searches = spec.scale_search != ScaleSearch::none;
   std::vector<BlockStats> stats(static_cast<std::size_t>(layout.num_blocks()));
   layout.for_each([&](std::int64_t i, std::int64_t b) {
     auto& s = stats[b];
@@ -42,6 +44,7 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
     s.max = std::max(s.max, values[i]);
     ++s.count;
     if (needs_mean) s.magnitudes.push_back(std::fabs(values[i]));
+    if (searches) s.values.push_back(values[i]);
   });
   QK_CHECK(stats.empty() || stats[0].count > 0, "x of shape ", to_string(x.shape()),
            " is empty: there is no data to choose qparams from");
@@ -58,7 +61,10 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
     // torch.mean(|x|): PyTorch's CPU summation order, reproduced bit for bit.
     const float mean_abs =
         needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
-    blocks[b] = chooser.choose(stats[b].min, stats[b].max, mean_abs, static_cast<std::int64_t>(b));
+    const auto block = static_cast<std::int64_t>(b);
+    blocks[b] = searches ? chooser.search(stats[b].values.data(), stats[b].count, stats[b].min,
+                                          stats[b].max, block)
+                         : chooser.choose(stats[b].min, stats[b].max, mean_abs, block);
   }
   QParams out = reference::assemble(spec, x.dtype(), layout.grid(), blocks);
   reference::store_global_scale(out, global_scale);
@@ -68,6 +74,8 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
 QParams reference::choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& spec,
                                   std::optional<float> global_scale_override) {
   spec.validate();
+  QK_CHECK(spec.scale_search == ScaleSearch::none, "scale_search ", name(spec.scale_search),
+           " needs the data, which min/max do not carry; pass the tensor");
   QK_CHECK(spec.mapping != Mapping::stretched,
            "mapping stretched needs mean|x|, which min/max do not carry; pass the tensor");
   internal::check_float_input(min_val.dtype(), "min_val");

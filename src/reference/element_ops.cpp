@@ -156,6 +156,29 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
   return plan;
 }
 
+ElementPlan single_int_block_plan(const QuantSpec& spec, ScalarType input, ScalarType scale_dtype,
+                                  ScalarType zero_dtype) {
+  ElementPlan plan;
+  plan.scheme = scheme_of(spec);
+  QK_CHECK(plan.scheme == Scheme::int_domain || plan.scheme == Scheme::none_domain,
+           "a single-block search plan needs an int or none domain spec, not ", spec.describe());
+  plan.input = input;
+  plan.scale_dtype = scale_dtype;
+  plan.zero_dtype = zero_dtype;
+  plan.quant_min = spec.dtype.quant_min();
+  plan.quant_max = spec.dtype.quant_max();
+  plan.scale.assign(1, 1.0f);
+  plan.reciprocal.assign(1, 1.0f);
+  plan.zero_point.assign(1, 0.0f);
+  return plan;
+}
+
+void set_int_block(ElementPlan& plan, std::int64_t b, float scale, float zero_point) {
+  plan.scale[b] = scale;
+  plan.zero_point[b] = plan.scheme == Scheme::none_domain ? 0.0f : zero_point;
+  plan.reciprocal[b] = reciprocal_of(plan, scale);
+}
+
 std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t b) {
   switch (plan.scheme) {
     case Scheme::int_domain:

@@ -46,6 +46,14 @@ struct ElementPlan {
 ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& shape);
 internal::BlockLayout make_layout(const QParams& qparams, const Shape& shape);
 
+/// A plan of one block for an integer spec in the int or none domain, whose
+/// scale and zero point set_int_block fills (the search of a block's qparams).
+ElementPlan single_int_block_plan(const QuantSpec& spec, ScalarType input, ScalarType scale_dtype,
+                                  ScalarType zero_dtype);
+/// Block b of an int / none domain plan takes the stored `scale` (a value of
+/// plan.scale_dtype) and `zero_point`, with the multiplier quantize applies.
+void set_int_block(ElementPlan& plan, std::int64_t b, float scale, float zero_point);
+
 std::int32_t quantize_element(const ElementPlan& plan, float x, std::int64_t block);
 float dequantize_element(const ElementPlan& plan, std::int32_t code, std::int64_t block,
                          ScalarType output);

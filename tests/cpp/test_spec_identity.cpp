@@ -49,6 +49,7 @@ std::vector<Variant> variants() {
        with(asym, [](QuantSpec& s) { s.zero_point_dtype = ScalarType::int8; })},
       {"e8m0_rounding", mx, with(mx, [](QuantSpec& s) { s.e8m0_rounding = E8M0Rounding::rceil; })},
       {"global_scale", nvfp4, with(nvfp4, [](QuantSpec& s) { s.global_scale = true; })},
+      {"scale_search", asym, with(asym, [](QuantSpec& s) { s.scale_search = ScaleSearch::mse; })},
   };
 }
 

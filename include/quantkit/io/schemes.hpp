@@ -32,7 +32,9 @@ struct Scheme {
 
 /// The table, in the order `quantkit schemes` prints it.
 std::span<const Scheme> schemes();
-/// Throws Error listing every scheme name when `name` is not one.
+/// Throws Error listing every scheme name when `name` is not one. A table
+/// name may carry options after a colon: "int4-g32:search=mse" searches each
+/// group's scale for the least squared error (QuantSpec::scale_search).
 const Scheme& find_scheme(std::string_view name);
 
 /// The scheme that writes a [rows, columns] weight quantized with `spec` in

@@ -35,12 +35,16 @@ class SpecArgs:
     quant_max: int | None = None
     e8m0_rounding: str = "floor"
     global_scale: bool = False
+    scale_search: str | None = None  # "mse": clipping searched per block
 
     def key(self) -> str:
         """Canonical string form, the argument of the ``quantkit::`` torch ops."""
         fields = dataclasses.asdict(self)
+        # fields added later are left out at their defaults, so keys stay as saved models hold them
         if not fields["global_scale"]:
-            del fields["global_scale"]  # single-level keys stay as saved models hold them
+            del fields["global_scale"]
+        if fields["scale_search"] is None:
+            del fields["scale_search"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def spec(self) -> _core.QuantSpec:
@@ -61,6 +65,8 @@ class SpecArgs:
             parts.append(f"scale {self.scale_dtype}")
         if self.global_scale:
             parts.append("global scale")
+        if self.scale_search:
+            parts.append(f"search {self.scale_search}")
         return " ".join(parts)
 
 
@@ -84,6 +90,8 @@ def spec_from_key(key: str) -> _core.QuantSpec:
     """The core spec of a :meth:`SpecArgs.key` string."""
     fields = json.loads(key)
     granularity = _granularity(tuple(fields.pop("granularity")))
+    if fields.get("scale_search", "") is None:
+        del fields["scale_search"]
     return _core.QuantSpec(granularity=granularity, **fields)
 
 
@@ -127,6 +135,7 @@ def args_from_spec(spec: _core.QuantSpec) -> SpecArgs:
         quant_max=quant_max,
         e8m0_rounding=fields["e8m0_rounding"],
         global_scale=fields.get("global_scale") == "true",
+        scale_search=fields.get("scale_search"),
     )
     if args.spec() != spec:
         raise ValueError(f"spec {spec!r} does not round-trip through SpecArgs ({args})")

@@ -69,8 +69,11 @@ def _weight(dtype: str, group_size: int | None, mapping: str = "symmetric", **kw
     return TensorQuant(SpecArgs(dtype=dtype, mapping=mapping, granularity=granularity, **kw))
 
 
-def _int_weight(bits: int, group_size: int | None, symmetric: bool) -> TensorQuant:
-    return _weight(f"int{bits}", group_size, "symmetric" if symmetric else "asymmetric")
+def _int_weight(
+    bits: int, group_size: int | None, symmetric: bool, scale_search: str | None = None
+) -> TensorQuant:
+    mapping = "symmetric" if symmetric else "asymmetric"
+    return _weight(f"int{bits}", group_size, mapping, scale_search=scale_search)
 
 
 def W8A8(observer: str = "histogram", scale_dtype: str | None = None) -> Recipe:  # noqa: N802
@@ -89,17 +92,31 @@ def W8A8Dynamic() -> Recipe:  # noqa: N802
     return Recipe("W8A8-dynamic", _int_weight(8, None, True), TensorQuant(act))
 
 
-def W4A16(group_size: int | None = 128, symmetric: bool = False) -> Recipe:  # noqa: N802
+def _search_suffix(scale_search: str | None) -> str:
+    return f"-{scale_search}" if scale_search else ""
+
+
+def W4A16(  # noqa: N802
+    group_size: int | None = 128, symmetric: bool = False, scale_search: str | None = None
+) -> Recipe:
     """int4 weights per group (``None``: per channel; asymmetric with an integer zero point
-    by default), float activations."""
+    by default), float activations. ``scale_search="mse"``: each group's clipping ratio
+    searched for the least squared error (data-free; codes stay round-to-nearest)."""
     name = "W4A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
-    return Recipe(name, _int_weight(4, group_size, symmetric))
+    return Recipe(
+        name + _search_suffix(scale_search), _int_weight(4, group_size, symmetric, scale_search)
+    )
 
 
-def W8A16(group_size: int | None = None, symmetric: bool = True) -> Recipe:  # noqa: N802
-    """int8 weights per channel (or per group), float activations."""
+def W8A16(  # noqa: N802
+    group_size: int | None = None, symmetric: bool = True, scale_search: str | None = None
+) -> Recipe:
+    """int8 weights per channel (or per group), float activations; ``scale_search`` as
+    :func:`W4A16`'s."""
     name = "W8A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
-    return Recipe(name, _int_weight(8, group_size, symmetric))
+    return Recipe(
+        name + _search_suffix(scale_search), _int_weight(8, group_size, symmetric, scale_search)
+    )
 
 
 def Int8DynActInt4Weight(group_size: int = 32) -> Recipe:  # noqa: N802

@@ -81,6 +81,8 @@ SCHEMES = [
     "int3-g64-asym",
     "int5-g32",
     "int6-g128-asym",
+    "int4-g64:search=mse",
+    "int3-g32-asym:search=mse",
     "stretched2-g64",
     "stretched3-g32",
     "fp8",

@@ -26,6 +26,8 @@ STOCK_SCHEMES = [
     "int3-g32",
     "int5-g64-asym",
     "int6-g128",
+    "int4-g32:search=mse",
+    "int4-g128-asym:search=mse",
     "fp8",
     "fp8-channel",
     "mxfp8",
