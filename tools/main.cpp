@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
       "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
   quantize_cmd->add_flag("--embeddings", quantize.options.embeddings,
                          "Quantize embedding tables too");
+  quantize_cmd->add_option(
+      "--importance", quantize.options.importance,
+      "Safetensors file of per-column importance (F32 [columns] named as each weight, e.g. from "
+      "quantkit.torch.collect_importance) weighting ':search=mse' schemes");
   quantize_cmd
       ->add_option("-t,--threads", quantize.threads,
                    "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")

@@ -13,7 +13,9 @@ void print_plan(const io::QuantizationPlan& plan) {
               "bytes in -> out");
   for (const auto& shard : plan.shards) {
     for (const auto& tensor : shard.tensors) {
-      const std::string action = tensor.scheme ? tensor.scheme->name : "keep (" + tensor.note + ")";
+      const std::string action = !tensor.scheme              ? "keep (" + tensor.note + ")"
+                                 : tensor.importance.empty() ? tensor.scheme->name
+                                                             : tensor.scheme->name + " +importance";
       std::printf("%-48s %-8s %-16s %-16s %s -> %s\n", tensor.entry->name.c_str(),
                   std::string(io::dtype_info(tensor.entry->dtype).name).c_str(),
                   to_string(tensor.entry->shape).c_str(), action.c_str(),

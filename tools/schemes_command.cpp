@@ -11,6 +11,10 @@ int run_schemes() {
     std::printf("%-18s %-22s %s\n", scheme.name.c_str(), std::string(name(scheme.format)).c_str(),
                 scheme.summary.c_str());
   }
+  std::printf("\n%-18s %s\n", "preset", "what it mixes (--scheme PRESET; --override refines it)");
+  for (const auto& preset : io::presets()) {
+    std::printf("%-18s %s\n", preset.name.c_str(), preset.summary.c_str());
+  }
   return 0;
 }
 

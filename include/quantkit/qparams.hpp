@@ -54,5 +54,10 @@ QParams choose_qparams(TensorView min_val, TensorView max_val, const QuantSpec& 
 /// of a whole tensor that is quantized in parts, e.g. row blocks streamed from
 /// a checkpoint). g must be a finite float > 0.
 QParams choose_qparams(TensorView x, const QuantSpec& spec, float global_scale);
+/// A scale search (QuantSpec::scale_search) that weights each element's
+/// squared error by the importance of its column, x's last dimension: e.g. the
+/// mean squared activation of that input channel over calibration data
+/// (llama.cpp's imatrix). `importance` holds x.shape[-1] finite values >= 0.
+QParams choose_qparams(TensorView x, const QuantSpec& spec, TensorView importance);
 
 }  // namespace quantkit

@@ -184,9 +184,17 @@ class QuantizedTensor:
         return f"QuantizedTensor(shape={self.shape}, spec={self._core.qparams.spec!r})"
 
 
-def choose_qparams(x: Any, spec: QuantSpec) -> QParams:
-    """Scale and zero point per block of ``x`` (torchao ``choose_qparams_affine`` numerics)."""
-    return QParams._wrap(_core.choose_qparams(as_core_input(x), spec), framework_of(x))
+def choose_qparams(x: Any, spec: QuantSpec, importance: Any = None) -> QParams:
+    """Scale and zero point per block of ``x`` (torchao ``choose_qparams_affine`` numerics).
+
+    ``importance``: for specs with ``scale_search="mse"``, one weight per column of ``x``
+    (its last dimension; e.g. ``quantkit.torch.collect_importance``'s mean squared input)
+    that multiplies each element's squared error in the search."""
+    if importance is None:
+        core = _core.choose_qparams(as_core_input(x), spec)
+    else:
+        core = _core.choose_qparams_weighted(as_core_input(x), spec, as_core_input(importance))
+    return QParams._wrap(core, framework_of(x))
 
 
 def choose_qparams_from_min_max(min_val: Any, max_val: Any, spec: QuantSpec) -> QParams:

@@ -85,6 +85,13 @@ void bind_ops(nb::module_& m) {
       [](const InArray& x, const QuantSpec& spec) { return choose_qparams(view_of(x, "x"), spec); },
       "x"_a, "spec"_a);
   m.def(
+      "choose_qparams_weighted",
+      [](const InArray& x, const QuantSpec& spec, const InArray& importance) {
+        return choose_qparams(view_of(x, "x"), spec, view_of(importance, "importance"));
+      },
+      "x"_a, "spec"_a, "importance"_a,
+      "A scale search (scale_search='mse') weighting each column's error by its importance.");
+  m.def(
       "choose_qparams_from_min_max",
       [](const InArray& min_val, const InArray& max_val, const QuantSpec& spec) {
         return choose_qparams(view_of(min_val, "min_val"), view_of(max_val, "max_val"), spec);

@@ -185,7 +185,8 @@ namespace {
 // order, and a scale search the block's values: blocks that are runs of the
 // flat index are widened one at a time, on threads, and handed to the same
 // reference routines, with the min / max on SIMD.
-std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, const Shape& block) {
+std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, const Shape& block,
+                                        const std::vector<float>& importance) {
   const auto input = kind_of(x.dtype());
   const auto map = block_map(x.shape(), block);
   const std::int64_t n = x.numel();
@@ -205,7 +206,14 @@ std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, con
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
     std::vector<float> values = internal::load_floats(TensorView(start, x.dtype(), {inner}));
     if (spec.scale_search != ScaleSearch::none) {
-      chosen[b] = chooser.search(values.data(), inner, lo, hi, b);
+      std::vector<float> weights;
+      if (!importance.empty()) {
+        const auto columns = static_cast<std::int64_t>(importance.size());
+        weights.resize(static_cast<std::size_t>(inner));
+        for (std::int64_t j = 0; j < inner; ++j) weights[j] = importance[(b * inner + j) % columns];
+      }
+      chosen[b] = chooser.search(values.data(), weights.empty() ? nullptr : weights.data(), inner,
+                                 lo, hi, b);
       continue;
     }
     for (float& m : values) m = std::fabs(m);
@@ -217,10 +225,16 @@ std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, con
 
 }  // namespace
 
+std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec,
+                                      const std::vector<float>& importance) {
+  spec.validate();
+  return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()), importance);
+}
+
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
   if (spec.mapping == Mapping::stretched || spec.scale_search != ScaleSearch::none) {
     spec.validate();
-    return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()));
+    return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()), {});
   }
   spec.validate();
   const Shape block = spec.granularity.block_size(x.shape());

@@ -21,6 +21,10 @@
 namespace quantkit::cpu {
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec);
+/// A scale search weighted by column importance (reference::choose_qparams's
+/// overload), on threads for blocks that are runs of the flat index.
+std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec,
+                                      const std::vector<float>& importance);
 /// Into preallocated storage of the result's shape and dtype; false when the
 /// fast path does not apply (nothing written).
 bool fake_quantize_into(TensorView x, const QParams& qparams, void* out);

@@ -1,9 +1,13 @@
 // Opening a checkpoint and deciding, before anything is written, what happens
 // to each tensor.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -34,15 +38,28 @@ struct Override {
   const Scheme* scheme;
 };
 
+// REGEX=SCHEME: regexes may hold '=' and so may scheme options
+// ("int4-g32:search=mse"), so the split is the rightmost '=' after which a
+// scheme name follows.
+Override parse_override(const std::string& text) {
+  std::optional<Error> last;
+  for (std::size_t split = text.rfind('='); split != std::string::npos && split > 0;
+       split = text.rfind('=', split - 1)) {
+    try {
+      const Scheme& scheme = find_scheme(text.substr(split + 1));
+      return {compile(text.substr(0, split), "--override regex"), &scheme};
+    } catch (const Error& error) {
+      if (!last) last = error;
+    }
+    if (split == 0) break;
+  }
+  QK_CHECK(last.has_value(), "--override '", text, "' must be REGEX=SCHEME");
+  throw Error(detail::concat("--override '", text, "': ", last->what()));
+}
+
 std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
   std::vector<Override> overrides;
-  for (const auto& text : texts) {
-    const std::size_t split = text.rfind('=');  // scheme names have no '='; regexes may
-    QK_CHECK(split != std::string::npos && split > 0 && split + 1 < text.size(), "--override '",
-             text, "' must be REGEX=SCHEME");
-    overrides.push_back(
-        {compile(text.substr(0, split), "--override regex"), &find_scheme(text.substr(split + 1))});
-  }
+  for (const auto& text : texts) overrides.push_back(parse_override(text));
   return overrides;
 }
 
@@ -263,6 +280,54 @@ void check_tied_embeddings(const Checkpoint& input, const QuantizationPlan& plan
   }
 }
 
+// --importance: every vector must belong to a weight that is quantized with a
+// searched scheme and have one value per column; anything else is refused by
+// name (a misspelt or stale file would otherwise do nothing, silently).
+void attach_importance(const std::string& path, QuantizationPlan& plan) {
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  std::map<std::string, TensorPlan*> quantized;
+  for (auto& shard : plan.shards) {
+    for (auto& tensor : shard.tensors) {
+      if (tensor.scheme != nullptr) quantized.emplace(tensor.entry->name, &tensor);
+    }
+  }
+  std::vector<std::string> unmatched;
+  for (const auto& entry : file.header().tensors) {
+    const auto found = quantized.find(entry.name);
+    if (found == quantized.end()) {
+      unmatched.push_back(entry.name);
+      continue;
+    }
+    TensorPlan& tensor = *found->second;
+    QK_CHECK(tensor.scheme->spec.scale_search != ScaleSearch::none, "--importance: tensor '",
+             entry.name, "' is quantized with ", tensor.scheme->name,
+             ", which does not search its scales; use a ':search=mse' scheme");
+    const std::int64_t columns = tensor.entry->shape[1];
+    if (entry.dtype != StDType::F32 || entry.shape != Shape{columns}) {
+      throw FileFormatError(detail::concat(
+          "--importance: tensor '", entry.name, "' has dtype ", dtype_info(entry.dtype).name,
+          " and shape ", to_string(entry.shape), "; it must be F32 [", columns, "]"));
+    }
+    const auto bytes = file.bytes(entry);
+    tensor.importance.resize(static_cast<std::size_t>(columns));
+    std::memcpy(tensor.importance.data(), bytes.data(), bytes.size());
+    for (std::size_t i = 0; i < tensor.importance.size(); ++i) {
+      QK_CHECK(std::isfinite(tensor.importance[i]) && tensor.importance[i] >= 0,
+               "--importance: tensor '", entry.name, "' holds ", tensor.importance[i], " at index ",
+               i, "; importance must be finite and >= 0");
+    }
+  }
+  if (!unmatched.empty()) {
+    std::string names;
+    for (std::size_t i = 0; i < std::min<std::size_t>(unmatched.size(), 5); ++i) {
+      names += (i ? ", '" : "'") + unmatched[i] + "'";
+    }
+    throw Error(detail::concat(
+        "--importance: ", unmatched.size(), " tensors name no quantized weight of the checkpoint (",
+        names, unmatched.size() > 5 ? ", ..." : "", "); importance is keyed by the weight's name"));
+  }
+}
+
 }  // namespace
 
 QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options) {
@@ -270,8 +335,16 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
            "' is already quantized (", input.quantization_config_source(),
            " holds a quantization_config): re-quantizing would drop its scales; quantize the "
            "original float checkpoint");
-  const Scheme& default_scheme = find_scheme(options.scheme);
-  const auto overrides = parse_overrides(options.overrides);
+  // A preset is a default scheme plus role rules, after the user's own rules
+  // (first match wins, so --override refines a preset).
+  const Preset* preset = find_preset(options.scheme);
+  const Scheme& default_scheme = find_scheme(preset ? preset->default_scheme : options.scheme);
+  auto overrides = parse_overrides(options.overrides);
+  if (preset) {
+    for (const auto& [pattern, scheme] : preset->rules) {
+      overrides.push_back({compile(pattern, "preset regex"), &find_scheme(scheme)});
+    }
+  }
   std::optional<std::regex> include, exclude;
   if (!options.include.empty()) include = compile(options.include, "--include");
   if (!options.exclude.empty()) exclude = compile(options.exclude, "--exclude");
@@ -309,6 +382,7 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
     }
   }
   check_tied_embeddings(input, plan);
+  if (!options.importance.empty()) attach_importance(options.importance, plan);
   plan.quantization_config = make_config(plan);
   return plan;
 }

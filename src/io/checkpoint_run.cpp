@@ -101,10 +101,13 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
   for (std::int64_t first = 0; first < rows; first += block_rows) {
     const std::int64_t count = std::min(block_rows, rows - first);
     const TensorView block = view_rows(first, count);
+    const TensorView importance(plan.importance.data(), ScalarType::float32,
+                                {static_cast<std::int64_t>(plan.importance.size())});
     const QuantizedTensor q =
         whole          ? quantize(block, *whole)
         : global_scale ? quantize(block, choose_qparams(block, scheme.spec, *global_scale))
-                       : quantize(block, scheme.spec);
+        : !plan.importance.empty() ? quantize(block, choose_qparams(block, scheme.spec, importance))
+                                   : quantize(block, scheme.spec);
     stored_global_scale = ct::stored_global_scale(q.qparams());
     codes.clear();
     ct::append_codes(scheme, q, columns, codes);

@@ -74,6 +74,41 @@ std::vector<Scheme> make_table() {
 
 }  // namespace
 
+namespace {
+
+// Role patterns over Hugging Face (Llama, Qwen2, Mistral, GPT-2, BERT) and GGUF names.
+constexpr const char* kAttentionValue = R"((v_proj|self\.value|attn_v|\.wv)\.weight$)";
+constexpr const char* kFeedForwardDown =
+    R"((down_proj|mlp\.c_proj|ffn_down|\.w2|layer\.\d+\.output\.dense)\.weight$)";
+constexpr const char* kOutput = R"((^|\.)(lm_head|output)\.weight$)";
+
+Preset mix(int bits, int more_bits) {
+  const auto scheme = [](int b) { return detail::concat("int", b, "-g32-asym:search=mse"); };
+  return {detail::concat("q", bits, "-mix"),
+          detail::concat("int", bits,
+                         " g32 asymmetric, MSE-searched; attention value, feed-forward down and "
+                         "the output layer at int",
+                         more_bits),
+          scheme(bits),
+          {{kAttentionValue, scheme(more_bits)},
+           {kFeedForwardDown, scheme(more_bits)},
+           {kOutput, scheme(more_bits)}}};
+}
+
+}  // namespace
+
+std::span<const Preset> presets() {
+  static const std::vector<Preset> table = {mix(3, 5), mix(4, 6), mix(5, 6)};
+  return table;
+}
+
+const Preset* find_preset(std::string_view name) {
+  for (const auto& preset : presets()) {
+    if (preset.name == name) return &preset;
+  }
+  return nullptr;
+}
+
 // compressed-tensors' CompressionFormat values.
 constexpr EnumNames<CheckpointFormat, 6> kFormats{{
     {CheckpointFormat::pack_quantized, "pack-quantized"},
@@ -143,8 +178,13 @@ const Scheme& find_scheme(std::string_view name) {
     if (scheme.name == name) return scheme;
     known += (known.empty() ? "" : ", ") + scheme.name;
   }
-  throw Error(detail::concat("scheme '", name, "' is not one of: ", known,
-                             " (int schemes also take ':search=mse')"));
+  std::string preset_names;
+  for (const auto& preset : presets()) {
+    preset_names += detail::concat(preset_names.empty() ? "" : ", ", preset.name);
+  }
+  throw Error(
+      detail::concat("scheme '", name, "' is not one of: ", known,
+                     " (int schemes also take ':search=mse'), or a preset: ", preset_names));
 }
 
 namespace {

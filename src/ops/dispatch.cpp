@@ -36,6 +36,23 @@ QParams choose_qparams(TensorView x, const QuantSpec& spec, float global_scale) 
   return out;
 }
 
+QParams choose_qparams(TensorView x, const QuantSpec& spec, TensorView importance) {
+  spec.validate();
+  QK_CHECK(spec.scale_search != ScaleSearch::none, "importance weights were given but ",
+           spec.describe(), " does not search its scales (set scale_search)");
+  internal::check_float_input(importance.dtype(), "importance");
+  const std::int64_t columns = x.dim() == 0 ? 1 : x.shape().back();
+  QK_CHECK(importance.dim() == 1 && importance.numel() == columns, "importance of shape ",
+           to_string(importance.shape()), " must hold one value per column of x (", columns, ")");
+  const std::vector<float> weights = internal::load_floats(importance);
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    QK_CHECK(std::isfinite(weights[i]) && weights[i] >= 0, "importance ", weights[i], " at index ",
+             i, " must be finite and >= 0");
+  }
+  if (auto fast = cpu::choose_qparams(x, spec, weights)) return std::move(*fast);
+  return reference::choose_qparams(x, spec, weights);
+}
+
 BlockRange block_range(TensorView x, const Granularity& granularity) {
   internal::check_float_input(x.dtype(), "x");
   QK_CHECK(x.numel() > 0, "x of shape ", to_string(x.shape()), " is empty: it has no range");

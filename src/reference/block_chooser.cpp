@@ -74,12 +74,12 @@ void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
                               [&](std::int64_t b) { return blocks[b].minval; });
 }
 
-float block_squared_error(const ElementPlan& plan, const float* x, std::int64_t n) {
+float block_squared_error(const ElementPlan& plan, const float* x, const float* w, std::int64_t n) {
   float partial[16] = {};
   for (std::int64_t i = 0; i < n; ++i) {
     const float y = dequantize_element(plan, quantize_element(plan, x[i], 0), 0, plan.input);
     const float d = x[i] - y;
-    partial[i % 16] += d * d;
+    partial[i % 16] += w != nullptr ? (d * d) * w[i] : d * d;
   }
   for (int width = 8; width >= 1; width /= 2) {
     for (int i = 0; i < width; ++i) partial[i] += partial[i + width];
@@ -87,8 +87,8 @@ float block_squared_error(const ElementPlan& plan, const float* x, std::int64_t 
   return partial[0];
 }
 
-BlockQParams BlockChooser::search(const float* x, std::int64_t n, float min_val, float max_val,
-                                  std::int64_t block) const {
+BlockQParams BlockChooser::search(const float* x, const float* w, std::int64_t n, float min_val,
+                                  float max_val, std::int64_t block) const {
   ElementPlan plan =
       single_int_block_plan(spec_, t_, scale_storage(spec_, t_), zero_point_storage(spec_, t_));
   BlockQParams best;
@@ -98,7 +98,7 @@ BlockQParams BlockChooser::search(const float* x, std::int64_t n, float min_val,
     const BlockQParams candidate =
         choose(round_to(t_, min_val * ratio), round_to(t_, max_val * ratio), 0.0f, block);
     set_int_block(plan, 0, round_to(plan.scale_dtype, candidate.scale), candidate.zero_point);
-    const float error = block_squared_error(plan, x, n);
+    const float error = block_squared_error(plan, x, w, n);
     if (k == 0 || error < best_error) {  // strict: the first (ratio 1, plain rounding) wins ties
       best = candidate;
       best_error = error;

@@ -46,8 +46,9 @@ class BlockChooser {
   /// QuantSpec::scale_search = mse: the qparams of `choose` for the block's
   /// range [min, max] clipped by each ratio of kClipRatios, keeping the one
   /// whose quantize-dequantize squared error over the n values `x` (block
-  /// order, in the compute dtype) is least; the first (ratio 1) on ties.
-  BlockQParams search(const float* x, std::int64_t n, float min_val, float max_val,
+  /// order, in the compute dtype), each times its importance `w` (null: 1),
+  /// is least; the first (ratio 1) on ties.
+  BlockQParams search(const float* x, const float* w, std::int64_t n, float min_val, float max_val,
                       std::int64_t block) const;
 
   BlockQParams choose(float min_val, float max_val, float mean_abs, std::int64_t block) const {
@@ -139,10 +140,11 @@ class BlockChooser {
 
 /// The clipping ratios of the MSE scale search, 1 - 0.02 k for k = 0..20.
 inline constexpr int kClipRatioCount = 21;
-/// Squared quantization error of `plan`'s block 0 over x[0..n): 16 partial
-/// float sums (element i into sum i mod 16), then halved pairwise (i + 8, i + 4,
-/// ...): a fixed order that a vectorized version can reproduce bit for bit.
-float block_squared_error(const ElementPlan& plan, const float* x, std::int64_t n);
+/// Squared quantization error of `plan`'s block 0 over x[0..n), each term
+/// (x - y)^2 times w[i] when `w` is given: 16 partial float sums (element i into
+/// sum i mod 16), then halved pairwise (i + 8, i + 4, ...): a fixed order that a
+/// vectorized version can reproduce bit for bit.
+float block_squared_error(const ElementPlan& plan, const float* x, const float* w, std::int64_t n);
 
 /// Throws Error when a scale overflowed the compute dtype.
 void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute);

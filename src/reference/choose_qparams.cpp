@@ -25,13 +25,22 @@ struct BlockStats {
   std::int64_t count = 0;
   std::vector<float> magnitudes;  // |x| in row-major order; only the stretched mapping needs them
   std::vector<float> values;      // x in row-major order; only a scale search needs them
+  std::vector<float> weights;     // their columns' importance (a weighted search)
 };
 
 }  // namespace
 
 QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
+  return choose_qparams(x, spec, std::vector<float>());
+}
+
+QParams reference::choose_qparams(TensorView x, const QuantSpec& spec,
+                                  const std::vector<float>& importance) {
   spec.validate();
   internal::check_float_input(x.dtype(), "x");
+  const std::int64_t columns = x.dim() == 0 ? 1 : x.shape().back();
+  QK_CHECK(importance.empty() || static_cast<std::int64_t>(importance.size()) == columns,
+           "importance has ", importance.size(), " values; x has ", columns, " columns");
   const internal::BlockLayout layout(x.shape(), spec.granularity.block_size(x.shape()));
   const std::vector<float> values = internal::load_floats(x);
   internal::check_finite(values, x.shape(), "x", kNeedsFinite);
@@ -45,6 +54,7 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
     ++s.count;
     if (needs_mean) s.magnitudes.push_back(std::fabs(values[i]));
     if (searches) s.values.push_back(values[i]);
+    if (searches && !importance.empty()) s.weights.push_back(importance[i % columns]);
   });
   QK_CHECK(stats.empty() || stats[0].count > 0, "x of shape ", to_string(x.shape()),
            " is empty: there is no data to choose qparams from");
@@ -62,8 +72,9 @@ QParams reference::choose_qparams(TensorView x, const QuantSpec& spec) {
     const float mean_abs =
         needs_mean ? reference::torch_cpu_mean(stats[b].magnitudes, x.dtype()) : 0.0f;
     const auto block = static_cast<std::int64_t>(b);
-    blocks[b] = searches ? chooser.search(stats[b].values.data(), stats[b].count, stats[b].min,
-                                          stats[b].max, block)
+    const float* weights = stats[b].weights.empty() ? nullptr : stats[b].weights.data();
+    blocks[b] = searches ? chooser.search(stats[b].values.data(), weights, stats[b].count,
+                                          stats[b].min, stats[b].max, block)
                          : chooser.choose(stats[b].min, stats[b].max, mean_abs, block);
   }
   QParams out = reference::assemble(spec, x.dtype(), layout.grid(), blocks);

@@ -4,6 +4,7 @@
 // otherwise; tests compare the two bit for bit.
 
 #include <optional>
+#include <vector>
 
 #include "core/internal/block_layout.hpp"
 #include "quantkit/qparams.hpp"
@@ -12,6 +13,9 @@
 namespace quantkit::reference {
 
 QParams choose_qparams(TensorView x, const QuantSpec& spec);
+/// A scale search whose errors are weighted by the importance of each column
+/// (x's last dimension; one value per column).
+QParams choose_qparams(TensorView x, const QuantSpec& spec, const std::vector<float>& importance);
 /// From observed per-block ranges (no mean|x|, so not the stretched mapping).
 /// `global_scale`: for two-level specs, g to use instead of the one the
 /// ranges give (a tensor quantized in parts shares the whole tensor's g).

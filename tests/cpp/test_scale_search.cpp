@@ -124,6 +124,75 @@ TEST(ScaleSearch, FastPathEqualsTheReference) {
   }
 }
 
+// Importance weights (one per column, as llama.cpp's imatrix): all ones is the
+// unweighted search; the kept ratio has the least weighted error; the threaded
+// path equals the reference.
+TEST(ScaleSearch, ImportanceWeightsTheErrorOfEachColumn) {
+  const Tensor x = weights(8, 64, ScalarType::float32, 5);
+  const QuantSpec spec = searched(Mapping::asymmetric, Granularity::per_group(32));
+  QuantSpec plain = spec;
+  plain.scale_search = ScaleSearch::none;
+  const Tensor ones = Tensor::full({64}, 1.0);
+  EXPECT_EQ(choose_qparams(x.view(), spec, ones.view()).scale.to_vector(),
+            choose_qparams(x.view(), spec).scale.to_vector());
+  Tensor importance(ScalarType::float32, {64});
+  std::vector<float> w(64);
+  for (std::int64_t c = 0; c < 64; ++c) {
+    w[c] = static_cast<float>(c % 7 == 0 ? 50.0 : 0.5 + 0.01 * static_cast<double>(c));
+    importance.set(c, w[c]);
+  }
+  const QParams chosen = choose_qparams(x.view(), spec, importance.view());
+  EXPECT_NE(chosen.scale.to_vector(), choose_qparams(x.view(), spec).scale.to_vector());
+  for (std::int64_t r = 0; r < 8; ++r) {
+    for (std::int64_t g = 0; g < 2; ++g) {
+      const Tensor block = row(x, r, g * 32, 32);
+      const BlockRange range = block_range(block.view(), Granularity::per_tensor());
+      double least = 0;
+      double kept_error = -1;
+      for (int k = 0; k <= 20; ++k) {
+        const auto ratio = static_cast<float>(1.0 - 0.02 * k);
+        const Tensor lo = Tensor::full({1}, static_cast<float>(range.min.get(0)) * ratio);
+        const Tensor hi = Tensor::full({1}, static_cast<float>(range.max.get(0)) * ratio);
+        const QParams candidate = choose_qparams(lo.view(), hi.view(), plain);
+        const Tensor y = fake_quantize(block.view(), candidate);
+        double error = 0;
+        for (std::int64_t i = 0; i < 32; ++i) {
+          const double d = block.get(i) - y.get(i);
+          error += d * d * w[g * 32 + i];
+        }
+        if (k == 0 || error < least) least = error;
+        if (candidate.scale.get(0) == chosen.scale.get(r * 2 + g) &&
+            candidate.zero_point.get(0) == chosen.zero_point.get(r * 2 + g)) {
+          kept_error = error;
+        }
+      }
+      ASSERT_GE(kept_error, 0) << "the kept qparams are one of the candidates";
+      EXPECT_LE(kept_error, least * (1 + 1e-5)) << r << " " << g;
+    }
+  }
+  const Tensor reference_qparams_input = x.to(ScalarType::bfloat16);
+  std::vector<float> weights_vector(w.begin(), w.end());
+  const auto fast = cpu::choose_qparams(reference_qparams_input.view(), spec, weights_vector);
+  ASSERT_TRUE(fast.has_value());
+  EXPECT_EQ(fast->scale.to_vector(),
+            reference::choose_qparams(reference_qparams_input.view(), spec, weights_vector)
+                .scale.to_vector());
+  EXPECT_NE(error_of([&] {
+              choose_qparams(x.view(), plain, importance.view());
+            }).find("does not search its scales"),
+            std::string::npos);
+  const Tensor short_importance = Tensor::full({63}, 1.0);
+  EXPECT_NE(error_of([&] {
+              choose_qparams(x.view(), spec, short_importance.view());
+            }).find("one value per column"),
+            std::string::npos);
+  importance.set(3, -1.0);
+  EXPECT_NE(error_of([&] {
+              choose_qparams(x.view(), spec, importance.view());
+            }).find("must be finite and >= 0"),
+            std::string::npos);
+}
+
 TEST(ScaleSearch, ConstantAndZeroBlocksKeepTheirRoundingScale) {
   const Tensor x = Tensor::from_values(std::vector<double>(64, 0.25), {2, 32});
   const QuantSpec spec = searched(Mapping::symmetric, Granularity::per_group(32));

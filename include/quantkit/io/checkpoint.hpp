@@ -28,6 +28,11 @@ struct QuantizeOptions {
   std::string exclude;
   /// Quantize embedding tables (names containing "embed") too.
   bool embeddings = false;
+  /// A safetensors file of per-column importance, e.g. the mean squared input
+  /// of each layer's input channels over calibration data
+  /// (quantkit.torch.collect_importance): one F32 [columns] tensor per weight,
+  /// named as the weight. It weights the error of ':search=mse' schemes.
+  std::string importance;
 };
 
 /// An opened input checkpoint. Opening refuses (FileFormatError, naming the
@@ -64,6 +69,7 @@ struct TensorPlan {
   const Scheme* scheme = nullptr;  // nullptr: copied unchanged
   std::string note;                // why it is kept, for --dry-run and inspect
   std::vector<TensorDecl> outputs;
+  std::vector<float> importance;  // per column; empty: an unweighted search (or none)
   std::uint64_t output_bytes() const;
 };
 

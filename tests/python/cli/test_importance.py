@@ -1,0 +1,111 @@
+"""Importance weights: quantkit.torch.collect_importance gives each Linear input
+channel's mean squared input; `quantkit quantize --importance FILE` weights the
+scale search of ':search=mse' schemes with it, and the result is exactly
+quantkit.choose_qparams(w, spec, importance=...) in Python; names that match no
+quantized weight, and schemes that do not search, are refused by name."""
+
+import quantkit as qk
+import quantkit.torch as qkt
+import torch
+from cli_schemes import spec_of
+from safetensors.torch import load_file
+from test_checkpoint_roundtrip import decode
+from torch import nn
+
+SCHEME = "int4-g32-asym:search=mse"
+
+
+def test_collect_importance_is_the_mean_squared_input():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    first = torch.tensor([[1.0, -2.0, 0.0, 3.0], [2.0, 2.0, -1.0, 0.0]])
+    second = torch.tensor([[[0.0, 1.0, 4.0, -1.0]]])  # leading dimensions are rows too
+    importance = qkt.collect_importance(model, [first, second])
+    # hand sums of squares over 3 rows: [1+4+0, 4+4+1, 0+1+16, 9+0+1] / 3
+    expected = torch.tensor([5.0, 9.0, 17.0, 10.0]) / 3
+    assert torch.equal(importance["0.weight"], expected)
+    assert importance["2.weight"].shape == (3,)
+    only_last = qkt.collect_importance(model, [first], filter_fn=lambda m, name: name == "2")
+    assert set(only_last) == {"2.weight"}
+
+
+def importance_file(tmp_path, original, extra=()):
+    g = torch.Generator().manual_seed(3)
+    names = [n for n in original if n.endswith("proj.weight")]
+    importance = {n: torch.rand(original[n].shape[1], generator=g) * 10 for n in names}
+    importance.update({n: torch.ones(4) for n in extra})
+    path = tmp_path / "importance.safetensors"
+    qkt.save_importance(importance, path)
+    return path, importance
+
+
+def test_the_tool_weights_the_search_as_python_does(tmp_path, run, make_checkpoint):
+    original = make_checkpoint(tmp_path / "model.safetensors", torch.bfloat16)
+    path, importance = importance_file(tmp_path, original)
+    out = tmp_path / "q.safetensors"
+    plan = run(
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        out,
+        "-s",
+        SCHEME,
+        "--importance",
+        path,
+        "--dry-run",
+    ).stdout
+    assert f"{SCHEME} +importance" in plan
+    run(
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        out,
+        "-s",
+        SCHEME,
+        "--importance",
+        path,
+        "-q",
+    )
+    stored = load_file(str(out))
+    spec, _ = spec_of(SCHEME)
+    changed = 0
+    for name, weights in importance.items():
+        w = original[name]
+        expected = qk.fake_quantize(w, qk.choose_qparams(w, spec, importance=weights))
+        got = decode(stored, name, SCHEME, torch.bfloat16)
+        assert torch.equal(got.view(torch.int16), expected.view(torch.int16)), name
+        changed += not torch.equal(expected, qk.fake_quantize(w, qk.choose_qparams(w, spec)))
+    assert changed > 0  # the weights moved some group's choice
+
+
+def test_importance_that_matches_nothing_or_a_plain_scheme_is_refused(
+    tmp_path, run, make_checkpoint
+):
+    original = make_checkpoint(tmp_path / "model.safetensors", torch.float32)
+    path, _ = importance_file(tmp_path, original, extra=["model.layers.9.typo_proj.weight"])
+    result = run(
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        tmp_path / "q.safetensors",
+        "-s",
+        SCHEME,
+        "--importance",
+        path,
+        expect=1,
+    )
+    assert "model.layers.9.typo_proj.weight" in result.stderr
+    (tmp_path / "good").mkdir()
+    good, _ = importance_file(tmp_path / "good", original)
+    result = run(
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        tmp_path / "q.safetensors",
+        "-s",
+        "int4-g32",
+        "--importance",
+        good,
+        expect=1,
+    )
+    assert "does not search its scales" in result.stderr
+    assert not (tmp_path / "q.safetensors").exists()
