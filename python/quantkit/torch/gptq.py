@@ -12,12 +12,17 @@ codes: converted == prepared still holds bit for bit.
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import QParams
+from .. import fake_quantize as _fake_quantize
 from . import ops
 from ._batches import hooked, run_batches
 from .prepared import QATLinear
@@ -28,9 +33,10 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
 
     def hook_for(name):
         def hook(_module, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+            # float32 products per batch, summed in float64 across batches
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
             entry = stats[name]
-            xtx = x.T @ x
+            xtx = (x.T @ x).double()
             entry[0] = xtx if entry[0] is None else entry[0] + xtx
             entry[1] += x.shape[0]
 
@@ -41,7 +47,58 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
     return {n: (2.0 * h / max(count, 1), count) for n, (h, count) in stats.items()}
 
 
-def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float) -> None:
+@dataclass
+class GPTQReport:
+    """What GPTQ did to one layer: the damping that made its Hessian invertible (a
+    fraction of the mean diagonal), the precision it ran in, the calibration tokens
+    it saw against the layer's input width, and whether columns were quantized in
+    descending Hessian order (act-order, with static group qparams)."""
+
+    name: str
+    damp: float
+    precision: str
+    tokens: int
+    in_features: int
+    act_order: bool
+    seconds: float
+
+
+def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> tuple[torch.Tensor, float, str]:
+    """Upper Cholesky factor of the damped inverse Hessian. Retries with 10x the damping
+    (at least 1e-6, up to the whole mean diagonal), then in float64; raises if nothing
+    works."""
+    mean_diag = torch.diag(h).mean()
+    eye = torch.eye(h.shape[0], dtype=h.dtype)
+    for precision in (torch.float32, torch.float64):
+        d = damp
+        while d <= 1.0:
+            damped = (h + d * mean_diag * eye).to(precision)
+            factor, info = torch.linalg.cholesky_ex(damped)
+            if info == 0:
+                inverse = torch.cholesky_inverse(factor)
+                upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+                if info == 0:
+                    return upper, d, str(precision).removeprefix("torch.")
+            d = max(d * 10, 1e-6)
+    raise RuntimeError("gptq: the Hessian is not positive definite even with full damping")
+
+
+def _group_qparams(w: torch.Tensor, column_key: str, compute: str, dtype) -> QParams:
+    """Per-row qparams of one group of columns (``w`` [rows, group], float32)."""
+    scale, zero_point, _ = ops.choose_qparams(w.to(dtype).contiguous(), column_key)
+    return ops._qparams(scale, zero_point, column_key, compute)
+
+
+def _gptq_layer(
+    name: str,
+    layer: QATLinear,
+    hessian: torch.Tensor,
+    tokens: int,
+    block: int,
+    damp: float,
+    act_order: bool,
+) -> GPTQReport:
+    started = time.perf_counter()
     fq = layer.weight_fake_quant
     args = fq.config.spec
     if args.global_scale:
@@ -58,45 +115,73 @@ def _gptq_layer(layer: QATLinear, hessian: torch.Tensor, block: int, damp: float
     column_key = args.replace(granularity=("per_axis", 0)).key()
     compute = ops.dtype_name(dtype)
 
-    w = weight.double().clone()
+    w = weight.float().clone()
     h = hessian.clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
-    h += damp * torch.diag(h).mean() * torch.eye(cols, dtype=h.dtype)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    # act-order: columns in descending Hessian diagonal, each with the qparams of its
+    # own group chosen up front (static groups), so groups stay in column order.
+    order = torch.argsort(torch.diag(h), descending=True, stable=True) if act_order else None
+    static = {}
+    if act_order:
+        static = {
+            g: _group_qparams(w[:, g : g + group], column_key, compute, dtype)
+            for g in range(0, cols, group)
+        }
+        h = h[order][:, order]
+    hinv, used_damp, precision = _inverse_hessian_factor(h, damp)
+    hinv = hinv.float()
 
-    q = torch.empty_like(weight)
-    scales, zero_points = [], []
+    # Columns as rows: every column GPTQ touches is contiguous.
+    wt = (w[:, order] if act_order else w).T.contiguous()
+    qt = torch.empty_like(wt)
+    used: dict[int, QParams] = dict(static)  # group start -> the qparams its columns used
+    current: QParams | None = None
     for b0 in range(0, cols, block):
         b1 = min(b0 + block, cols)
-        w1 = w[:, b0:b1].clone()
-        err1 = torch.zeros_like(w1)
+        w1 = wt[b0:b1].clone()
+        err1 = torch.empty_like(w1)
         hinv1 = hinv[b0:b1, b0:b1]
         for i in range(b1 - b0):
             col = b0 + i
-            if col % group == 0:
-                # group qparams from the weights as updated so far (GPTQ's static=False)
-                ahead = torch.cat([w1[:, i:], w[:, b1:]], dim=1)[:, :group].to(dtype)
-                scale, zp, _ = ops.choose_qparams(ahead.contiguous(), column_key)
-                scales.append(scale)
-                zero_points.append(zp)
-            x = w1[:, i : i + 1].to(dtype).contiguous()
-            qcol = ops.fake_quantize(x, scales[-1], zero_points[-1], column_key, compute)
-            q[:, col] = qcol[:, 0]
-            err = (w1[:, i] - qcol[:, 0].double()) / hinv1[i, i]
-            w1[:, i:] -= err[:, None] * hinv1[i, i:][None, :]
-            err1[:, i] = err
-        w[:, b1:] -= err1 @ hinv[b0:b1, b1:]
+            source = int(order[col]) if act_order else col
+            if act_order:
+                current = static[source - source % group]
+            elif col % group == 0:
+                # qparams from the weights as updated so far (GPTQ's static=False)
+                ahead = (
+                    torch.cat([w1[i:], wt[b1:]])[:group] if col + group > b1 else w1[i : i + group]
+                )
+                current = used[col] = _group_qparams(ahead.T, column_key, compute, dtype)
+            x = w1[i].to(dtype).reshape(rows, 1)
+            q = torch.as_tensor(_fake_quantize(x, current)).reshape(rows).float()
+            qt[col] = q
+            err = (w1[i] - q) / hinv1[i, i]
+            w1[i + 1 :].sub_(hinv1[i, i + 1 :, None] * err[None, :])
+            err1[i] = err
+        wt[b1:].sub_(hinv[b0:b1, b1:].T @ err1)
 
-    scale = torch.cat(scales, dim=1)
-    zero_point = torch.cat(zero_points, dim=1) if zero_points[0].numel() else zero_points[0]
+    q = qt.T
+    if act_order:
+        q = q[:, torch.argsort(order)]
+    q = q.to(dtype).contiguous()
+    groups = [used[g] for g in range(0, cols, group)]
+    scale = torch.cat([qp.scale for qp in groups], dim=1)
+    zero_point = (
+        torch.cat([qp.zero_point for qp in groups], dim=1)
+        if groups[0].zero_point is not None
+        else ops.NO_ZERO_POINT
+    )
     again = ops.fake_quantize(q, scale, zero_point, fq.spec_key, compute)
     if not torch.equal(again, q):
         raise RuntimeError("GPTQ weights are not fixed points of fake_quantize")  # never expected
     with torch.no_grad():
         layer.weight.copy_(q)
     fq._set(scale, zero_point, compute)
+    return GPTQReport(
+        name, used_damp, precision, tokens, cols, act_order, time.perf_counter() - started
+    )
 
 
 def gptq(
@@ -106,10 +191,20 @@ def gptq(
     forward: Callable[[nn.Module, Any], Any] | None = None,
     block_size: int = 128,
     damp: float = 0.01,
-) -> list[str]:
+    act_order: bool = True,
+    report: bool = False,
+) -> list[str] | list[GPTQReport]:
     """GPTQ on every prepared Linear with a per-group or per-channel weight rule, from the
-    inputs it sees on ``batches`` (the float model's, all layers at once). Returns the
-    names of the layers it quantized."""
+    inputs it sees on ``batches`` (the float model's, all layers at once).
+
+    Columns go in blocks of ``block_size`` with lazy updates (the trailing columns take
+    one matrix product per block). ``act_order``: columns in descending Hessian diagonal,
+    with each group's qparams chosen up front, so the stored groups keep column order
+    (llm-compressor's static act-order). A Hessian that is not positive definite is
+    damped further (x10 up to its mean diagonal), then factored in float64; a layer that
+    saw fewer calibration tokens than it has input features gets a warning (its Hessian
+    is rank-deficient: GPTQ can then lose to round-to-nearest). Returns the layer names,
+    or with ``report=True`` a :class:`GPTQReport` per layer."""
     layers = {
         n: m
         for n, m in model.named_modules()
@@ -128,9 +223,23 @@ def gptq(
     finally:
         for fq in quantizers:
             fq.enabled = True
+    reports = []
     for name, layer in layers.items():
         hessian, count = hessians[name]
         if count == 0:
             raise RuntimeError(f"gptq: no batch reached layer '{name}'")
-        _gptq_layer(layer, hessian, block_size, damp)
-    return list(layers)
+        if count < layer.in_features:
+            warnings.warn(
+                f"gptq: layer '{name}' saw {count} calibration tokens for {layer.in_features} "
+                "input features, so its Hessian is rank-deficient and GPTQ may do worse than "
+                f"round-to-nearest; calibrate on at least {layer.in_features} tokens",
+                stacklevel=2,
+            )
+        reports.append(_gptq_layer(name, layer, hessian, count, block_size, damp, act_order))
+        if reports[-1].damp != damp or reports[-1].precision != "float32":
+            warnings.warn(
+                f"gptq: layer '{name}' needed damping {reports[-1].damp} "
+                f"({reports[-1].precision}) for an invertible Hessian",
+                stacklevel=2,
+            )
+    return reports if report else list(layers)

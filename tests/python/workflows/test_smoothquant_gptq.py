@@ -163,3 +163,48 @@ def test_explicit_mappings_name_the_norm_and_its_linears():
         smooth_quant(_llama(2), ids, mappings=[("post_attention_layernorm", ("mlp.missing_proj",))])
     with pytest.raises(ValueError, match="no mapping matched"):
         smooth_quant(_llama(3), ids, mappings=[("final_norm", ("mlp.up_proj",))])
+
+
+def test_gptq_reports_each_layer_and_warns_on_too_few_tokens():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 32, bias=False))
+    model = qkt.prepare(net, qkt.recipes.W4A16(32, symmetric=True))
+    with pytest.warns(UserWarning, match="saw 40 calibration tokens for 64 input features"):
+        (report,) = gptq(model, [torch.randn(40, 64)], report=True)
+    assert (report.name, report.tokens, report.in_features) == ("0", 40, 64)
+    assert report.damp == 0.01 and report.precision == "float32" and report.act_order
+
+
+def test_gptq_damps_a_singular_hessian_until_it_factors():
+    """Two identical input channels and no damping: the Hessian is singular, so GPTQ
+    raises the damping (and says so) instead of failing or returning NaN."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 32)
+    x[:, 1] = x[:, 0]
+    model = qkt.prepare(nn.Sequential(nn.Linear(32, 16, bias=False)), qkt.recipes.W8A16())
+    with pytest.warns(UserWarning, match="needed damping"):
+        (report,) = gptq(model, [x], damp=0.0, report=True)
+    assert report.damp > 0
+    assert torch.isfinite(model[0].weight).all()
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_act_order_keeps_groups_in_column_order_and_converts_exactly(act_order):
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(128, 48, bias=False))
+    x = torch.randn(512, 128) * torch.linspace(0.1, 4.0, 128)  # channels of unequal weight
+    model = qkt.prepare(copy.deepcopy(net), qkt.recipes.W4A16(32))
+    gptq(model, [x], act_order=act_order)
+    fq = model[0].weight_fake_quant
+    assert fq.scale.shape == (48, 4)
+    # every stored group's qparams reproduce the GPTQ weights exactly, in column order
+    assert torch.equal(
+        qkt.ops.fake_quantize(
+            model[0].weight, fq.scale, fq.zero_point, fq.spec_key, fq.compute_dtype
+        ),
+        model[0].weight,
+    )
+    with torch.no_grad():
+        prepared = model(x[:8])
+        qkt.convert(model)
+        assert torch.equal(model(x[:8]), prepared)
