@@ -16,6 +16,12 @@ from __future__ import annotations
 from . import ops, recipes
 from ._spec import SpecArgs
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
+from .evaluate import (
+    CausalLMEvaluation,
+    EmbeddingEvaluation,
+    evaluate_causal_lm,
+    evaluate_embeddings,
+)
 from .fake_quantize import FakeQuantize
 from .importance import collect_importance, save_importance
 from .prepared import QATConv2d, QATEmbedding, QATLinear
@@ -24,6 +30,8 @@ from .save import load_pretrained, save_pretrained
 from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
 
 __all__ = [
+    "CausalLMEvaluation",
+    "EmbeddingEvaluation",
     "FakeQuantize",
     "QATConv2d",
     "QATEmbedding",
@@ -38,6 +46,8 @@ __all__ = [
     "calibrate",
     "collect_importance",
     "convert",
+    "evaluate_causal_lm",
+    "evaluate_embeddings",
     "fake_quantizers",
     "load_pretrained",
     "freeze",
