@@ -191,6 +191,12 @@ def quantize_packed(
     return _quantize(_cpu("x", x), qp).pack()
 
 
+@quantize_packed.register_fake
+def _(x, scale, zero_point, spec, compute, global_scale=None):
+    bits = spec_from_key(spec).bits
+    return x.new_empty(((x.numel() * bits + 7) // 8,), dtype=torch.uint8)
+
+
 @torch.library.custom_op("quantkit::dequantize_packed", mutates_args=())
 def dequantize_packed(
     packed: torch.Tensor,

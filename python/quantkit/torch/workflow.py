@@ -209,6 +209,12 @@ def convert(model: nn.Module) -> nn.Module:
             + ", ".join(uncalibrated[:8])
         )
     targets = [(n, m) for n, m in _modules_with_all_names(model) if isinstance(m, PREPARED_TYPES)]
+    if not targets:
+        converted = any(isinstance(m, CONVERTED_TYPES) for m in model.modules())
+        raise ValueError(
+            "convert: the model holds no prepared module"
+            + (" (it is already converted)" if converted else "; run prepare(model, recipe) first")
+        )
     for names, module in targets:
         if module.weight_fake_quant is None:
             continue

@@ -49,6 +49,7 @@ def test_ops_pass_torch_library_opcheck(args):
     fq_args = (x.requires_grad_(), scale, zp, args.key(), "float32", g)
     torch.library.opcheck(ops.fake_quantize, fq_args)
     packed = ops.quantize_packed(x.detach(), scale, zp, args.key(), "float32", g)
+    torch.library.opcheck(ops.quantize_packed, (x.detach(), scale, zp, args.key(), "float32", g))
     dq_args = (packed, scale, zp, list(x.shape), args.key(), "float32", torch.float32, g)
     torch.library.opcheck(ops.dequantize_packed, dq_args)
 

@@ -197,3 +197,11 @@ def test_block_scales_are_stored_in_their_one_byte_format(recipe, dtype, tiny_ne
     reloaded = qkt.quantize_(other, recipe)
     reloaded.load_state_dict(model.state_dict())
     assert torch.equal(reloaded.fc1.qweight(), qw())
+
+
+def test_convert_with_nothing_to_convert_says_so(tiny_net):
+    with pytest.raises(ValueError, match="run prepare"):
+        qkt.convert(tiny_net)
+    model = qkt.quantize_(tiny_net, R.W4A16(32))
+    with pytest.raises(ValueError, match="already converted"):
+        qkt.convert(model)
