@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import ops, recipes
 from ._spec import SpecArgs
+from .awq import awq
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
 from .evaluate import (
     CausalLMEvaluation,
@@ -23,16 +24,19 @@ from .evaluate import (
     evaluate_embeddings,
 )
 from .fake_quantize import FakeQuantize
+from .gptq import GPTQReport, gptq
 from .importance import collect_importance, save_importance
 from .prepared import QATConv2d, QATEmbedding, QATLinear
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
+from .smoothquant import smooth_quant
 from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
 
 __all__ = [
     "CausalLMEvaluation",
     "EmbeddingEvaluation",
     "FakeQuantize",
+    "GPTQReport",
     "QATConv2d",
     "QATEmbedding",
     "QATLinear",
@@ -43,12 +47,14 @@ __all__ = [
     "Recipe",
     "SpecArgs",
     "TensorQuant",
+    "awq",
     "calibrate",
     "collect_importance",
     "convert",
     "evaluate_causal_lm",
     "evaluate_embeddings",
     "fake_quantizers",
+    "gptq",
     "load_pretrained",
     "freeze",
     "model_bytes",
@@ -58,6 +64,7 @@ __all__ = [
     "recipes",
     "save_importance",
     "save_pretrained",
+    "smooth_quant",
 ]
 
 _ONNX = {
