@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <vector>
 
 #include "core/internal/float_io.hpp"
@@ -9,6 +11,7 @@
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
 #include "cpu/range_kernels.hpp"
+#include "quantkit/half.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/block_chooser.hpp"
 #include "reference/eager_math.hpp"
@@ -181,12 +184,137 @@ std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& bl
 
 namespace {
 
+// out[i] = the value of element i of `data` (stored as `kind`), for i < n.
+void widen(FloatKind kind, const void* data, std::int64_t n, float* out) {
+  const auto* bits = static_cast<const std::uint16_t*>(data);
+  switch (kind) {
+    case FloatKind::f32:
+      std::memcpy(out, data, static_cast<std::size_t>(n) * sizeof(float));
+      return;
+    case FloatKind::bf16:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = float_from_bfloat16_bits(bits[i]);
+      return;
+    case FloatKind::f16:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = float_from_float16_bits(bits[i]);
+      return;
+  }
+}
+
+// The MSE scale search of reference::BlockChooser::search, a run of blocks at a
+// time: each candidate k of every block in one SIMD fake-quantize call, then
+// each block's ordered error sum. The candidates are the reference's, every
+// kernel result equals the reference's (the kernel's contract, tested on all
+// targets) and so do the sums: the same choice, block by block.
+class SimdSearch {
+ public:
+  SimdSearch(const QuantSpec& spec, ScalarType input, std::int64_t inner, std::int64_t blocks)
+      : plan_(reference::single_int_block_plan(spec, input, reference::scale_storage(spec, input),
+                                               reference::zero_point_storage(spec, input), blocks)),
+        inner_(inner),
+        y_(static_cast<std::size_t>(inner * blocks) * element_size(input)),
+        y_values_(static_cast<std::size_t>(inner * blocks)),
+        best_error_(static_cast<std::size_t>(blocks)) {
+    ops_.input = *kind_of(input);
+    ops_.product = kind_or_f32(reference::op_dtype(input, plan_.scale_dtype));
+    ops_.output = ops_.input;
+    ops_.grid = plan_.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
+                                                              : AffineGrid::no_zero_point;
+    ops_.quant_min = static_cast<float>(plan_.quant_min);
+    ops_.quant_max = static_cast<float>(plan_.quant_max);
+  }
+
+  /// Blocks first .. first + count of x (data `x`, values `values`, ranges lo / hi,
+  /// importance `weights` per element or null) into chosen[0 .. count).
+  void run(const reference::BlockChooser& chooser, const void* x, const float* values,
+           const float* weights, const float* lo, const float* hi, std::int64_t first,
+           std::int64_t count, reference::BlockQParams* chosen) {
+    const BlockMap map{inner_, count};
+    for (int k = 0; k < reference::kClipRatioCount; ++k) {
+      for (std::int64_t j = 0; j < count; ++j) {
+        trials_[j] = chooser.candidate(lo[j], hi[j], k, first + j);
+        reference::set_int_block(plan_, j, reference::round_to(plan_.scale_dtype, trials_[j].scale),
+                                 trials_[j].zero_point);
+      }
+      const BlockParams params{plan_.reciprocal.data(), plan_.scale.data(),
+                               plan_.zero_point.data()};
+      fake_quantize_range(ops_, map, params, x, y_.data(), 0, count * inner_);
+      widen(ops_.output, y_.data(), count * inner_, y_values_.data());
+      for (std::int64_t j = 0; j < count; ++j) {
+        const std::int64_t offset = j * inner_;
+        const float error = reference::ordered_squared_error(
+            values + offset, y_values_.data() + offset,
+            weights == nullptr ? nullptr : weights + offset, inner_);
+        if (k == 0 || error < best_error_[j]) {  // the first (plain rounding) on ties
+          chosen[j] = trials_[j];
+          best_error_[j] = error;
+        }
+      }
+    }
+  }
+
+  void reserve(std::int64_t blocks) { trials_.resize(static_cast<std::size_t>(blocks)); }
+
+ private:
+  reference::ElementPlan plan_;
+  AffineOps ops_{};
+  std::int64_t inner_;
+  std::vector<unsigned char> y_;
+  std::vector<float> y_values_;
+  std::vector<float> best_error_;
+  std::vector<reference::BlockQParams> trials_;
+};
+
+// The searched qparams of blocks that are runs of the flat index, a work item
+// of about a chunk of elements at a time, on threads.
+std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, const Shape& block,
+                                       const std::vector<float>& importance) {
+  const auto input = kind_of(x.dtype());
+  const auto map = block_map(x.shape(), block);
+  const std::int64_t n = x.numel();
+  if (!input || !x.is_contiguous() || n == 0 || !map) return std::nullopt;
+  const std::int64_t blocks = map->period;
+  const std::int64_t inner = blocks == 1 ? n : map->inner;
+  if (inner * blocks != n) return std::nullopt;
+  const std::size_t element = element_size(x.dtype());
+  const std::int64_t per_item = std::max<std::int64_t>(1, kChunk / inner);
+  const std::int64_t items = (blocks + per_item - 1) / per_item;
+  const reference::BlockChooser chooser(spec, x.dtype());
+  std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(blocks));
+  std::vector<char> ok(static_cast<std::size_t>(items), 1);
+  const auto columns = static_cast<std::int64_t>(importance.size());
+#pragma omp parallel if (items > 1)
+  {
+    SimdSearch search(spec, x.dtype(), inner, per_item);
+    search.reserve(per_item);
+    std::vector<float> values(static_cast<std::size_t>(per_item * inner));
+    std::vector<float> weights(importance.empty() ? 0 : values.size());
+    std::vector<float> lo(static_cast<std::size_t>(per_item)), hi(lo.size());
+#pragma omp for schedule(static)
+    for (std::int64_t item = 0; item < items; ++item) {
+      const std::int64_t first = item * per_item;
+      const std::int64_t count = std::min(blocks, first + per_item) - first;
+      const auto* start = static_cast<const unsigned char*>(x.data()) + first * inner * element;
+      for (std::int64_t j = 0; j < count && ok[item]; ++j) {
+        ok[item] = min_max_blocks(*input, x.data(), first + j, inner, 1, &lo[j], &hi[j]);
+      }
+      if (!ok[item]) continue;  // NaN / Inf: the reference names the element
+      widen(*input, start, count * inner, values.data());
+      for (std::int64_t i = 0; i < static_cast<std::int64_t>(weights.size()) && i < count * inner;
+           ++i) {
+        weights[i] = importance[(first * inner + i) % columns];
+      }
+      search.run(chooser, start, values.data(), weights.empty() ? nullptr : weights.data(),
+                 lo.data(), hi.data(), first, count, chosen.data() + first);
+    }
+  }
+  if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
+  return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
+}
+
 // The stretched mapping also needs mean|x| per block, in PyTorch's summation
-// order, and a scale search the block's values: blocks that are runs of the
-// flat index are widened one at a time, on threads, and handed to the same
-// reference routines, with the min / max on SIMD.
-std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, const Shape& block,
-                                        const std::vector<float>& importance) {
+// order: blocks that are runs of the flat index are widened one at a time and
+// summed by the same reference routine, with the min / max on SIMD.
+std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, const Shape& block) {
   const auto input = kind_of(x.dtype());
   const auto map = block_map(x.shape(), block);
   const std::int64_t n = x.numel();
@@ -204,20 +332,9 @@ std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, con
     ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
-    std::vector<float> values = internal::load_floats(TensorView(start, x.dtype(), {inner}));
-    if (spec.scale_search != ScaleSearch::none) {
-      std::vector<float> weights;
-      if (!importance.empty()) {
-        const auto columns = static_cast<std::int64_t>(importance.size());
-        weights.resize(static_cast<std::size_t>(inner));
-        for (std::int64_t j = 0; j < inner; ++j) weights[j] = importance[(b * inner + j) % columns];
-      }
-      chosen[b] = chooser.search(values.data(), weights.empty() ? nullptr : weights.data(), inner,
-                                 lo, hi, b);
-      continue;
-    }
-    for (float& m : values) m = std::fabs(m);
-    chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(values, x.dtype()), b);
+    std::vector<float> magnitudes = internal::load_floats(TensorView(start, x.dtype(), {inner}));
+    for (float& m : magnitudes) m = std::fabs(m);
+    chosen[b] = chooser.choose(lo, hi, reference::torch_cpu_mean(magnitudes, x.dtype()), b);
   }
   if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
   return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
@@ -228,13 +345,17 @@ std::optional<QParams> choose_from_runs(TensorView x, const QuantSpec& spec, con
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec,
                                       const std::vector<float>& importance) {
   spec.validate();
-  return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()), importance);
+  return choose_searched(x, spec, spec.granularity.block_size(x.shape()), importance);
 }
 
 std::optional<QParams> choose_qparams(TensorView x, const QuantSpec& spec) {
-  if (spec.mapping == Mapping::stretched || spec.scale_search != ScaleSearch::none) {
+  if (spec.scale_search != ScaleSearch::none) {
     spec.validate();
-    return choose_from_runs(x, spec, spec.granularity.block_size(x.shape()), {});
+    return choose_searched(x, spec, spec.granularity.block_size(x.shape()), {});
+  }
+  if (spec.mapping == Mapping::stretched) {
+    spec.validate();
+    return choose_stretched(x, spec, spec.granularity.block_size(x.shape()));
   }
   spec.validate();
   const Shape block = spec.granularity.block_size(x.shape());

@@ -74,17 +74,42 @@ void store_blocks(QParams& out, std::int64_t first, const BlockQParams* blocks,
                               [&](std::int64_t b) { return blocks[b].minval; });
 }
 
-float block_squared_error(const ElementPlan& plan, const float* x, const float* w, std::int64_t n) {
+float ordered_squared_error(const float* x, const float* y, const float* w, std::int64_t n) {
+  // Element i goes into partial[i mod 16]; whole rows of 16 first (a shape the
+  // compiler vectorizes without reordering any sum), then the tail.
   float partial[16] = {};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float y = dequantize_element(plan, quantize_element(plan, x[i], 0), 0, plan.input);
-    const float d = x[i] - y;
+  std::int64_t i = 0;
+  if (w == nullptr) {
+    for (; i + 16 <= n; i += 16) {
+      for (int lane = 0; lane < 16; ++lane) {
+        const float d = x[i + lane] - y[i + lane];
+        partial[lane] += d * d;
+      }
+    }
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      for (int lane = 0; lane < 16; ++lane) {
+        const float d = x[i + lane] - y[i + lane];
+        partial[lane] += (d * d) * w[i + lane];
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    const float d = x[i] - y[i];
     partial[i % 16] += w != nullptr ? (d * d) * w[i] : d * d;
   }
   for (int width = 8; width >= 1; width /= 2) {
-    for (int i = 0; i < width; ++i) partial[i] += partial[i + width];
+    for (int lane = 0; lane < width; ++lane) partial[lane] += partial[lane + width];
   }
   return partial[0];
+}
+
+float block_squared_error(const ElementPlan& plan, const float* x, const float* w, std::int64_t n) {
+  std::vector<float> y(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    y[i] = dequantize_element(plan, quantize_element(plan, x[i], 0), 0, plan.input);
+  }
+  return ordered_squared_error(x, y.data(), w, n);
 }
 
 BlockQParams BlockChooser::search(const float* x, const float* w, std::int64_t n, float min_val,
@@ -94,13 +119,11 @@ BlockQParams BlockChooser::search(const float* x, const float* w, std::int64_t n
   BlockQParams best;
   float best_error = std::numeric_limits<float>::infinity();
   for (int k = 0; k < kClipRatioCount; ++k) {
-    const auto ratio = static_cast<float>(1.0 - 0.02 * k);
-    const BlockQParams candidate =
-        choose(round_to(t_, min_val * ratio), round_to(t_, max_val * ratio), 0.0f, block);
-    set_int_block(plan, 0, round_to(plan.scale_dtype, candidate.scale), candidate.zero_point);
+    const BlockQParams trial = candidate(min_val, max_val, k, block);
+    set_int_block(plan, 0, round_to(plan.scale_dtype, trial.scale), trial.zero_point);
     const float error = block_squared_error(plan, x, w, n);
     if (k == 0 || error < best_error) {  // strict: the first (ratio 1, plain rounding) wins ties
-      best = candidate;
+      best = trial;
       best_error = error;
     }
   }

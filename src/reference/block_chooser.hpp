@@ -26,6 +26,12 @@ struct BlockQParams {
 ScalarType scale_storage(const QuantSpec& spec, ScalarType compute);
 ScalarType zero_point_storage(const QuantSpec& spec, ScalarType compute);
 
+/// The clipping ratios of the MSE scale search: 1 - 0.02 k for k = 0..20.
+inline constexpr int kClipRatioCount = 21;
+inline float clip_ratio(int k) {
+  return static_cast<float>(1.0 - 0.02 * k);
+}
+
 /// The qparams of one block from its min, max and mean |x| (the latter for
 /// the stretched mapping only), every step rounded to the compute dtype.
 class BlockChooser {
@@ -50,6 +56,11 @@ class BlockChooser {
   /// is least; the first (ratio 1) on ties.
   BlockQParams search(const float* x, const float* w, std::int64_t n, float min_val, float max_val,
                       std::int64_t block) const;
+  /// Candidate k of that search: `choose` on the range clipped by clip_ratio(k).
+  BlockQParams candidate(float min_val, float max_val, int k, std::int64_t block) const {
+    const float ratio = clip_ratio(k);
+    return choose(round_to(t_, min_val * ratio), round_to(t_, max_val * ratio), 0.0f, block);
+  }
 
   BlockQParams choose(float min_val, float max_val, float mean_abs, std::int64_t block) const {
     if (spec_.dtype.is_floating()) return choose_floating(std::max(-min_val, max_val), block);
@@ -138,13 +149,13 @@ class BlockChooser {
   float qmax_;
 };
 
-/// The clipping ratios of the MSE scale search, 1 - 0.02 k for k = 0..20.
-inline constexpr int kClipRatioCount = 21;
 /// Squared quantization error of `plan`'s block 0 over x[0..n), each term
 /// (x - y)^2 times w[i] when `w` is given: 16 partial float sums (element i into
 /// sum i mod 16), then halved pairwise (i + 8, i + 4, ...): a fixed order that a
 /// vectorized version can reproduce bit for bit.
 float block_squared_error(const ElementPlan& plan, const float* x, const float* w, std::int64_t n);
+/// That sum for given quantize-dequantize results y[0..n) (the order above).
+float ordered_squared_error(const float* x, const float* y, const float* w, std::int64_t n);
 
 /// Throws Error when a scale overflowed the compute dtype.
 void check_scales_finite(const std::vector<BlockQParams>& blocks, ScalarType compute);

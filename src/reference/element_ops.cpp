@@ -157,7 +157,7 @@ ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& sha
 }
 
 ElementPlan single_int_block_plan(const QuantSpec& spec, ScalarType input, ScalarType scale_dtype,
-                                  ScalarType zero_dtype) {
+                                  ScalarType zero_dtype, std::int64_t blocks) {
   ElementPlan plan;
   plan.scheme = scheme_of(spec);
   QK_CHECK(plan.scheme == Scheme::int_domain || plan.scheme == Scheme::none_domain,
@@ -167,9 +167,9 @@ ElementPlan single_int_block_plan(const QuantSpec& spec, ScalarType input, Scala
   plan.zero_dtype = zero_dtype;
   plan.quant_min = spec.dtype.quant_min();
   plan.quant_max = spec.dtype.quant_max();
-  plan.scale.assign(1, 1.0f);
-  plan.reciprocal.assign(1, 1.0f);
-  plan.zero_point.assign(1, 0.0f);
+  plan.scale.assign(static_cast<std::size_t>(blocks), 1.0f);
+  plan.reciprocal.assign(static_cast<std::size_t>(blocks), 1.0f);
+  plan.zero_point.assign(static_cast<std::size_t>(blocks), 0.0f);
   return plan;
 }
 

@@ -46,10 +46,11 @@ struct ElementPlan {
 ElementPlan make_plan(const QParams& qparams, ScalarType input, const Shape& shape);
 internal::BlockLayout make_layout(const QParams& qparams, const Shape& shape);
 
-/// A plan of one block for an integer spec in the int or none domain, whose
-/// scale and zero point set_int_block fills (the search of a block's qparams).
+/// A plan of `blocks` blocks (default one) for an integer spec in the int or
+/// none domain, whose scales and zero points set_int_block fills (the search
+/// of blocks' qparams).
 ElementPlan single_int_block_plan(const QuantSpec& spec, ScalarType input, ScalarType scale_dtype,
-                                  ScalarType zero_dtype);
+                                  ScalarType zero_dtype, std::int64_t blocks = 1);
 /// Block b of an int / none domain plan takes the stored `scale` (a value of
 /// plan.scale_dtype) and `zero_point`, with the multiplier quantize applies.
 void set_int_block(ElementPlan& plan, std::int64_t b, float scale, float zero_point);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/fast_path.hpp"
+#include "forced_target.hpp"
 #include "quantkit/ops.hpp"
 #include "quantkit/threading.hpp"
 #include "reference/reference_ops.hpp"
@@ -101,9 +102,12 @@ TEST(ScaleSearch, KeepsTheClipRatioOfLeastErrorAndNeverLosesToRounding) {
   }
 }
 
-// The threaded per-block search equals the reference's, per group and per
-// channel, in every input dtype and thread count.
-TEST(ScaleSearch, FastPathEqualsTheReference) {
+class ScaleSearchTarget : public ForcedTarget {};
+
+// The threaded per-block search (each candidate on the SIMD kernel) equals the
+// reference's on every compiled target, per group and per channel, in every
+// input dtype and thread count.
+TEST_P(ScaleSearchTarget, FastPathEqualsTheReference) {
   for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
     const Tensor x = weights(24, 256, dtype, 11);
     for (const QuantSpec& spec : {searched(Mapping::symmetric, Granularity::per_group(32)),
@@ -192,6 +196,10 @@ TEST(ScaleSearch, ImportanceWeightsTheErrorOfEachColumn) {
             }).find("must be finite and >= 0"),
             std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(AllCompiledTargets, ScaleSearchTarget,
+                         ::testing::ValuesIn(available_targets()),
+                         [](const auto& test_info) { return std::string(test_info.param.name); });
 
 TEST(ScaleSearch, ConstantAndZeroBlocksKeepTheirRoundingScale) {
   const Tensor x = Tensor::from_values(std::vector<double>(64, 0.25), {2, 32});
