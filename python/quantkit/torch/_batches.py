@@ -3,7 +3,7 @@ calibration, SmoothQuant, GPTQ and the reports share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,11 +19,17 @@ def run_batches(
     forward: Forward | None = None,
     after_each: Callable[[], None] | None = None,
 ) -> None:
-    """``forward(model, batch)`` (default ``model(batch)``) for every batch, without
-    gradients; ``after_each()`` after each one."""
+    """``forward(model, batch)`` for every batch, without gradients; ``after_each()``
+    after each one. Default: ``model(**batch)`` for dict batches (a tokenizer's output),
+    ``model(batch)`` otherwise."""
     with torch.no_grad():
         for batch in batches:
-            forward(model, batch) if forward is not None else model(batch)
+            if forward is not None:
+                forward(model, batch)
+            elif isinstance(batch, Mapping):
+                model(**batch)
+            else:
+                model(batch)
             if after_each is not None:
                 after_each()
 

@@ -85,3 +85,26 @@ def test_a_quantized_llama_is_close_to_its_float_reference(tmp_path):
     assert result.tokens == 3 * 2 * 23
     assert 0 < result.kl_mean < result.kl_max and result.top1_agreement > 0.5
     assert math.isfinite(result.perplexity)
+
+
+def test_tokenizer_dicts_calibrate_without_a_custom_forward(tmp_path):
+    """Dict batches (a tokenizer's output) run as model(**batch) in calibration,
+    GPTQ and evaluation alike."""
+    from tiny_llama import save_tiny_llama
+    from transformers import AutoModelForCausalLM
+
+    save_tiny_llama(tmp_path, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    model = qkt.prepare(AutoModelForCausalLM.from_pretrained(tmp_path).eval(), qkt.recipes.W8A8())
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        {
+            "input_ids": torch.randint(0, 256, (2, 16), generator=g),
+            "attention_mask": torch.ones(2, 16),
+        }
+        for _ in range(2)
+    ]
+    qkt.calibrate(model, batches)
+    qkt.convert(model)
+    result = qkt.evaluate_causal_lm(model, reference, batches)
+    assert result.tokens == 2 * 2 * 15 and result.kl_mean > 0
