@@ -213,7 +213,8 @@ class SimdSearch {
         inner_(inner),
         y_(static_cast<std::size_t>(inner * blocks) * element_size(input)),
         y_values_(static_cast<std::size_t>(inner * blocks)),
-        best_error_(static_cast<std::size_t>(blocks)) {
+        best_error_(static_cast<std::size_t>(blocks)),
+        trials_(static_cast<std::size_t>(blocks)) {
     ops_.input = *kind_of(input);
     ops_.product = kind_or_f32(reference::op_dtype(input, plan_.scale_dtype));
     ops_.output = ops_.input;
@@ -252,8 +253,6 @@ class SimdSearch {
     }
   }
 
-  void reserve(std::int64_t blocks) { trials_.resize(static_cast<std::size_t>(blocks)); }
-
  private:
   reference::ElementPlan plan_;
   AffineOps ops_{};
@@ -285,7 +284,6 @@ std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, cons
 #pragma omp parallel if (items > 1)
   {
     SimdSearch search(spec, x.dtype(), inner, per_item);
-    search.reserve(per_item);
     std::vector<float> values(static_cast<std::size_t>(per_item * inner));
     std::vector<float> weights(importance.empty() ? 0 : values.size());
     std::vector<float> lo(static_cast<std::size_t>(per_item)), hi(lo.size());
