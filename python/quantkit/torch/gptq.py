@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,22 +30,46 @@ from .prepared import QATLinear
 
 
 def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, int]]:
-    stats: dict[str, list] = {name: [None, 0] for name in layers}
+    """2 X^T X / tokens per layer. Layers that read one input tensor (q / k / v,
+    gate / up) share one Hessian: found in the first batch by tensor identity (a weak
+    reference, so a freed tensor's reused id cannot match), checked in every later one."""
+    stats: dict[str, list] = {}  # owner layer -> [sum of X^T X, tokens]
+    owner: dict[str, str] = {}  # layer -> the layer whose sum it shares
+    seen: dict[int, tuple[str, weakref.ref]] = {}  # this batch: input id -> (owner, tensor)
+    batch = [0]
 
     def hook_for(name):
         def hook(_module, args):
+            x = args[0]
+            entry = seen.get(id(x))
+            shared = entry is not None and entry[1]() is x
+            if batch[0] == 0:
+                owner[name] = entry[0] if shared else name
+            elif (entry[0] if shared else name) != owner[name]:
+                raise RuntimeError(
+                    f"gptq: layer '{name}' shared its input with '{owner[name]}' in the first "
+                    f"batch but not in batch {batch[0]}"
+                )
+            if shared:
+                return  # its sibling already added this input
+            seen[id(x)] = (name, weakref.ref(x))
             # float32 products per batch, summed in float64 across batches
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-            entry = stats[name]
-            xtx = (x.T @ x).double()
+            rows = x.detach().reshape(-1, x.shape[-1]).float()
+            xtx = (rows.T @ rows).double()
+            entry = stats.setdefault(name, [None, 0])
             entry[0] = xtx if entry[0] is None else entry[0] + xtx
-            entry[1] += x.shape[0]
+            entry[1] += rows.shape[0]
 
         return hook
 
+    def next_batch():
+        batch[0] += 1
+        seen.clear()
+
     with hooked([m.register_forward_pre_hook(hook_for(n)) for n, m in layers.items()]):
-        run_batches(model, batches, forward)
-    return {n: (2.0 * h / max(count, 1), count) for n, (h, count) in stats.items()}
+        run_batches(model, batches, forward, after_each=next_batch)
+    normalized = {o: (2.0 * h / max(count, 1), count) for o, (h, count) in stats.items()}
+    return {name: normalized.get(owner.get(name, name), (None, 0)) for name in layers}
 
 
 @dataclass

@@ -208,3 +208,29 @@ def test_act_order_keeps_groups_in_column_order_and_converts_exactly(act_order):
         prepared = model(x[:8])
         qkt.convert(model)
         assert torch.equal(model(x[:8]), prepared)
+
+
+def test_layers_reading_one_input_share_one_hessian():
+    """q / k / v read the same tensor: one Hessian for the three (one third of the
+    memory), equal to each layer's own."""
+    from quantkit.torch.gptq import _hessians
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(16, 8), nn.Linear(16, 8), nn.Linear(16, 8)
+            self.o = nn.Linear(8, 16)
+
+        def forward(self, x):
+            return self.o(self.q(x) * self.k(x) + self.v(x))
+
+    torch.manual_seed(0)
+    model = Attention()
+    batches = [torch.randn(5, 16) for _ in range(3)]
+    layers = dict(model.named_children())
+    hessians = _hessians(model, layers, batches, None)
+    assert hessians["q"][0] is hessians["k"][0] is hessians["v"][0]
+    assert hessians["o"][0] is not hessians["q"][0]
+    expected = 2.0 * sum((b.T @ b).double() for b in batches) / 15
+    torch.testing.assert_close(hessians["q"][0], expected)
+    assert hessians["q"][1] == 15 and hessians["o"][1] == 15
