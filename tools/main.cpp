@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
                          "Quantize embedding tables too");
   quantize_cmd->add_option(
       "--importance", quantize.options.importance,
-      "Safetensors file of per-column importance (F32 [columns] named as each weight, e.g. from "
-      "quantkit.torch.collect_importance) weighting ':search=mse' schemes");
+      "Per-column importance weighting ':search=mse' schemes: a .safetensors file (F32 "
+      "[columns] named as each weight, e.g. from quantkit.torch.collect_importance) or a "
+      "llama.cpp legacy imatrix .dat (GGUF names mapped to Hugging Face Llama names)");
   quantize_cmd
       ->add_option("-t,--threads", quantize.threads,
                    "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "compressed_tensors.hpp"
+#include "importance_file.hpp"
 #include "quantkit/io/checkpoint.hpp"
 
 namespace quantkit::io {
@@ -284,7 +285,6 @@ void check_tied_embeddings(const Checkpoint& input, const QuantizationPlan& plan
 // searched scheme and have one value per column; anything else is refused by
 // name (a misspelt or stale file would otherwise do nothing, silently).
 void attach_importance(const std::string& path, QuantizationPlan& plan) {
-  const SafetensorsFile file = SafetensorsFile::open(path);
   std::map<std::string, TensorPlan*> quantized;
   for (auto& shard : plan.shards) {
     for (auto& tensor : shard.tensors) {
@@ -292,39 +292,41 @@ void attach_importance(const std::string& path, QuantizationPlan& plan) {
     }
   }
   std::vector<std::string> unmatched;
-  for (const auto& entry : file.header().tensors) {
-    const auto found = quantized.find(entry.name);
+  for (auto& vector : read_importance(path)) {
+    const auto found = quantized.find(vector.name);
     if (found == quantized.end()) {
-      unmatched.push_back(entry.name);
+      unmatched.push_back(vector.file_name == vector.name
+                              ? vector.name
+                              : vector.file_name + " (" + vector.name + ")");
       continue;
     }
     TensorPlan& tensor = *found->second;
     QK_CHECK(tensor.scheme->spec.scale_search != ScaleSearch::none, "--importance: tensor '",
-             entry.name, "' is quantized with ", tensor.scheme->name,
+             vector.name, "' is quantized with ", tensor.scheme->name,
              ", which does not search its scales; use a ':search=mse' scheme");
     const std::int64_t columns = tensor.entry->shape[1];
-    if (entry.dtype != StDType::F32 || entry.shape != Shape{columns}) {
-      throw FileFormatError(detail::concat(
-          "--importance: tensor '", entry.name, "' has dtype ", dtype_info(entry.dtype).name,
-          " and shape ", to_string(entry.shape), "; it must be F32 [", columns, "]"));
+    if (static_cast<std::int64_t>(vector.values.size()) != columns) {
+      throw FileFormatError(detail::concat("--importance: '", vector.file_name, "' holds ",
+                                           vector.values.size(), " values; tensor '", vector.name,
+                                           "' has ", columns, " columns"));
     }
-    const auto bytes = file.bytes(entry);
-    tensor.importance.resize(static_cast<std::size_t>(columns));
-    std::memcpy(tensor.importance.data(), bytes.data(), bytes.size());
-    for (std::size_t i = 0; i < tensor.importance.size(); ++i) {
-      QK_CHECK(std::isfinite(tensor.importance[i]) && tensor.importance[i] >= 0,
-               "--importance: tensor '", entry.name, "' holds ", tensor.importance[i], " at index ",
-               i, "; importance must be finite and >= 0");
+    for (std::size_t i = 0; i < vector.values.size(); ++i) {
+      QK_CHECK(std::isfinite(vector.values[i]) && vector.values[i] >= 0, "--importance: '",
+               vector.file_name, "' holds ", vector.values[i], " at index ", i,
+               "; importance must be finite and >= 0");
     }
+    tensor.importance = std::move(vector.values);
   }
   if (!unmatched.empty()) {
     std::string names;
     for (std::size_t i = 0; i < std::min<std::size_t>(unmatched.size(), 5); ++i) {
-      names += (i ? ", '" : "'") + unmatched[i] + "'";
+      names += detail::concat(i ? ", '" : "'", unmatched[i], "'");
     }
-    throw Error(detail::concat(
-        "--importance: ", unmatched.size(), " tensors name no quantized weight of the checkpoint (",
-        names, unmatched.size() > 5 ? ", ..." : "", "); importance is keyed by the weight's name"));
+    throw Error(detail::concat("--importance: ", unmatched.size(),
+                               " vectors name no quantized weight of the checkpoint (", names,
+                               unmatched.size() > 5 ? ", ..." : "",
+                               "); importance is keyed by the weight's name (GGUF names of "
+                               "llama.cpp imatrix files are mapped to Hugging Face Llama names)"));
   }
 }
 

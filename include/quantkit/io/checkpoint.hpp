@@ -28,10 +28,11 @@ struct QuantizeOptions {
   std::string exclude;
   /// Quantize embedding tables (names containing "embed") too.
   bool embeddings = false;
-  /// A safetensors file of per-column importance, e.g. the mean squared input
-  /// of each layer's input channels over calibration data
-  /// (quantkit.torch.collect_importance): one F32 [columns] tensor per weight,
-  /// named as the weight. It weights the error of ':search=mse' schemes.
+  /// A file of per-column importance, e.g. the mean squared input of each
+  /// layer's input channels over calibration data: a .safetensors file (one
+  /// F32 [columns] tensor per weight, named as the weight;
+  /// quantkit.torch.collect_importance) or llama.cpp's legacy imatrix .dat.
+  /// It weights the error of ':search=mse' schemes.
   std::string importance;
 };
 

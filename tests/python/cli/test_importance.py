@@ -4,6 +4,8 @@ scale search of ':search=mse' schemes with it, and the result is exactly
 quantkit.choose_qparams(w, spec, importance=...) in Python; names that match no
 quantized weight, and schemes that do not search, are refused by name."""
 
+import struct
+
 import quantkit as qk
 import quantkit.torch as qkt
 import torch
@@ -108,4 +110,69 @@ def test_importance_that_matches_nothing_or_a_plain_scheme_is_refused(
         expect=1,
     )
     assert "does not search its scales" in result.stderr
+    assert not (tmp_path / "q.safetensors").exists()
+
+
+def legacy_imatrix(path, entries, calls=4):
+    """llama.cpp's legacy imatrix layout: entry count, then per entry its name, call count,
+    value count and summed values; a trailing chunk count and dataset name."""
+    out = struct.pack("<i", len(entries))
+    for name, values in entries.items():
+        encoded = name.encode()
+        out += struct.pack("<i", len(encoded)) + encoded
+        out += struct.pack("<ii", calls, len(values)) + struct.pack(f"<{len(values)}f", *values)
+    out += struct.pack("<i", 10) + struct.pack("<i", 4) + b"wiki"
+    path.write_bytes(out)
+
+
+def test_llama_cpp_imatrix_files_weight_the_search_by_gguf_name(tmp_path, run, make_checkpoint):
+    original = make_checkpoint(tmp_path / "model.safetensors", torch.float32)
+    g = torch.Generator().manual_seed(5)
+    sums = {
+        "blk.0.ffn_up.weight": (torch.rand(256, generator=g) * 40).tolist(),
+        "blk.0.ffn_down.weight": (torch.rand(128, generator=g) * 40).tolist(),
+    }
+    legacy_imatrix(tmp_path / "imatrix.dat", sums)
+    out = tmp_path / "q.safetensors"
+    run(
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        out,
+        "-s",
+        SCHEME,
+        "--importance",
+        tmp_path / "imatrix.dat",
+        "-q",
+    )
+    stored = load_file(str(out))
+    spec, _ = spec_of(SCHEME)
+    for gguf, name in [
+        ("blk.0.ffn_up.weight", "model.layers.0.mlp.up_proj.weight"),
+        ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
+    ]:
+        mean = torch.tensor(sums[gguf], dtype=torch.float32) / 4  # summed squares / calls
+        w = original[name]
+        expected = qk.fake_quantize(w, qk.choose_qparams(w, spec, importance=mean))
+        got = decode(stored, name, SCHEME, torch.float32)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), name
+
+
+def test_broken_and_gguf_imatrix_files_are_refused(tmp_path, run, make_checkpoint):
+    make_checkpoint(tmp_path / "model.safetensors", torch.float32)
+    args = [
+        "quantize",
+        tmp_path / "model.safetensors",
+        "-o",
+        tmp_path / "q.safetensors",
+        "-s",
+        SCHEME,
+        "--importance",
+    ]
+    legacy_imatrix(tmp_path / "typo.dat", {"blk.0.ffn_upp.weight": [1.0] * 256})
+    assert "blk.0.ffn_upp.weight" in run(*args, tmp_path / "typo.dat", expect=1).stderr
+    (tmp_path / "short.dat").write_bytes(struct.pack("<ii", 1, 50) + b"blk.0")
+    assert "ends inside a name" in run(*args, tmp_path / "short.dat", expect=3).stderr
+    (tmp_path / "imatrix.gguf").write_bytes(b"GGUF" + bytes(28))
+    assert "--output-format dat" in run(*args, tmp_path / "imatrix.gguf", expect=3).stderr
     assert not (tmp_path / "q.safetensors").exists()
