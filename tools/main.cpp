@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
       "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
   quantize_cmd->add_flag("--embeddings", quantize.options.embeddings,
                          "Quantize embedding tables too");
+  quantize_cmd->add_flag("--allow-unmatched-rules", quantize.options.allow_unmatched_rules,
+                         "Warn instead of failing when --include, --exclude or an --override "
+                         "matches no tensor");
   quantize_cmd->add_option(
       "--importance", quantize.options.importance,
       "Per-column importance weighting ':search=mse' schemes: a .safetensors file (F32 "

@@ -31,6 +31,8 @@ int run_quantize(const QuantizeArgs& args) {
   if (args.threads > 0) set_num_threads(args.threads);
   const io::Checkpoint input = io::Checkpoint::open(args.input);
   const io::QuantizationPlan plan = io::plan_quantization(input, args.options);
+  for (const auto& warning : plan.warnings)
+    std::fprintf(stderr, "quantkit: warning: %s\n", warning.c_str());
   const std::string in_bytes = format_bytes(static_cast<double>(plan.input_bytes));
   const std::string out_bytes = format_bytes(static_cast<double>(plan.output_bytes));
   const auto quantized = static_cast<long long>(plan.quantized_tensors);

@@ -353,17 +353,24 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
 
   QuantizationPlan plan;
   std::set<std::string> output_names;
+  // Which user rules matched a tensor (a preset's role rules may match none).
+  const std::size_t user_rules = options.overrides.size();
+  std::vector<char> override_used(user_rules, 0);
+  bool include_used = false, exclude_used = false;
   for (const auto& shard : input.shards()) {
     ShardPlan& shard_plan = plan.shards.emplace_back();
     for (const auto& entry : shard.header().tensors) {
       TensorPlan tensor;
       tensor.entry = &entry;
       tensor.note = reason_to_keep(entry, options, include, exclude);
+      include_used = include_used || (include && std::regex_search(entry.name, *include));
+      exclude_used = exclude_used || (exclude && std::regex_search(entry.name, *exclude));
       if (tensor.note.empty()) {
         tensor.scheme = &default_scheme;
-        for (const auto& rule : overrides) {
-          if (std::regex_search(entry.name, rule.pattern)) {
-            tensor.scheme = rule.scheme;
+        for (std::size_t r = 0; r < overrides.size(); ++r) {
+          if (std::regex_search(entry.name, overrides[r].pattern)) {
+            tensor.scheme = overrides[r].scheme;
+            if (r < user_rules) override_used[r] = 1;
             break;
           }
         }
@@ -382,6 +389,22 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
       plan.output_bytes += tensor.output_bytes();
       shard_plan.tensors.push_back(std::move(tensor));
     }
+  }
+  std::vector<std::string> unmatched;
+  if (include && !include_used) unmatched.push_back("--include '" + options.include + "'");
+  if (exclude && !exclude_used) unmatched.push_back("--exclude '" + options.exclude + "'");
+  for (std::size_t r = 0; r < user_rules; ++r) {
+    if (!override_used[r]) unmatched.push_back("--override '" + options.overrides[r] + "'");
+  }
+  for (const auto& rule : unmatched) {
+    const std::string message =
+        rule +
+        " matches no tensor it could apply to (regexes are searched in tensor names; "
+        "--dry-run lists them)";
+    if (!options.allow_unmatched_rules) {
+      throw Error(message + "; --allow-unmatched-rules makes this a warning");
+    }
+    plan.warnings.push_back(message);
   }
   check_tied_embeddings(input, plan);
   if (!options.importance.empty()) attach_importance(options.importance, plan);

@@ -28,6 +28,10 @@ struct QuantizeOptions {
   std::string exclude;
   /// Quantize embedding tables (names containing "embed") too.
   bool embeddings = false;
+  /// An --include, --exclude or --override rule that matches no tensor is an
+  /// Error naming it (a typo would otherwise change nothing, silently); with
+  /// this set it is a warning in QuantizationPlan::warnings instead.
+  bool allow_unmatched_rules = false;
   /// A file of per-column importance, e.g. the mean squared input of each
   /// layer's input channels over calibration data: a .safetensors file (one
   /// F32 [columns] tensor per weight, named as the weight;
@@ -84,6 +88,7 @@ struct QuantizationPlan {
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;
   std::int64_t quantized_tensors = 0;
+  std::vector<std::string> warnings;  // e.g. rules that matched nothing (allow_unmatched_rules)
 };
 
 /// Throws Error (naming the tensor and the rule) when a selected tensor cannot

@@ -39,9 +39,12 @@ def _has_unquantized_matrix(module: nn.Module) -> bool:
     )
 
 
-def _recipe_for(name: str, default: Recipe, overrides: Mapping[str, Recipe | None]):
+def _recipe_for(
+    name: str, default: Recipe, overrides: Mapping[str, Recipe | None], matched: set[str]
+):
     for pattern, recipe in overrides.items():
         if re.fullmatch(pattern, name):
+            matched.add(pattern)
             return recipe
     return default
 
@@ -66,17 +69,21 @@ def prepare(
     *,
     filter_fn: ModuleFilter | None = None,
     overrides: Mapping[str, Recipe | None] | None = None,
+    allow_unmatched: bool = False,
 ) -> nn.Module:
     """Swaps Linear / Conv2d / Embedding modules for fake-quantized ones, in place.
 
     ``filter_fn(module, name)`` selects modules (default: all); ``overrides`` maps
     a regular expression on the module name (full match, first wins) to another
-    recipe, or to ``None`` to keep that module in float. Other leaf modules with
-    a weight matrix are skipped with one warning that lists them. A module
-    registered under several names is swapped at each of them and stays shared;
-    rules that disagree between its names raise.
+    recipe, or to ``None`` to keep that module in float. An override that matches
+    no module it could apply to raises ``ValueError`` naming it (a typo would
+    otherwise change nothing); ``allow_unmatched=True`` makes that a warning. Other
+    leaf modules with a weight matrix are skipped with one warning that lists them.
+    A module registered under several names is swapped at each of them and stays
+    shared; rules that disagree between its names raise.
     """
     overrides = dict(overrides or {})
+    matched: set[str] = set()
     plan: list[tuple[list[str], nn.Module, Recipe]] = []
     skipped: dict[str, list[str]] = {}
     for names, module in _modules_with_all_names(model):
@@ -87,7 +94,9 @@ def prepare(
                 skipped.setdefault(type(module).__name__, []).append(names[0])
             continue
         decisions = [
-            _recipe_for(name, recipe, overrides) if _selected(filter_fn, module, name) else None
+            _recipe_for(name, recipe, overrides, matched)
+            if _selected(filter_fn, module, name)
+            else None
             for name in names
         ]
         if any(d is not decisions[0] for d in decisions):
@@ -102,6 +111,15 @@ def prepare(
         rule = chosen.embedding if isinstance(module, nn.Embedding) else chosen.weight
         _check_weight_rule(names[0], module.weight, rule)
         plan.append((names, module, chosen))
+    unmatched = [p for p in overrides if p not in matched]
+    if unmatched:
+        message = (
+            f"quantkit.torch.prepare: override {unmatched[0]!r} matches no module it could "
+            "apply to (patterns full-match module names, e.g. 'model\\.layers\\.0\\..*')"
+        )
+        if not allow_unmatched:
+            raise ValueError(message + "; allow_unmatched=True makes this a warning")
+        warnings.warn(message, stacklevel=2)
     if skipped:
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(skipped.items()))
         warnings.warn(

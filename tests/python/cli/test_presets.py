@@ -64,3 +64,21 @@ def test_unknown_schemes_name_the_presets_too(tmp_path, run, make_checkpoint):
         expect=1,
     )
     assert "option 'search=max' is unknown" in result.stderr
+
+
+def test_rules_that_match_nothing_are_refused_by_name(tmp_path, run, make_checkpoint):
+    make_checkpoint(tmp_path / "model.safetensors", torch.float32)
+    base = ["quantize", tmp_path / "model.safetensors", "-o", tmp_path / "q.safetensors"]
+    for rule, shown in [
+        (["--override", r"model\.layer\.0\.=int8"], "--override"),
+        (["--exclude", "lm_head"], "--exclude 'lm_head'"),
+        (["--include", "q_proj"], "--include 'q_proj'"),
+    ]:
+        result = run(*base, *rule, expect=1)
+        assert shown in result.stderr and "matches no tensor" in result.stderr, rule
+    assert not (tmp_path / "q.safetensors").exists()
+    result = run(*base, "--exclude", "lm_head", "--allow-unmatched-rules", "-q")
+    assert "warning: --exclude 'lm_head' matches no tensor" in result.stderr
+    assert (tmp_path / "q.safetensors").exists()
+    # a preset's own role rules may match nothing (this checkpoint has no lm_head)
+    run(*base[:3], tmp_path / "p.safetensors", "-s", "q4-mix", "-q")

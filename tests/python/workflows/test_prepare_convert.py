@@ -205,3 +205,11 @@ def test_convert_with_nothing_to_convert_says_so(tiny_net):
     model = qkt.quantize_(tiny_net, R.W4A16(32))
     with pytest.raises(ValueError, match="already converted"):
         qkt.convert(model)
+
+
+def test_an_override_that_matches_nothing_is_refused_by_name(tiny_net):
+    typo = {r"model\.layer\.(0|3)\..*": None}
+    with pytest.raises(ValueError, match=r"override 'model\\\\.layer"):
+        qkt.prepare(copy.deepcopy(tiny_net), R.W4A16(32), overrides=typo)
+    with pytest.warns(UserWarning, match="matches no module"):
+        qkt.prepare(copy.deepcopy(tiny_net), R.W4A16(32), overrides=typo, allow_unmatched=True)
