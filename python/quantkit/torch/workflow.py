@@ -254,6 +254,7 @@ def quantize_(
     *,
     filter_fn: ModuleFilter | None = None,
     overrides: Mapping[str, Recipe | None] | None = None,
+    allow_unmatched: bool = False,
 ) -> nn.Module:
     """``convert(prepare(model, recipe))`` for recipes that need no calibration."""
     recipes = [recipe, *[r for r in (overrides or {}).values() if r is not None]]
@@ -263,7 +264,10 @@ def quantize_(
             f"quantize_: recipe {static[0]} has calibrated activations; use prepare(), "
             "calibrate() and convert()"
         )
-    return convert(prepare(model, recipe, filter_fn=filter_fn, overrides=overrides))
+    prepared = prepare(
+        model, recipe, filter_fn=filter_fn, overrides=overrides, allow_unmatched=allow_unmatched
+    )
+    return convert(prepared)
 
 
 def model_bytes(model: nn.Module) -> int:
