@@ -33,6 +33,21 @@ struct Prepared {
   }
 };
 
+// The kernel constants of a plan: the kinds every op rounds to, the grid, the
+// code range (non-streaming stores).
+AffineOps affine_ops(const reference::ElementPlan& plan, ScalarType input, ScalarType output) {
+  AffineOps ops;
+  ops.input = *kind_of(input);
+  ops.product = kind_or_f32(reference::op_dtype(input, plan.scale_dtype));
+  ops.output = *kind_of(output);
+  ops.grid = plan.scheme == reference::Scheme::stretched    ? AffineGrid::stretched
+             : plan.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
+                                                            : AffineGrid::no_zero_point;
+  ops.quant_min = static_cast<float>(plan.quant_min);
+  ops.quant_max = static_cast<float>(plan.quant_max);
+  return ops;
+}
+
 std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
                                 const Shape& shape) {
   if (!affine_path_supports(qparams.spec, true) || !kind_of(input) || !kind_of(output)) {
@@ -47,20 +62,13 @@ std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, Scalar
   // The kernel rounds quotient + zp to the quotient's kind: other zero-point
   // dtypes (promoting it further) stay on the reference.
   if (stretched && reference::op_dtype(product, p.plan.zero_dtype) != product) return std::nullopt;
-  p.ops.input = *kind_of(input);
-  p.ops.product = kind_or_f32(product);
-  p.ops.output = *kind_of(output);
-  p.ops.grid = stretched                                        ? AffineGrid::stretched
-               : p.plan.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
-                                                                : AffineGrid::no_zero_point;
+  p.ops = affine_ops(p.plan, input, output);
   if (stretched) {
     for (std::size_t b = 0; b < p.plan.scale.size(); ++b) {
       p.clip.push_back(reference::round_to(
           p.plan.scale_dtype, p.plan.scale[b] * static_cast<float>(p.plan.stretched_max)));
     }
   }
-  p.ops.quant_min = static_cast<float>(p.plan.quant_min);
-  p.ops.quant_max = static_cast<float>(p.plan.quant_max);
   // Outputs beyond the last-level cache bypass it (non-temporal stores).
   p.ops.stream = numel(shape) * 4 > (std::int64_t{16} << 20);
   return p;
@@ -210,19 +218,12 @@ class SimdSearch {
   SimdSearch(const QuantSpec& spec, ScalarType input, std::int64_t inner, std::int64_t blocks)
       : plan_(reference::single_int_block_plan(spec, input, reference::scale_storage(spec, input),
                                                reference::zero_point_storage(spec, input), blocks)),
+        ops_(affine_ops(plan_, input, input)),
         inner_(inner),
         y_(static_cast<std::size_t>(inner * blocks) * element_size(input)),
         y_values_(static_cast<std::size_t>(inner * blocks)),
         best_error_(static_cast<std::size_t>(blocks)),
-        trials_(static_cast<std::size_t>(blocks)) {
-    ops_.input = *kind_of(input);
-    ops_.product = kind_or_f32(reference::op_dtype(input, plan_.scale_dtype));
-    ops_.output = ops_.input;
-    ops_.grid = plan_.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
-                                                              : AffineGrid::no_zero_point;
-    ops_.quant_min = static_cast<float>(plan_.quant_min);
-    ops_.quant_max = static_cast<float>(plan_.quant_max);
-  }
+        trials_(static_cast<std::size_t>(blocks)) {}
 
   /// Blocks first .. first + count of x (data `x`, values `values`, ranges lo / hi,
   /// importance `weights` per element or null) into chosen[0 .. count).
@@ -255,7 +256,7 @@ class SimdSearch {
 
  private:
   reference::ElementPlan plan_;
-  AffineOps ops_{};
+  AffineOps ops_;
   std::int64_t inner_;
   std::vector<unsigned char> y_;
   std::vector<float> y_values_;

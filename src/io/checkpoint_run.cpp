@@ -97,18 +97,16 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
   }
   std::vector<std::uint8_t> codes, scales;
   std::vector<std::int32_t> zero_points;
-  float stored_global_scale = 1.0f;
+  const TensorView importance(plan.importance.data(), ScalarType::float32,
+                              {static_cast<std::int64_t>(plan.importance.size())});
   for (std::int64_t first = 0; first < rows; first += block_rows) {
     const std::int64_t count = std::min(block_rows, rows - first);
     const TensorView block = view_rows(first, count);
-    const TensorView importance(plan.importance.data(), ScalarType::float32,
-                                {static_cast<std::int64_t>(plan.importance.size())});
     const QuantizedTensor q =
         whole          ? quantize(block, *whole)
         : global_scale ? quantize(block, choose_qparams(block, scheme.spec, *global_scale))
         : !plan.importance.empty() ? quantize(block, choose_qparams(block, scheme.spec, importance))
                                    : quantize(block, scheme.spec);
-    stored_global_scale = ct::stored_global_scale(q.qparams());
     codes.clear();
     ct::append_codes(scheme, q, columns, codes);
     writer.write(codes);
@@ -125,6 +123,8 @@ void quantize_tensor(const SafetensorsFile& file, const TensorPlan& plan, Safete
   if (whole) ct::append_scales(scheme, *whole, scales);
   writer.write(scales);
   std::vector<std::uint8_t> trailing;
+  // compressed-tensors stores the divisor 1 / g (exact: g is a power of two).
+  const float stored_global_scale = global_scale ? 1.0f / *global_scale : 1.0f;
   ct::append_trailing_parts(scheme, zero_points, stored_global_scale, rows, columns, trailing);
   writer.write(trailing);
 }

@@ -222,11 +222,14 @@ std::string quantization_args(const Scheme& scheme) {
   return args.dump();
 }
 
+bool has_exact_reciprocal(float g) {
+  int exponent = 0;
+  return std::isnormal(g) && std::frexp(g, &exponent) == 0.5f && std::isnormal(1.0f / g);
+}
+
 float stored_global_scale(const QParams& qparams) {
   const float g = qparams.global_scale_value();
-  int exponent = 0;
-  const float mantissa = std::frexp(g, &exponent);
-  QK_CHECK(mantissa == 0.5f && std::isnormal(1.0f / g), "global_scale ", g,
+  QK_CHECK(has_exact_reciprocal(g), "global_scale ", g,
            " is not a power of two, so compressed-tensors' divisor 1 / g is not exact and its "
            "readers would decode other values; choose qparams with quantkit (its global scales "
            "are powers of two)");

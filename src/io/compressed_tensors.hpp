@@ -68,6 +68,10 @@ std::vector<std::pair<std::string, Tensor>> static_input_tensors(const std::stri
 /// stores bfloat16 / float16 scales, computed in float32 as calibration does.
 QParams static_input_qparams(const QuantSpec& spec, const Tensor& scale, const Tensor* zero_point);
 
+/// Whether g and 1 / g are both normal floats with 1 / g exact, i.e. g is a
+/// power of two: only then do g * b and b / (1 / g) agree for every block scale b.
+bool has_exact_reciprocal(float g);
+
 /// compressed-tensors' NVFP4 global scale for qparams of per-tensor scale g:
 /// the divisor 1 / g (1 for single-level qparams). Throws Error when 1 / g is
 /// not exact (g not a power of two), since readers that divide by it would

@@ -1,6 +1,5 @@
 #include "quantkit/io/stored_weights.hpp"
 
-#include <cmath>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -154,8 +153,6 @@ Tensor unpack_zero_points(std::span<const std::uint8_t> words, std::int64_t rows
 // compressed-tensors stores the divisor 1 / g. quantkit multiplies by g, the
 // same values only when 1 / g is a power of two (as quantkit writes it).
 Tensor global_scale_of_divisor(const std::string& name, float divisor, const QuantSpec& spec) {
-  int exponent = 0;
-  const bool power_of_two = std::isnormal(divisor) && std::frexp(divisor, &exponent) == 0.5f;
   if (!spec.global_scale) {
     if (divisor != 1.0f) {
       throw FileFormatError(detail::concat("tensor '", name, "' holds global scale ", divisor,
@@ -163,7 +160,7 @@ Tensor global_scale_of_divisor(const std::string& name, float divisor, const Qua
     }
     return {};
   }
-  if (!power_of_two || !std::isnormal(1.0f / divisor)) {
+  if (!ct::has_exact_reciprocal(divisor)) {
     throw FileFormatError(detail::concat(
         "tensor '", name, "' holds global scale ", divisor,
         ", not a power of two: quantkit decodes two-level NVFP4 with the multiplier 1 / ", divisor,

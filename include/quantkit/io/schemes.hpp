@@ -15,7 +15,7 @@ namespace quantkit::io {
 /// compressed-tensors storage format of a quantized weight (docs/formats.md).
 enum class CheckpointFormat : std::uint8_t {
   pack_quantized,        // int codes + offset, densely packed into int32 rows, LSB first
-  int_quantized,         // int8 codes as I8, one per byte (weights beside quantized inputs)
+  int_quantized,         // int codes as I8, one per byte (weights beside quantized inputs)
   float_quantized,       // FP8 codes stored as F8_E4M3, one per byte, float scales
   mxfp8_quantized,       // FP8 codes as F8_E4M3 + E8M0 scale bytes
   mxfp4_pack_quantized,  // FP4 pairs per byte (low nibble first) + E8M0 bytes
@@ -62,8 +62,8 @@ const Scheme& find_scheme(std::string_view name);
 /// per-block grids, FP6, block-scale formats other than MXFP8 / MXFP4 /
 /// NVFP4).
 /// With `quantized_inputs` (the layer also quantizes its input activations),
-/// int8 weights take compressed-tensors' int-quantized format, as its W8A8
-/// presets do.
+/// int weights of any width take compressed-tensors' int-quantized format, as
+/// its W8A8 / W4A8 presets do.
 const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs = false);
 
 }  // namespace quantkit::io

@@ -71,10 +71,11 @@ def _search(x, weights, mean_abs, spec_key, grid) -> tuple[float, torch.Tensor]:
         alpha = step / grid
         scale = mean_abs.clamp(min=1e-8).pow(alpha)
         scale = (scale / (scale.max() * scale.min()).sqrt()).clamp(min=1e-4)
+        scaled_x = x / scale
         error = 0.0
         for w, y in zip(weights, reference, strict=True):
             q = _quantized((w.float() * scale).to(w.dtype), spec_key).float()
-            error += ((x / scale) @ q.T - y).square().sum().item()
+            error += (scaled_x @ q.T - y).square().sum().item()
         if error < best[0]:
             best = (error, alpha, scale)
     return best[1], best[2]

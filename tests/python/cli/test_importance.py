@@ -17,6 +17,12 @@ from torch import nn
 SCHEME = "int4-g32-asym:search=mse"
 
 
+def quantize(run, folder, scheme, *options, expect=0):
+    """`quantkit quantize` of folder / "model.safetensors" into folder / "q.safetensors"."""
+    source, out = folder / "model.safetensors", folder / "q.safetensors"
+    return run("quantize", source, "-o", out, "-s", scheme, *options, expect=expect)
+
+
 def test_collect_importance_is_the_mean_squared_input():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     first = torch.tensor([[1.0, -2.0, 0.0, 3.0], [2.0, 2.0, -1.0, 0.0]])
@@ -44,29 +50,9 @@ def test_the_tool_weights_the_search_as_python_does(tmp_path, run, make_checkpoi
     original = make_checkpoint(tmp_path / "model.safetensors", torch.bfloat16)
     path, importance = importance_file(tmp_path, original)
     out = tmp_path / "q.safetensors"
-    plan = run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        out,
-        "-s",
-        SCHEME,
-        "--importance",
-        path,
-        "--dry-run",
-    ).stdout
+    plan = quantize(run, tmp_path, SCHEME, "--importance", path, "--dry-run").stdout
     assert f"{SCHEME} +importance" in plan
-    run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        out,
-        "-s",
-        SCHEME,
-        "--importance",
-        path,
-        "-q",
-    )
+    quantize(run, tmp_path, SCHEME, "--importance", path, "-q")
     stored = load_file(str(out))
     spec, _ = spec_of(SCHEME)
     changed = 0
@@ -84,31 +70,11 @@ def test_importance_that_matches_nothing_or_a_plain_scheme_is_refused(
 ):
     original = make_checkpoint(tmp_path / "model.safetensors", torch.float32)
     path, _ = importance_file(tmp_path, original, extra=["model.layers.9.typo_proj.weight"])
-    result = run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        tmp_path / "q.safetensors",
-        "-s",
-        SCHEME,
-        "--importance",
-        path,
-        expect=1,
-    )
+    result = quantize(run, tmp_path, SCHEME, "--importance", path, expect=1)
     assert "model.layers.9.typo_proj.weight" in result.stderr
     (tmp_path / "good").mkdir()
     good, _ = importance_file(tmp_path / "good", original)
-    result = run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        tmp_path / "q.safetensors",
-        "-s",
-        "int4-g32",
-        "--importance",
-        good,
-        expect=1,
-    )
+    result = quantize(run, tmp_path, "int4-g32", "--importance", good, expect=1)
     assert "does not search its scales" in result.stderr
     assert not (tmp_path / "q.safetensors").exists()
 
@@ -134,17 +100,7 @@ def test_llama_cpp_imatrix_files_weight_the_search_by_gguf_name(tmp_path, run, m
     }
     legacy_imatrix(tmp_path / "imatrix.dat", sums)
     out = tmp_path / "q.safetensors"
-    run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        out,
-        "-s",
-        SCHEME,
-        "--importance",
-        tmp_path / "imatrix.dat",
-        "-q",
-    )
+    quantize(run, tmp_path, SCHEME, "--importance", tmp_path / "imatrix.dat", "-q")
     stored = load_file(str(out))
     spec, _ = spec_of(SCHEME)
     for gguf, name in [
@@ -160,19 +116,14 @@ def test_llama_cpp_imatrix_files_weight_the_search_by_gguf_name(tmp_path, run, m
 
 def test_broken_and_gguf_imatrix_files_are_refused(tmp_path, run, make_checkpoint):
     make_checkpoint(tmp_path / "model.safetensors", torch.float32)
-    args = [
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        tmp_path / "q.safetensors",
-        "-s",
-        SCHEME,
-        "--importance",
-    ]
+
+    def refused(importance, expect):
+        return quantize(run, tmp_path, SCHEME, "--importance", importance, expect=expect).stderr
+
     legacy_imatrix(tmp_path / "typo.dat", {"blk.0.ffn_upp.weight": [1.0] * 256})
-    assert "blk.0.ffn_upp.weight" in run(*args, tmp_path / "typo.dat", expect=1).stderr
+    assert "blk.0.ffn_upp.weight" in refused(tmp_path / "typo.dat", 1)
     (tmp_path / "short.dat").write_bytes(struct.pack("<ii", 1, 50) + b"blk.0")
-    assert "ends inside a name" in run(*args, tmp_path / "short.dat", expect=3).stderr
+    assert "ends inside a name" in refused(tmp_path / "short.dat", 3)
     (tmp_path / "imatrix.gguf").write_bytes(b"GGUF" + bytes(28))
-    assert "--output-format dat" in run(*args, tmp_path / "imatrix.gguf", expect=3).stderr
+    assert "--output-format dat" in refused(tmp_path / "imatrix.gguf", 3)
     assert not (tmp_path / "q.safetensors").exists()

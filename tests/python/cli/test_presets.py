@@ -8,6 +8,7 @@ import torch
 from cli_schemes import spec_of
 from safetensors.torch import load_file
 from test_checkpoint_roundtrip import decode
+from test_importance import quantize
 
 
 def plan_of(run, source, *args):
@@ -44,25 +45,9 @@ def test_a_preset_output_decodes_as_its_parts(tmp_path, run, make_checkpoint):
 
 def test_unknown_schemes_name_the_presets_too(tmp_path, run, make_checkpoint):
     make_checkpoint(tmp_path / "model.safetensors", torch.float32)
-    result = run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        tmp_path / "q.safetensors",
-        "-s",
-        "q4-mixx",
-        expect=1,
-    )
+    result = quantize(run, tmp_path, "q4-mixx", expect=1)
     assert "q4-mix" in result.stderr and "search=mse" in result.stderr
-    result = run(
-        "quantize",
-        tmp_path / "model.safetensors",
-        "-o",
-        tmp_path / "q.safetensors",
-        "-s",
-        "int4-g32:search=max",
-        expect=1,
-    )
+    result = quantize(run, tmp_path, "int4-g32:search=max", expect=1)
     assert "option 'search=max' is unknown" in result.stderr
 
 

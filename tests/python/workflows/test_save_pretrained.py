@@ -267,6 +267,23 @@ def assert_differences_come_from_input_rounding(model, folder, seed):
         assert torch.equal(model(ids).logits, got)
 
 
+def assert_decodes_reloads_and_differs_by_input_rounding(model, tmp_path):
+    """For a model saved in tmp_path / "saved" that quantizes its inputs: compressed-tensors
+    decodes every weight exactly, load_pretrained restores the same logits, and
+    transformers differs only by its input rounding."""
+    folder = tmp_path / "saved"
+    reader = CompressedTensorsDequantizer(folder, dtype=torch.bfloat16)
+    decoded = reader.validate(load_file(str(folder / "model.safetensors")))
+    for name, module in model.named_modules():
+        if isinstance(module, qkt.QuantizedLinear):
+            assert torch.equal(decoded[f"{name}.weight"], module.weight), name
+    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), folder)
+    ids = batches(1, seed=5)[0]
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
+    assert_differences_come_from_input_rounding(model, folder, seed=4)
+
+
 DYNAMIC_INPUT_RECIPES = {
     "W8A8Dynamic": (qkt.recipes.W8A8Dynamic, "INT8_W8A8", "int-quantized"),
     "FP8 per row": (lambda: qkt.recipes.FP8("row"), "FP8_DYNAMIC", "float-quantized"),
@@ -292,16 +309,7 @@ def test_dynamic_input_schemes_are_written_as_compressed_tensors_presets(tmp_pat
     for role in ("weights", "input_activations"):
         written = {k: v for k, v in group[role].items() if k != "observer"}
         assert written == expected[role].model_dump(mode="json"), role
-    reader = CompressedTensorsDequantizer(tmp_path / "saved", dtype=torch.bfloat16)
-    decoded = reader.validate(load_file(str(tmp_path / "saved" / "model.safetensors")))
-    for name, module in model.named_modules():
-        if isinstance(module, qkt.QuantizedLinear):
-            assert torch.equal(decoded[f"{name}.weight"], module.weight), name
-    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
-    ids = batches(1, seed=5)[0]
-    with torch.no_grad():
-        assert torch.equal(reloaded(ids).logits, model(ids).logits)
-    assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)
+    assert_decodes_reloads_and_differs_by_input_rounding(model, tmp_path)
 
 
 def test_int4_weights_with_int8_inputs_are_written_int_quantized(tmp_path):
@@ -320,16 +328,7 @@ def test_int4_weights_with_int8_inputs_are_written_int_quantized(tmp_path):
     stored = load_file(str(tmp_path / "saved" / "model.safetensors"))
     codes = stored["model.layers.0.self_attn.q_proj.weight"]
     assert codes.dtype == torch.int8 and -8 <= codes.min() and codes.max() <= 7
-    reader = CompressedTensorsDequantizer(tmp_path / "saved", dtype=torch.bfloat16)
-    decoded = reader.validate(stored)
-    for name, module in model.named_modules():
-        if isinstance(module, qkt.QuantizedLinear):
-            assert torch.equal(decoded[f"{name}.weight"], module.weight), name
-    reloaded = qkt.load_pretrained(float_llama(tmp_path / "float2"), tmp_path / "saved")
-    ids = batches(1, seed=5)[0]
-    with torch.no_grad():
-        assert torch.equal(reloaded(ids).logits, model(ids).logits)
-    assert_differences_come_from_input_rounding(model, tmp_path / "saved", seed=4)
+    assert_decodes_reloads_and_differs_by_input_rounding(model, tmp_path)
 
 
 def calibrated(model, recipe):
