@@ -4,6 +4,7 @@
 #include "quantkit/error.hpp"
 #include "quantkit/granularity.hpp"
 #include "quantkit/half.hpp"
+#include "quantkit/linear.hpp"
 #include "quantkit/metrics.hpp"
 #include "quantkit/minifloat.hpp"
 #include "quantkit/observers.hpp"

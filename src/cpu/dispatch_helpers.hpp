@@ -3,6 +3,7 @@
 // storage kinds, the block map of a granularity and the fixed chunking.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 
@@ -64,6 +65,28 @@ inline std::optional<BlockMap> block_map(const Shape& shape, const Shape& block)
   if (leading_ones) return BlockMap{inner, std::max<std::int64_t>(n / inner, 1)};
   if (leading_full) return BlockMap{inner, shape[k] / block[k]};
   return std::nullopt;
+}
+
+/// Decodes elements [begin, end) of a 2-D weight from their unpacked codes
+/// (codes[0, end - begin)) into out[0, end - begin), as dequantize() would;
+/// `begin` is the first element of a row.
+using RangeDecoder = std::function<void(const std::int8_t* codes, std::int64_t begin,
+                                        std::int64_t end, void* out)>;
+
+/// Where a range decoder can renumber a weight's elements from the start of
+/// any row: one block, or blocks that are single runs of whole fractions of a row.
+inline bool rows_start_blocks(const BlockMap& map, const Shape& shape) {
+  return shape.size() == 2 &&
+         (map.period == 1 || (map.inner * map.period == numel(shape) && shape[1] % map.inner == 0));
+}
+
+/// The block of element `begin` (the start of a row, see rows_start_blocks),
+/// and the map of the elements from it on, renumbered from 0.
+inline std::int64_t first_block_of(const BlockMap& map, std::int64_t begin) {
+  return map.period == 1 ? 0 : begin / map.inner;
+}
+inline BlockMap map_from(const BlockMap& map, std::int64_t first_block) {
+  return {map.inner, map.period - first_block};
 }
 
 template <typename Fn>

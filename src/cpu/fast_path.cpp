@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -139,6 +140,21 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   Tensor y = Tensor::uninitialized(output_dtype, q.shape());
   if (!dequantize_into(q, output_dtype, y.raw_data())) return std::nullopt;
   return y;
+}
+
+std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& shape,
+                                          ScalarType output) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_range_decoder(qparams, shape, output);
+  auto p = prepare(qparams, qparams.compute_dtype, output, shape);
+  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
+  p->ops.stream = false;  // tiles are read back at once
+  auto shared = std::make_shared<const Prepared>(std::move(*p));
+  return [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* out) {
+    const std::int64_t b0 = first_block_of(shared->map, begin);
+    const BlockParams all = shared->params();
+    const BlockParams from{all.reciprocal + b0, all.scale + b0, all.zero_point + b0};
+    dequantize_range(shared->ops, map_from(shared->map, b0), from, codes, out, 0, end - begin);
+  };
 }
 
 std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& block) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/internal/block_layout.hpp"
+#include "cpu/dispatch_helpers.hpp"
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
 
@@ -39,6 +40,11 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);
+/// Dequantizes row ranges of a 2-D weight of `shape` (linear()'s weight tiles)
+/// with the dequantize kernels; nullopt where they do not cover the qparams or
+/// blocks straddle rows.
+std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& shape,
+                                          ScalarType output);
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
                                              const QParams& qparams);
 

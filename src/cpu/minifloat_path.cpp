@@ -1,6 +1,7 @@
 #include "cpu/minifloat_path.hpp"
 
 #include <cmath>
+#include <memory>
 
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_kernels.hpp"
@@ -112,6 +113,24 @@ bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype
                                    reinterpret_cast<const std::uint8_t*>(codes), y, begin, end);
       });
   return true;
+}
+
+}  // namespace quantkit::cpu
+
+namespace quantkit::cpu {
+
+std::optional<RangeDecoder> minifloat_range_decoder(const QParams& qparams, const Shape& shape,
+                                                    ScalarType output) {
+  auto p = prepare(qparams, qparams.compute_dtype, output, shape);
+  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
+  auto shared = std::make_shared<const Prepared>(std::move(*p));
+  return [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* out) {
+    const std::int64_t b0 = first_block_of(shared->map, begin);
+    const BlockParams all = shared->params();
+    const BlockParams from{all.reciprocal + b0, all.scale + b0, all.zero_point + b0};
+    minifloat_dequantize_range(shared->ops, map_from(shared->map, b0), from,
+                               reinterpret_cast<const std::uint8_t*>(codes), out, 0, end - begin);
+  };
 }
 
 }  // namespace quantkit::cpu

@@ -4,6 +4,8 @@
 // blocks are runs of the flat index. std::nullopt where they do not apply.
 #include <optional>
 
+#include "cpu/dispatch_helpers.hpp"
+
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
 
@@ -11,6 +13,8 @@ namespace quantkit::cpu {
 
 bool minifloat_fake_quantize_into(TensorView x, const QParams& qparams, void* out);
 bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out);
+std::optional<RangeDecoder> minifloat_range_decoder(const QParams& qparams, const Shape& shape,
+                                                    ScalarType output);
 std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
                                                        const QParams& qparams);

@@ -1,6 +1,7 @@
 #include "core/internal/float_io.hpp"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/internal/block_layout.hpp"
 #include "quantkit/error.hpp"
@@ -42,6 +43,23 @@ std::vector<float> load_floats(TensorView x) {
       for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(contiguous.get(i));
   }
   return out;
+}
+
+void store_floats_to(ScalarType dtype, const float* values, std::int64_t count, void* out) {
+  switch (dtype) {
+    case ScalarType::bfloat16:
+      for (std::int64_t i = 0; i < count; ++i) {
+        static_cast<BFloat16*>(out)[i] = BFloat16::from_float(values[i]);
+      }
+      return;
+    case ScalarType::float16:
+      for (std::int64_t i = 0; i < count; ++i) {
+        static_cast<Float16*>(out)[i] = Float16::from_float(values[i]);
+      }
+      return;
+    default:
+      std::memcpy(out, values, static_cast<std::size_t>(count) * sizeof(float));
+  }
 }
 
 Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype) {

@@ -34,6 +34,9 @@ void store_floats_at(Tensor& out, std::int64_t first, std::int64_t count, const 
       for (std::int64_t i = 0; i < count; ++i) out.set(first + i, value(i));
   }
 }
+/// Writes values[0, count) (already representable in the float `dtype`) to raw
+/// storage of that dtype.
+void store_floats_to(ScalarType dtype, const float* values, std::int64_t count, void* out);
 /// Writes values (already representable in `dtype`) into a new tensor.
 Tensor store_floats(const std::vector<float>& values, const Shape& shape, ScalarType dtype);
 

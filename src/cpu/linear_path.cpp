@@ -1,0 +1,63 @@
+#include "cpu/linear_path.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/internal/float_io.hpp"
+#include "cpu/dispatch_helpers.hpp"
+#include "cpu/linear_kernels.hpp"
+#include "reference/eager_math.hpp"
+
+namespace quantkit::cpu {
+namespace {
+
+// Activation rows per pass over the weight tiles: enough to amortize decoding
+// a tile, few enough that their rows stay in the core's caches.
+constexpr std::int64_t kRowBlock = 64;
+
+}  // namespace
+
+Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
+  const std::int64_t n = w.shape()[0], k = w.shape()[1];
+  std::int64_t m = 1;  // rows of x: the product of its leading dims (k may be 0)
+  for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
+  Shape shape = x.shape();
+  shape.back() = n;
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
+  if (y.numel() == 0) return y;
+  const ScalarType dtype = x.dtype();
+  const FloatKind kind = *kind_of(dtype);
+  const std::size_t size = element_size(dtype);
+  const std::vector<float> bias_values =
+      bias == nullptr ? std::vector<float>() : internal::load_floats(*bias);
+  const std::int64_t tiles = (n + kTileRows - 1) / kTileRows;
+  const auto* xs = static_cast<const unsigned char*>(x.data());
+  auto* out = static_cast<unsigned char*>(y.raw_data());
+#pragma omp parallel if (m * n * k > (std::int64_t{1} << 16))
+  {
+    std::vector<unsigned char> scratch(w.scratch_bytes(kTileRows));
+    std::vector<float> sums(static_cast<std::size_t>(kRowBlock * kTileRows));
+    std::vector<float> values(static_cast<std::size_t>(kTileRows));
+    for (std::int64_t m0 = 0; m0 < m; m0 += kRowBlock) {
+      const std::int64_t rows_x = std::min(kRowBlock, m - m0);
+#pragma omp for schedule(static) nowait
+      for (std::int64_t t = 0; t < tiles; ++t) {
+        const std::int64_t n0 = t * kTileRows, count = std::min(kTileRows, n - n0);
+        const void* rows = w.rows(n0, count, scratch.data());
+        ordered_dot_tile(kind, xs + m0 * k * size, rows_x, rows, count, k, sums.data());
+        for (std::int64_t i = 0; i < rows_x; ++i) {
+          for (std::int64_t r = 0; r < count; ++r) {
+            float v = sums[i * count + r];
+            if (!bias_values.empty()) v += bias_values[n0 + r];
+            values[r] = reference::round_to(dtype, v);
+          }
+          internal::store_floats_to(dtype, values.data(), count,
+                                    out + ((m0 + i) * n + n0) * size);
+        }
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace quantkit::cpu

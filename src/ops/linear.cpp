@@ -1,0 +1,121 @@
+// linear() and LinearWeight: argument checks, then the threaded SIMD path
+// (cpu/linear_path.cpp), whose results reference/linear.cpp defines.
+#include "quantkit/linear.hpp"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/internal/float_io.hpp"
+#include "cpu/linear_path.hpp"
+#include "cpu/weight_rows.hpp"
+#include "quantkit/error.hpp"
+#include "quantkit/packing.hpp"
+#include "reference/element_ops.hpp"
+
+namespace quantkit {
+namespace {
+
+void check_weight_shape(const Shape& shape, const char* what) {
+  QK_CHECK(shape.size() == 2, what, " of shape ", to_string(shape),
+           " must be 2-D [out_features, in_features]");
+}
+
+// Contiguous storage of `t`: the view itself, or a copy kept in `holder`.
+TensorView contiguous(TensorView t, Tensor& holder) {
+  if (t.is_contiguous()) return t;
+  holder = t.contiguous();
+  return holder.view();
+}
+
+Tensor run(TensorView x, const cpu::WeightRows& w, const TensorView* bias) {
+  internal::check_float_input(x.dtype(), "x");
+  const Shape& shape = w.shape();
+  QK_CHECK(x.dim() >= 1 && x.shape().back() == shape[1], "x of shape ", to_string(x.shape()),
+           " must end in in_features = ", shape[1], " (the weight is ", to_string(shape), ")");
+  QK_CHECK(x.dtype() == w.dtype(), "x is ", name(x.dtype()), " but the weight computes in ",
+           name(w.dtype()), "; linear() takes both in one dtype");
+  Tensor x_holder, bias_holder;
+  const TensorView xc = contiguous(x, x_holder);
+  if (bias == nullptr) return cpu::linear(xc, w, nullptr);
+  QK_CHECK(bias->dim() == 1 && bias->shape()[0] == shape[0], "bias of shape ",
+           to_string(bias->shape()), " must be [out_features] = [", shape[0], "]");
+  QK_CHECK(bias->dtype() == x.dtype(), "bias is ", name(bias->dtype()), " but x is ",
+           name(x.dtype()), "; linear() takes both in one dtype");
+  const TensorView bc = contiguous(*bias, bias_holder);
+  return cpu::linear(xc, w, &bc);
+}
+
+}  // namespace
+
+LinearWeight::LinearWeight(TensorView packed, Shape shape, const QParams& qparams, ScalarType dtype)
+    : shape_(std::move(shape)), dtype_(dtype) {
+  check_weight_shape(shape_, "weight");
+  internal::check_float_input(dtype, "dtype");
+  QK_CHECK(packed.dtype() == ScalarType::uint8 && packed.dim() == 1 && packed.is_contiguous(),
+           "packed codes must be a contiguous 1-D uint8 tensor, got ", name(packed.dtype()),
+           " of shape ", to_string(packed.shape()));
+  const std::int64_t expected = packed_size(numel(shape_), qparams.spec.dtype.bits());
+  QK_CHECK(packed.numel() == expected, "packed codes hold ", packed.numel(), " bytes; a ",
+           to_string(shape_), " weight of ", qparams.spec.dtype.bits(), "-bit codes needs ",
+           expected);
+  reference::make_layout(qparams, shape_);  // throws for qparams that do not fit the shape
+  rows_ = cpu::quantized_rows(packed, shape_, qparams, dtype);
+}
+
+LinearWeight::LinearWeight(const QuantizedTensor& q, ScalarType dtype)
+    : LinearWeight(TensorView(q.packed().data(), ScalarType::uint8,
+                              {static_cast<std::int64_t>(q.packed().size())}),
+                   q.shape(), q.qparams(), dtype) {}
+
+void LinearWeight::decode_rows(std::int64_t first, std::int64_t count, void* out) const {
+  QK_CHECK(first >= 0 && count >= 0 && first + count <= shape_[0], "rows [", first, ", ",
+           first + count, ") are outside the weight's ", shape_[0], " rows");
+  const std::size_t row_bytes = static_cast<std::size_t>(shape_[1]) * element_size(dtype_);
+  std::vector<unsigned char> scratch(rows_->scratch_bytes(1));
+  for (std::int64_t r = 0; r < count; ++r) {
+    const void* row = rows_->rows(first + r, 1, scratch.data());
+    std::memcpy(static_cast<unsigned char*>(out) + r * row_bytes, row, row_bytes);
+  }
+}
+
+Tensor LinearWeight::gather_rows(TensorView indices) const {
+  QK_CHECK(indices.dtype() == ScalarType::int64 || indices.dtype() == ScalarType::int32,
+           "indices must be int32 or int64, got ", name(indices.dtype()));
+  Shape shape = indices.shape();
+  shape.push_back(shape_[1]);
+  Tensor out = Tensor::uninitialized(dtype_, shape);
+  const std::size_t row_bytes = static_cast<std::size_t>(shape_[1]) * element_size(dtype_);
+  auto* bytes = static_cast<unsigned char*>(out.raw_data());
+  const std::int64_t n = indices.numel();
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto row = static_cast<std::int64_t>(indices.get(i));
+    QK_CHECK(row >= 0 && row < shape_[0], "index ", row, " at position ", i,
+             " is outside [0, ", shape_[0], ") rows of the table");
+    rows[i] = row;
+  }
+#pragma omp parallel if (n * shape_[1] > (std::int64_t{1} << 16))
+  {
+    std::vector<unsigned char> scratch(rows_->scratch_bytes(1));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::memcpy(bytes + i * row_bytes, rows_->rows(rows[i], 1, scratch.data()), row_bytes);
+    }
+  }
+  return out;
+}
+
+Tensor linear(TensorView x, TensorView weight, std::optional<TensorView> bias) {
+  check_weight_shape(weight.shape(), "weight");
+  internal::check_float_input(weight.dtype(), "weight");
+  Tensor holder;
+  const auto rows = cpu::dense_rows(contiguous(weight, holder));
+  return run(x, *rows, bias ? &*bias : nullptr);
+}
+
+Tensor linear(TensorView x, const LinearWeight& weight, std::optional<TensorView> bias) {
+  return run(x, weight.rows(), bias ? &*bias : nullptr);
+}
+
+}  // namespace quantkit
