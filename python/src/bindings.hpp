@@ -13,5 +13,6 @@ void bind_ops(nb::module_& m);
 void bind_torch_core(nb::module_& m);
 void bind_observers(nb::module_& m);
 void bind_io(nb::module_& m);
+void bind_linear(nb::module_& m);
 
 }  // namespace quantkit::python

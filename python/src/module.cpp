@@ -8,4 +8,5 @@ NB_MODULE(_core, m) {
   quantkit::python::bind_torch_core(m);
   quantkit::python::bind_observers(m);
   quantkit::python::bind_io(m);
+  quantkit::python::bind_linear(m);
 }

@@ -16,7 +16,7 @@ from torch import nn
 from . import ops
 from ._spec import args_from_key
 from .fake_quantize import FakeQuantize, keep_exact_through_casts
-from .prepared import conv2d_like, embedding_lookup, quantize_input
+from .prepared import conv2d_like, embedding_lookup, quantize_input, runs_on_linear_kernel
 
 # Scales whose format is one byte are stored in it (torch's own float8 dtypes);
 # "fp8_e4m3" is the older spelling of "fp8_e4m3fn", still accepted in specs.
@@ -102,6 +102,18 @@ class QuantizedWeight(nn.Module):
         """The scale as the kernels take it (1-byte scale storage widened, exactly)."""
         return self.scale.float() if self.scale.element_size() == 1 else self.scale
 
+    def codes_and_qparams(self) -> tuple:
+        """(packed, scale, zero_point, shape, spec, compute dtype): the arguments the packed
+        kernels (``ops.linear_packed``, ``ops.embedding_packed``) read the weight from."""
+        return (
+            self.packed,
+            self.float_scale,
+            self.zero_point,
+            self.shape,
+            self.spec_key,
+            self.compute_dtype,
+        )
+
     def forward(self) -> torch.Tensor:
         w = ops.dequantize_packed(
             self.packed,
@@ -171,7 +183,13 @@ class QuantizedLinear(_OverQuantizedWeight):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(quantize_input(self, x), self.qweight(), self.bias)
+        x = quantize_input(self, x)
+        qw = self.qweight
+        # Codes read in place (a few rows dequantized at a time, in cache) where the kernel
+        # runs; ONNX export swaps qweight for a marker module and takes F.linear.
+        if isinstance(qw, QuantizedWeight) and runs_on_linear_kernel(x, qw.dtype, self.bias):
+            return ops.linear_packed(x, *qw.codes_and_qparams(), qw.global_scale, self.bias)
+        return F.linear(x, qw(), self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -199,7 +217,18 @@ class QuantizedEmbedding(_OverQuantizedWeight):
         self.scale_grad_by_freq, self.sparse = m.scale_grad_by_freq, m.sparse
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return embedding_lookup(self, indices, self.qweight())
+        qw = self.qweight
+        if (
+            isinstance(qw, QuantizedWeight)
+            and indices.device.type == "cpu"
+            and self.max_norm is None  # renormalizing rewrites the looked-up rows
+            and len(qw.shape) == 2
+        ):
+            packed, scale, zp, shape, spec, compute = qw.codes_and_qparams()
+            return ops.embedding_packed(
+                indices, packed, scale, zp, shape, spec, compute, qw.dtype, qw.global_scale
+            )
+        return embedding_lookup(self, indices, qw())
 
 
 CONVERTED_TYPES = (QuantizedLinear, QuantizedConv2d, QuantizedEmbedding)

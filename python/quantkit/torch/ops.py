@@ -18,6 +18,7 @@ an empty tensor for single-level specs.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
@@ -217,6 +218,134 @@ def dequantize_packed(
 @dequantize_packed.register_fake
 def _(packed, scale, zero_point, shape, spec, compute, dtype, global_scale=None):
     return packed.new_empty(shape, dtype=dtype)
+
+
+# --- linear in quantkit's summation order (prepared and converted Linear layers) --------------
+
+
+@torch.library.custom_op("quantkit::linear", mutates_args=())
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` in quantkit's specified summation order (sixteen partial sums,
+    halved pairwise: ``include/quantkit/linear.hpp``). Prepared Linear layers compute with it,
+    so their converted form, which reads the codes in place (``linear_packed``), gives the
+    same bits."""
+    b = None if bias is None else _cpu("bias", bias)
+    return torch.from_dlpack(_core.linear(_cpu("x", x), _cpu("weight", weight), b))
+
+
+@linear.register_fake
+def _(x, weight, bias=None):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _linear_setup(ctx, inputs, output):
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
+def _linear_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    rows = grad.reshape(-1, grad.shape[-1])
+    dx = grad @ weight if ctx.needs_input_grad[0] else None
+    dw = rows.T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+    db = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return dx, dw, db
+
+
+torch.library.register_autograd("quantkit::linear", _linear_backward, setup_context=_linear_setup)
+
+# Resolved weights by packed tensor: building one resolves every block's scale, which
+# costs more than a batch-1 product. An entry is used only for the very tensor object it
+# was built from, unchanged (same storage, same version counters), and dies with it.
+_LINEAR_WEIGHTS: dict[tuple, tuple] = {}
+
+
+def _linear_weight(packed, scale, zero_point, shape, spec, compute, dtype, global_scale):
+    parts = (packed, scale, zero_point, global_scale)
+    state = tuple(None if t is None else (id(t), t.data_ptr(), t._version) for t in parts)
+    key = (id(packed), tuple(shape), spec, compute, dtype)
+    hit = _LINEAR_WEIGHTS.get(key)
+    if hit is not None and hit[0]() is packed and hit[1] == state:
+        return hit[2]
+    qp = _qparams(scale, zero_point, spec, compute, global_scale)
+    weight = _core.LinearWeight(_cpu("packed", packed), list(shape), qp._core, dtype_name(dtype))
+    _LINEAR_WEIGHTS[key] = (weakref.ref(packed, lambda _: _LINEAR_WEIGHTS.pop(key, None)), state,
+                            weight)
+    return weight
+
+
+@torch.library.custom_op("quantkit::linear_packed", mutates_args=())
+def linear_packed(
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    shape: list[int],
+    spec: str,
+    compute: str,
+    global_scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``quantkit::linear`` with the weight given by packed codes and qparams (as
+    ``dequantize_packed`` takes them), dequantized a few rows at a time in cache: the
+    same bits as ``linear(x, dequantize_packed(...))``."""
+    w = _linear_weight(packed, scale, zero_point, shape, spec, compute, x.dtype, global_scale)
+    b = None if bias is None else _cpu("bias", bias)
+    return torch.from_dlpack(_core.linear(_cpu("x", x), w, b))
+
+
+@linear_packed.register_fake
+def _(x, packed, scale, zero_point, shape, spec, compute, global_scale=None, bias=None):
+    return x.new_empty((*x.shape[:-1], shape[0]))
+
+
+def _linear_packed_setup(ctx, inputs, output):
+    x, packed, scale, zero_point, shape, spec, compute, global_scale, bias = inputs
+    ctx.save_for_backward(packed, scale, zero_point, global_scale)
+    ctx.args = (shape, spec, compute, x.dtype)
+    ctx.has_bias = bias is not None
+
+
+def _linear_packed_backward(ctx, grad):
+    # Frozen codes and qparams; the input (adapters trained over a quantized base) and
+    # the bias get gradients.
+    packed, scale, zero_point, global_scale = ctx.saved_tensors
+    shape, spec, compute, dtype = ctx.args
+    dx = None
+    if ctx.needs_input_grad[0]:
+        w = dequantize_packed(packed, scale, zero_point, shape, spec, compute, dtype, global_scale)
+        dx = grad @ w
+    db = grad.reshape(-1, grad.shape[-1]).sum(0) if ctx.has_bias and ctx.needs_input_grad[8] else None
+    return dx, None, None, None, None, None, None, None, db
+
+
+torch.library.register_autograd(
+    "quantkit::linear_packed", _linear_packed_backward, setup_context=_linear_packed_setup
+)
+
+
+@torch.library.custom_op("quantkit::embedding_packed", mutates_args=())
+def embedding_packed(
+    indices: torch.Tensor,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    shape: list[int],
+    spec: str,
+    compute: str,
+    dtype: torch.dtype,
+    global_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Rows ``indices`` of the table that packed codes stand for, dequantizing only those
+    rows: the same bits as indexing ``dequantize_packed(...)``."""
+    w = _linear_weight(packed, scale, zero_point, shape, spec, compute, dtype, global_scale)
+    return torch.from_dlpack(w.gather_rows(_cpu("indices", indices)))
+
+
+@embedding_packed.register_fake
+def _(indices, packed, scale, zero_point, shape, spec, compute, dtype, global_scale=None):
+    return packed.new_empty((*indices.shape, shape[1]), dtype=dtype)
 
 
 # --- LSQ: learnable scale and zero point -----------------------------------------------------

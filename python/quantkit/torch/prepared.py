@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import ops
 from .fake_quantize import FakeQuantize
 from .learnable import LearnableFakeQuantize
 from .recipes import TensorQuant
@@ -34,6 +35,29 @@ def quantize_input(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` through the module's input quantizer, if it has one."""
     fq = module.input_fake_quant
     return x if fq is None else fq(x)
+
+
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def runs_on_linear_kernel(x: torch.Tensor, dtype: torch.dtype, bias: torch.Tensor | None) -> bool:
+    """Whether quantkit's linear kernel takes ``x`` against a weight of ``dtype``: CPU
+    tensors of one float dtype (F.linear's own rule), at least 1-D."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == dtype
+        and dtype in _KERNEL_DTYPES
+        and x.dim() >= 1
+        and (bias is None or (bias.dtype == dtype and bias.device.type == "cpu"))
+    )
+
+
+def linear_in_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """``F.linear`` in quantkit's specified summation order (``ops.linear``) where the kernel
+    runs: the prepared layer's product, equal bit for bit to the converted layer's."""
+    if weight.device.type == "cpu" and runs_on_linear_kernel(x, weight.dtype, bias):
+        return ops.linear(x, weight, bias)
+    return F.linear(x, weight, bias)
 
 
 def conv2d_like(m: nn.Conv2d, cls: type = nn.Conv2d, bias: bool | None = None) -> nn.Conv2d:
@@ -86,7 +110,7 @@ class QATLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = fake_quantized_weight(self.weight, self.weight_fake_quant)
-        return F.linear(quantize_input(self, x), w, self.bias)
+        return linear_in_order(quantize_input(self, x), w, self.bias)
 
 
 class QATConv2d(nn.Conv2d):
