@@ -70,8 +70,8 @@ inline std::optional<BlockMap> block_map(const Shape& shape, const Shape& block)
 /// Decodes elements [begin, end) of a 2-D weight from their unpacked codes
 /// (codes[0, end - begin)) into out[0, end - begin), as dequantize() would;
 /// `begin` is the first element of a row.
-using RangeDecoder = std::function<void(const std::int8_t* codes, std::int64_t begin,
-                                        std::int64_t end, void* out)>;
+using RangeDecoder =
+    std::function<void(const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* out)>;
 
 /// Where a range decoder can renumber a weight's elements from the start of
 /// any row: one block, or blocks that are single runs of whole fractions of a row.

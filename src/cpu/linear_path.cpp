@@ -51,8 +51,7 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
             if (!bias_values.empty()) v += bias_values[n0 + r];
             values[r] = reference::round_to(dtype, v);
           }
-          internal::store_floats_to(dtype, values.data(), count,
-                                    out + ((m0 + i) * n + n0) * size);
+          internal::store_floats_to(dtype, values.data(), count, out + ((m0 + i) * n + n0) * size);
         }
       }
     }

@@ -57,8 +57,8 @@ class QuantizedRows final : public WeightRows {
   const void* rows(std::int64_t first, std::int64_t count, void* scratch) const override {
     const std::int64_t k = shape()[1], begin = first * k, n = count * k;
     auto* out = static_cast<unsigned char*>(scratch);
-    auto* codes = reinterpret_cast<std::int8_t*>(out + static_cast<std::size_t>(n) *
-                                                           element_size(dtype()));
+    auto* codes =
+        reinterpret_cast<std::int8_t*>(out + static_cast<std::size_t>(n) * element_size(dtype()));
     const std::int8_t* row_codes = unpack_rows(packed_, format_, begin, n, codes);
     if (decode_) {
       (*decode_)(row_codes, begin, begin + n, out);

@@ -91,8 +91,8 @@ Tensor LinearWeight::gather_rows(TensorView indices) const {
   std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
     const auto row = static_cast<std::int64_t>(indices.get(i));
-    QK_CHECK(row >= 0 && row < shape_[0], "index ", row, " at position ", i,
-             " is outside [0, ", shape_[0], ") rows of the table");
+    QK_CHECK(row >= 0 && row < shape_[0], "index ", row, " at position ", i, " is outside [0, ",
+             shape_[0], ") rows of the table");
     rows[i] = row;
   }
 #pragma omp parallel if (n * shape_[1] > (std::int64_t{1} << 16))

@@ -173,22 +173,25 @@ INSTANTIATE_TEST_SUITE_P(AllCompiledTargets, LinearTarget, ::testing::ValuesIn(a
 TEST(Linear, RejectsMismatchedArgumentsByName) {
   const Tensor x = random_tensor({2, 8}, ScalarType::float32, 1);
   const Tensor w = random_tensor({3, 8}, ScalarType::float32, 2);
-  EXPECT_NE(error_of([&] { linear(random_tensor({2, 7}, ScalarType::float32, 1), w); })
-                .find("must end in in_features = 8"),
+  EXPECT_NE(error_of([&] {
+              linear(random_tensor({2, 7}, ScalarType::float32, 1), w);
+            }).find("must end in in_features = 8"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { linear(x, random_tensor({3, 8}, ScalarType::bfloat16, 1)); })
-                .find("x is float32 but the weight computes in bfloat16"),
+  EXPECT_NE(error_of([&] {
+              linear(x, random_tensor({3, 8}, ScalarType::bfloat16, 1));
+            }).find("x is float32 but the weight computes in bfloat16"),
             std::string::npos);
   const Tensor bad_bias = random_tensor({4}, ScalarType::float32, 3);
   const TensorView bb = bad_bias.view();
   EXPECT_NE(error_of([&] { linear(x, w, bb); }).find("bias of shape [4]"), std::string::npos);
-  EXPECT_NE(error_of([&] { linear(x, random_tensor({8}, ScalarType::float32, 1)); })
-                .find("must be 2-D"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { linear(x, random_tensor({8}, ScalarType::float32, 1)); }).find("must be 2-D"),
+      std::string::npos);
   const QuantizedTensor q = quantize(w, QuantSpec{.dtype = QuantDType::int_(4)});
   const LinearWeight weight(q, ScalarType::float32);
-  EXPECT_NE(error_of([&] { weight.gather_rows(Tensor::from_values({3}, {1}, ScalarType::int64)); })
-                .find("index 3 at position 0 is outside [0, 3)"),
+  EXPECT_NE(error_of([&] {
+              weight.gather_rows(Tensor::from_values({3}, {1}, ScalarType::int64));
+            }).find("index 3 at position 0 is outside [0, 3)"),
             std::string::npos);
   const Tensor short_bytes(ScalarType::uint8, {5});
   EXPECT_NE(error_of([&] {

@@ -26,7 +26,7 @@ from .evaluate import (
 from .fake_quantize import FakeQuantize
 from .gptq import GPTQReport, gptq
 from .importance import collect_importance, save_importance
-from .prepared import QATConv2d, QATEmbedding, QATLinear
+from .prepared import QATConv2d, QATEmbedding, QATLinear, torch_matmul
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
 from .smoothquant import smooth_quant
@@ -65,6 +65,7 @@ __all__ = [
     "save_importance",
     "save_pretrained",
     "smooth_quant",
+    "torch_matmul",
 ]
 
 _ONNX = {

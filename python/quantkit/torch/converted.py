@@ -104,10 +104,11 @@ class QuantizedWeight(nn.Module):
 
     def codes_and_qparams(self) -> tuple:
         """(packed, scale, zero_point, shape, spec, compute dtype): the arguments the packed
-        kernels (``ops.linear_packed``, ``ops.embedding_packed``) read the weight from."""
+        kernels (``ops.linear_packed``, ``ops.embedding_packed``) read the weight from; the
+        scale as stored (the kernels widen 1-byte scales once per resolved weight)."""
         return (
             self.packed,
-            self.float_scale,
+            self.scale,
             self.zero_point,
             self.shape,
             self.spec_key,

@@ -261,6 +261,11 @@ torch.library.register_autograd("quantkit::linear", _linear_backward, setup_cont
 _LINEAR_WEIGHTS: dict[tuple, tuple] = {}
 
 
+def _widened(scale: torch.Tensor) -> torch.Tensor:
+    """A scale stored in one byte (E8M0, E4M3) as the float32 the kernels take (exact)."""
+    return scale.float() if scale.element_size() == 1 else scale
+
+
 def _linear_weight(packed, scale, zero_point, shape, spec, compute, dtype, global_scale):
     parts = (packed, scale, zero_point, global_scale)
     state = tuple(None if t is None else (id(t), t.data_ptr(), t._version) for t in parts)
@@ -268,10 +273,13 @@ def _linear_weight(packed, scale, zero_point, shape, spec, compute, dtype, globa
     hit = _LINEAR_WEIGHTS.get(key)
     if hit is not None and hit[0]() is packed and hit[1] == state:
         return hit[2]
-    qp = _qparams(scale, zero_point, spec, compute, global_scale)
+    qp = _qparams(_widened(scale), zero_point, spec, compute, global_scale)
     weight = _core.LinearWeight(_cpu("packed", packed), list(shape), qp._core, dtype_name(dtype))
-    _LINEAR_WEIGHTS[key] = (weakref.ref(packed, lambda _: _LINEAR_WEIGHTS.pop(key, None)), state,
-                            weight)
+    _LINEAR_WEIGHTS[key] = (
+        weakref.ref(packed, lambda _: _LINEAR_WEIGHTS.pop(key, None)),
+        state,
+        weight,
+    )
     return weight
 
 
@@ -288,8 +296,9 @@ def linear_packed(
     bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``quantkit::linear`` with the weight given by packed codes and qparams (as
-    ``dequantize_packed`` takes them), dequantized a few rows at a time in cache: the
-    same bits as ``linear(x, dequantize_packed(...))``."""
+    ``dequantize_packed`` takes them; the scale may also be in its 1-byte storage),
+    dequantized a few rows at a time in cache: the same bits as
+    ``linear(x, dequantize_packed(...))``."""
     w = _linear_weight(packed, scale, zero_point, shape, spec, compute, x.dtype, global_scale)
     b = None if bias is None else _cpu("bias", bias)
     return torch.from_dlpack(_core.linear(_cpu("x", x), w, b))
@@ -314,9 +323,13 @@ def _linear_packed_backward(ctx, grad):
     shape, spec, compute, dtype = ctx.args
     dx = None
     if ctx.needs_input_grad[0]:
-        w = dequantize_packed(packed, scale, zero_point, shape, spec, compute, dtype, global_scale)
+        w = dequantize_packed(
+            packed, _widened(scale), zero_point, shape, spec, compute, dtype, global_scale
+        )
         dx = grad @ w
-    db = grad.reshape(-1, grad.shape[-1]).sum(0) if ctx.has_bias and ctx.needs_input_grad[8] else None
+    db = None
+    if ctx.has_bias and ctx.needs_input_grad[8]:
+        db = grad.reshape(-1, grad.shape[-1]).sum(0)
     return dx, None, None, None, None, None, None, None, db
 
 

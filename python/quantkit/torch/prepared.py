@@ -9,6 +9,10 @@ output channel, per-group means groups along the flattened input features.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,13 +42,31 @@ def quantize_input(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_TORCH_MATMUL = threading.local()
+
+
+@contextlib.contextmanager
+def torch_matmul() -> Iterator[None]:
+    """Inside this block, prepared and converted Linear layers multiply with ``F.linear``
+    (torch's own summation order) instead of quantkit's kernel: for side-by-side
+    comparisons with torch-based fake quantization (torchao's QAT linears compute
+    ``F.linear`` of fake-quantized values, and so do these then). Converted layers
+    dequantize their whole weight first, so they still equal prepared layers bit for bit.
+    Applies to the current thread."""
+    before = getattr(_TORCH_MATMUL, "on", False)
+    _TORCH_MATMUL.on = True
+    try:
+        yield
+    finally:
+        _TORCH_MATMUL.on = before
 
 
 def runs_on_linear_kernel(x: torch.Tensor, dtype: torch.dtype, bias: torch.Tensor | None) -> bool:
     """Whether quantkit's linear kernel takes ``x`` against a weight of ``dtype``: CPU
     tensors of one float dtype (F.linear's own rule), at least 1-D."""
     return (
-        x.device.type == "cpu"
+        not getattr(_TORCH_MATMUL, "on", False)
+        and x.device.type == "cpu"
         and x.dtype == dtype
         and dtype in _KERNEL_DTYPES
         and x.dim() >= 1
