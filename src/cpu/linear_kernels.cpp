@@ -33,7 +33,7 @@ void DotTileOf(const void* x, std::int64_t x_rows, const void* w, std::int64_t k
   // products are +0 and leave every partial as it was (a partial that starts
   // at +0 is never -0).
   alignas(64) unsigned char wtail[R][16 * sizeof(float)] = {};
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < R && whole < k; ++r) {
     std::memcpy(wtail[r], wrows + (r * k + whole) * size, (k - whole) * size);
   }
   for (std::int64_t m = 0; m < x_rows; ++m) {

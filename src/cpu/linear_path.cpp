@@ -30,6 +30,15 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
   const std::size_t size = element_size(dtype);
   const std::vector<float> bias_values =
       bias == nullptr ? std::vector<float>() : internal::load_floats(*bias);
+  if (k == 0) {  // empty sums: y = round_T(+0 + bias), and no row pointers to read
+    std::vector<float> values(static_cast<std::size_t>(n), 0.0f);
+    if (!bias_values.empty()) values = bias_values;
+    for (std::int64_t i = 0; i < m; ++i) {
+      internal::store_floats_to(dtype, values.data(), n,
+                                static_cast<unsigned char*>(y.raw_data()) + i * n * size);
+    }
+    return y;
+  }
   const std::int64_t tiles = (n + kTileRows - 1) / kTileRows;
   const auto* xs = static_cast<const unsigned char*>(x.data());
   auto* out = static_cast<unsigned char*>(y.raw_data());
