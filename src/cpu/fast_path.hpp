@@ -11,6 +11,7 @@
 // blocks are runs of the flat index (per-tensor, per-token, per-group along the
 // last axis, per-axis) — block(i) = (i / inner) % period.
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -45,6 +46,20 @@ std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);
 /// blocks straddle rows.
 std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& shape,
                                           ScalarType output);
+
+/// Per-block scales and zero points of a 2-D weight of 4- or 8-bit integer codes
+/// that linear()'s packed kernel decodes in registers: blocks are the whole
+/// tensor, whole rows, or runs of a row whose length is a multiple of 16, and
+/// rows start at whole bytes. nullopt elsewhere.
+struct PackedIntPlan {
+  std::shared_ptr<const void> owner;  // keeps the arrays below alive
+  const float* scale;
+  const float* zero_point;
+  std::int64_t group;
+  std::int64_t blocks_per_row;
+};
+std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
+                                             ScalarType output);
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
                                              const QParams& qparams);
 

@@ -13,6 +13,8 @@
 
 #include "cpu/lanes-inl.h"
 #include "cpu/linear_kernels.hpp"
+#include "quantkit/half.hpp"
+#include "reference/eager_math.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace quantkit::cpu::HWY_NAMESPACE {
@@ -23,12 +25,73 @@ constexpr std::size_t kLanes = hn::MaxLanes(DF());
 constexpr std::size_t kVectors = 16 / kLanes;
 static_assert(kLanes <= 16 && 16 % kLanes == 0, "sixteen partials must fill whole vectors");
 
-template <FloatKind kKind, int R>
-void DotTileOf(const void* x, std::int64_t x_rows, const void* w, std::int64_t k, float* sums) {
+// Activation rows per step: with one vector per sixteen partials (AVX-512), four
+// rows of x against four weight rows keep sixteen accumulators in registers and
+// load each weight vector once per four outputs; narrower targets take one row.
+constexpr int kRowsPerStep = kVectors == 1 ? 4 : 1;
+
+// Products of x rows [m, m + MX) with the R weight rows, into sums (row-major,
+// R per x row). Each output's operations are the specification's, in its order.
+template <FloatKind kKind, int R, int MX>
+HWY_INLINE void DotStep(const unsigned char* x, std::int64_t m, const unsigned char* wrows,
+                        const unsigned char (*wtail)[16 * sizeof(float)], std::int64_t k,
+                        float* sums) {
   const DF df;
   const std::size_t size = ElementSize(kKind);
   const std::int64_t whole = k / 16 * 16;
+  VF acc[MX][R][kVectors];
+  for (int i = 0; i < MX; ++i) {
+    for (int r = 0; r < R; ++r) {
+      for (std::size_t v = 0; v < kVectors; ++v) acc[i][r][v] = hn::Zero(df);
+    }
+  }
+  for (std::int64_t at0 = 0; at0 < whole; at0 += 16) {
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      const auto at = at0 + static_cast<std::int64_t>(v * kLanes);
+      VF xv[MX];
+      for (int i = 0; i < MX; ++i) xv[i] = Load(df, kKind, x + (m + i) * k * size, at);
+      for (int r = 0; r < R; ++r) {
+        const VF wv = Load(df, kKind, wrows + r * k * size, at);
+        for (int i = 0; i < MX; ++i) acc[i][r][v] = hn::Add(acc[i][r][v], hn::Mul(xv[i], wv));
+      }
+    }
+  }
+  if (whole < k) {
+    for (int i = 0; i < MX; ++i) {
+      alignas(64) unsigned char xtail[16 * sizeof(float)] = {};
+      std::memcpy(xtail, x + ((m + i) * k + whole) * size, (k - whole) * size);
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        const auto at = static_cast<std::int64_t>(v * kLanes);
+        const VF xv = Load(df, kKind, xtail, at);
+        for (int r = 0; r < R; ++r) {
+          acc[i][r][v] = hn::Add(acc[i][r][v], hn::Mul(xv, Load(df, kKind, wtail[r], at)));
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MX; ++i) {
+    for (int r = 0; r < R; ++r) {
+      // Halving across vectors (partial j += partial j + h for h >= L) ...
+      for (std::size_t h = kVectors / 2; h >= 1; h /= 2) {
+        for (std::size_t v = 0; v < h; ++v) acc[i][r][v] = hn::Add(acc[i][r][v], acc[i][r][v + h]);
+      }
+      // ... then within the last one.
+      alignas(64) float p[kLanes];
+      hn::Store(acc[i][r][0], df, p);
+      for (std::size_t h = kLanes / 2; h >= 1; h /= 2) {
+        for (std::size_t j = 0; j < h; ++j) p[j] += p[j + h];
+      }
+      sums[(m + i) * R + r] = p[0];
+    }
+  }
+}
+
+template <FloatKind kKind, int R>
+void DotTileOf(const void* x, std::int64_t x_rows, const void* w, std::int64_t k, float* sums) {
+  const std::size_t size = ElementSize(kKind);
+  const std::int64_t whole = k / 16 * 16;
   const auto* wrows = static_cast<const unsigned char*>(w);
+  const auto* xs = static_cast<const unsigned char*>(x);
   // The last k % 16 elements of each row, zero-padded to sixteen: the padding's
   // products are +0 and leave every partial as it was (a partial that starts
   // at +0 is never -0).
@@ -36,46 +99,173 @@ void DotTileOf(const void* x, std::int64_t x_rows, const void* w, std::int64_t k
   for (int r = 0; r < R && whole < k; ++r) {
     std::memcpy(wtail[r], wrows + (r * k + whole) * size, (k - whole) * size);
   }
-  for (std::int64_t m = 0; m < x_rows; ++m) {
-    const auto* xrow = static_cast<const unsigned char*>(x) + m * k * size;
-    VF acc[R][kVectors];
+  std::int64_t m = 0;
+  for (; m + kRowsPerStep <= x_rows; m += kRowsPerStep) {
+    DotStep<kKind, R, kRowsPerStep>(xs, m, wrows, wtail, k, sums);
+  }
+  for (; m < x_rows; ++m) DotStep<kKind, R, 1>(xs, m, wrows, wtail, k, sums);
+}
+
+// ---- Weights decoded in registers from 4- or 8-bit codes.
+
+HWY_INLINE float ValueOf(FloatKind kind, const unsigned char* base, std::int64_t i) {
+  if (kind == FloatKind::f32) {
+    float v;
+    std::memcpy(&v, base + i * 4, 4);
+    return v;
+  }
+  std::uint16_t bits;
+  std::memcpy(&bits, base + i * 2, 2);
+  return kind == FloatKind::bf16 ? float_from_bfloat16_bits(bits) : float_from_float16_bits(bits);
+}
+
+HWY_INLINE ScalarType TypeOf(FloatKind kind) {
+  return kind == FloatKind::f32    ? ScalarType::float32
+         : kind == FloatKind::bf16 ? ScalarType::bfloat16
+                                   : ScalarType::float16;
+}
+
+// Code of element e of a row (sign-extended where the format is signed).
+template <int Bits>
+HWY_INLINE int CodeAt(const std::uint8_t* row, std::int64_t e, bool is_signed) {
+  if constexpr (Bits == 8) {
+    return is_signed ? static_cast<int>(static_cast<std::int8_t>(row[e])) : row[e];
+  } else {
+    const int nibble = (e % 2 == 0) ? (row[e / 2] & 0xF) : (row[e / 2] >> 4);
+    return is_signed && nibble > 7 ? nibble - 16 : nibble;
+  }
+}
+
+template <FloatKind kKind, int R, int MX, int Bits>
+HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_odd, std::int64_t m,
+                           const PackedIntRows& w, std::int64_t first, std::int64_t k,
+                           float* sums) {
+  const DF df;
+  const DI di;
+  const hn::Rebind<std::int8_t, DF> d8;
+  const hn::Rebind<std::uint8_t, DF> du8;
+  const std::size_t size = ElementSize(kKind);
+  const std::int64_t whole = k / 16 * 16;
+  const unsigned char* xs = Bits == 4 ? x_even_odd : x;
+  const std::int64_t x_stride = Bits == 4 ? whole : k;
+  VF acc[MX][R][kVectors];
+  for (int i = 0; i < MX; ++i) {
     for (int r = 0; r < R; ++r) {
-      for (std::size_t v = 0; v < kVectors; ++v) acc[r][v] = hn::Zero(df);
+      for (std::size_t v = 0; v < kVectors; ++v) acc[i][r][v] = hn::Zero(df);
     }
-    for (std::int64_t i = 0; i < whole; i += 16) {
-      for (std::size_t v = 0; v < kVectors; ++v) {
-        const auto at = i + static_cast<std::int64_t>(v * kLanes);
-        const VF xv = Load(df, kKind, xrow, at);
-        for (int r = 0; r < R; ++r) {
-          const VF wv = Load(df, kKind, wrows + r * k * size, at);
-          acc[r][v] = hn::Add(acc[r][v], hn::Mul(xv, wv));
-        }
-      }
-    }
-    if (whole < k) {
-      alignas(64) unsigned char xtail[16 * sizeof(float)] = {};
-      std::memcpy(xtail, xrow + whole * size, (k - whole) * size);
-      for (std::size_t v = 0; v < kVectors; ++v) {
-        const auto at = static_cast<std::int64_t>(v * kLanes);
-        const VF xv = Load(df, kKind, xtail, at);
-        for (int r = 0; r < R; ++r) {
-          acc[r][v] = hn::Add(acc[r][v], hn::Mul(xv, Load(df, kKind, wtail[r], at)));
-        }
-      }
-    }
+  }
+  for (std::int64_t at0 = 0; at0 < whole; at0 += 16) {
+    VF wv[R][kVectors];
     for (int r = 0; r < R; ++r) {
-      // Halving across vectors (partial j += partial j + h for h >= L) ...
-      for (std::size_t h = kVectors / 2; h >= 1; h /= 2) {
-        for (std::size_t v = 0; v < h; ++v) acc[r][v] = hn::Add(acc[r][v], acc[r][v + h]);
+      const std::int64_t row = first + r;
+      const std::int64_t b = row * w.blocks_per_row + at0 / w.group;
+      const VF scale = hn::Set(df, w.scale[b]), zero_point = hn::Set(df, w.zero_point[b]);
+      const std::uint8_t* src = w.codes + row * w.row_bytes + at0 * Bits / 8;
+      alignas(16) std::uint8_t nibbles[16];
+      if constexpr (Bits == 4) {
+        std::uint64_t raw;
+        std::memcpy(&raw, src, 8);
+        const std::uint64_t low = raw & 0x0F0F0F0F0F0F0F0FULL;
+        const std::uint64_t high = (raw >> 4) & 0x0F0F0F0F0F0F0F0FULL;
+        std::memcpy(nibbles, &low, 8);  // little-endian: byte j is element 2j's nibble
+        std::memcpy(nibbles + 8, &high, 8);
+        src = nibbles;
       }
-      // ... then within the last one.
-      alignas(64) float p[kLanes];
-      hn::Store(acc[r][0], df, p);
-      for (std::size_t h = kLanes / 2; h >= 1; h /= 2) {
-        for (std::size_t j = 0; j < h; ++j) p[j] += p[j + h];
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        const std::uint8_t* at = src + v * kLanes;
+        hn::Vec<DI> q;
+        if (Bits == 8 && w.is_signed) {
+          q = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(at)));
+        } else {
+          q = hn::PromoteTo(di, hn::LoadU(du8, at));
+          if (Bits == 4 && w.is_signed) {
+            q = hn::Sub(hn::Xor(q, hn::Set(di, 8)), hn::Set(di, 8));  // sign-extend the nibble
+          }
+        }
+        // The dequantize kernels' value: (q - zp) * s, rounded to the output kind.
+        wv[r][v] =
+            RoundFiniteTo(df, kKind, hn::Mul(hn::Sub(hn::ConvertTo(df, q), zero_point), scale));
       }
-      sums[m * R + r] = p[0];
     }
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      const auto at = at0 + static_cast<std::int64_t>(v * kLanes);
+      for (int i = 0; i < MX; ++i) {
+        const VF xv = Load(df, kKind, xs + (m + i) * x_stride * size, at);
+        for (int r = 0; r < R; ++r) acc[i][r][v] = hn::Add(acc[i][r][v], hn::Mul(xv, wv[r][v]));
+      }
+    }
+  }
+  const ScalarType type = TypeOf(kKind);
+  for (int i = 0; i < MX; ++i) {
+    const unsigned char* xrow = x + (m + i) * k * size;
+    for (int r = 0; r < R; ++r) {
+      alignas(64) float lanes[16];
+      for (std::size_t v = 0; v < kVectors; ++v) hn::Store(acc[i][r][v], df, lanes + v * kLanes);
+      float p[16];
+      for (int l = 0; l < 16; ++l) p[Bits == 4 ? kEvenOdd[l] : l] = lanes[l];
+      // The tail joins its partials last, as the specification adds it.
+      const std::int64_t row = first + r;
+      const std::uint8_t* codes = w.codes + row * w.row_bytes;
+      for (std::int64_t e = whole; e < k; ++e) {
+        const std::int64_t b = row * w.blocks_per_row + e / w.group;
+        const auto q = static_cast<float>(CodeAt<Bits>(codes, e, w.is_signed));
+        const float value = reference::round_to(type, (q - w.zero_point[b]) * w.scale[b]);
+        p[e - whole] += ValueOf(kKind, xrow, e) * value;
+      }
+      for (int h = 8; h >= 1; h /= 2) {
+        for (int j = 0; j < h; ++j) p[j] += p[j + h];
+      }
+      sums[(m + i) * R + r] = p[0];
+    }
+  }
+}
+
+template <FloatKind kKind, int R, int Bits>
+void PackedTileOf(const void* x, const void* x_even_odd, std::int64_t x_rows,
+                  const PackedIntRows& w, std::int64_t first, std::int64_t k, float* sums) {
+  const auto* xs = static_cast<const unsigned char*>(x);
+  const auto* xeo = static_cast<const unsigned char*>(x_even_odd);
+  std::int64_t m = 0;
+  for (; m + kRowsPerStep <= x_rows; m += kRowsPerStep) {
+    PackedStep<kKind, R, kRowsPerStep, Bits>(xs, xeo, m, w, first, k, sums);
+  }
+  for (; m < x_rows; ++m) PackedStep<kKind, R, 1, Bits>(xs, xeo, m, w, first, k, sums);
+}
+
+template <FloatKind kKind, int Bits>
+void PackedTileRows(const void* x, const void* x_even_odd, std::int64_t x_rows,
+                    const PackedIntRows& w, std::int64_t first, std::int64_t rows, std::int64_t k,
+                    float* sums) {
+  switch (rows) {
+    case 1:
+      return PackedTileOf<kKind, 1, Bits>(x, x_even_odd, x_rows, w, first, k, sums);
+    case 2:
+      return PackedTileOf<kKind, 2, Bits>(x, x_even_odd, x_rows, w, first, k, sums);
+    case 3:
+      return PackedTileOf<kKind, 3, Bits>(x, x_even_odd, x_rows, w, first, k, sums);
+    default:
+      return PackedTileOf<kKind, 4, Bits>(x, x_even_odd, x_rows, w, first, k, sums);
+  }
+}
+
+template <FloatKind kKind>
+void PackedTileKind(const void* x, const void* x_even_odd, std::int64_t x_rows,
+                    const PackedIntRows& w, std::int64_t first, std::int64_t rows, std::int64_t k,
+                    float* sums) {
+  if (w.bits == 4) return PackedTileRows<kKind, 4>(x, x_even_odd, x_rows, w, first, rows, k, sums);
+  return PackedTileRows<kKind, 8>(x, x_even_odd, x_rows, w, first, rows, k, sums);
+}
+
+void PackedDotTile(FloatKind kind, const void* x, const void* x_even_odd, std::int64_t x_rows,
+                   const PackedIntRows& w, std::int64_t first, std::int64_t rows, std::int64_t k,
+                   float* sums) {
+  switch (kind) {
+    case FloatKind::f32:
+      return PackedTileKind<FloatKind::f32>(x, x_even_odd, x_rows, w, first, rows, k, sums);
+    case FloatKind::bf16:
+      return PackedTileKind<FloatKind::bf16>(x, x_even_odd, x_rows, w, first, rows, k, sums);
+    case FloatKind::f16:
+      return PackedTileKind<FloatKind::f16>(x, x_even_odd, x_rows, w, first, rows, k, sums);
   }
 }
 
@@ -113,6 +303,26 @@ HWY_AFTER_NAMESPACE();
 namespace quantkit::cpu {
 
 HWY_EXPORT(OrderedDotTile);
+HWY_EXPORT(PackedDotTile);
+
+void packed_dot_tile(FloatKind kind, const void* x, const void* x_even_odd, std::int64_t x_rows,
+                     const PackedIntRows& w, std::int64_t first, std::int64_t rows, std::int64_t k,
+                     float* sums) {
+  HWY_DYNAMIC_DISPATCH(PackedDotTile)(kind, x, x_even_odd, x_rows, w, first, rows, k, sums);
+}
+
+void permute_chunks(const void* x, std::int64_t rows, std::int64_t k, std::size_t size, void* out) {
+  const std::int64_t whole = k / 16 * 16;
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(out);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < whole; c += 16) {
+      for (int l = 0; l < 16; ++l) {
+        std::memcpy(dst + (r * whole + c + l) * size, src + (r * k + c + kEvenOdd[l]) * size, size);
+      }
+    }
+  }
+}
 
 void ordered_dot_tile(FloatKind kind, const void* x, std::int64_t x_rows, const void* w,
                       std::int64_t rows, std::int64_t k, float* sums) {

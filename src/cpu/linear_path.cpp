@@ -42,6 +42,15 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
   const std::int64_t tiles = (n + kTileRows - 1) / kTileRows;
   const auto* xs = static_cast<const unsigned char*>(x.data());
   auto* out = static_cast<unsigned char*>(y.raw_data());
+  // Codes decoded in registers where the packed kernel covers them; 4-bit codes
+  // decode each chunk's even elements first, so x is reordered to match, once.
+  const PackedIntRows* packed = w.packed_int();
+  std::vector<unsigned char> x_even_odd;
+  if (packed != nullptr && packed->bits == 4) {
+    x_even_odd.resize(static_cast<std::size_t>(m * (k / 16 * 16)) * size);
+    permute_chunks(xs, m, k, size, x_even_odd.data());
+  }
+  const std::int64_t even_odd_stride = k / 16 * 16 * static_cast<std::int64_t>(size);
 #pragma omp parallel if (m * n * k > (std::int64_t{1} << 16))
   {
     std::vector<unsigned char> scratch(w.scratch_bytes(kTileRows));
@@ -52,8 +61,14 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
 #pragma omp for schedule(static) nowait
       for (std::int64_t t = 0; t < tiles; ++t) {
         const std::int64_t n0 = t * kTileRows, count = std::min(kTileRows, n - n0);
-        const void* rows = w.rows(n0, count, scratch.data());
-        ordered_dot_tile(kind, xs + m0 * k * size, rows_x, rows, count, k, sums.data());
+        if (packed != nullptr) {
+          packed_dot_tile(kind, xs + m0 * k * size,
+                          x_even_odd.empty() ? nullptr : x_even_odd.data() + m0 * even_odd_stride,
+                          rows_x, *packed, n0, count, k, sums.data());
+        } else {
+          const void* rows = w.rows(n0, count, scratch.data());
+          ordered_dot_tile(kind, xs + m0 * k * size, rows_x, rows, count, k, sums.data());
+        }
         for (std::int64_t i = 0; i < rows_x; ++i) {
           for (std::int64_t r = 0; r < count; ++r) {
             float v = sums[i * count + r];

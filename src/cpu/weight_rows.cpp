@@ -47,7 +47,18 @@ class QuantizedRows final : public WeightRows {
       : WeightRows(shape, dtype),
         packed_(static_cast<const std::uint8_t*>(packed.data())),
         format_(qparams.spec.dtype),
-        decode_(range_decoder(qparams, shape, dtype)) {
+        decode_(range_decoder(qparams, shape, dtype)),
+        packed_plan_(packed_int_plan(qparams, shape, dtype)) {
+    if (packed_plan_) {
+      packed_int_ = PackedIntRows{packed_,
+                                  shape[1] * format_.bits() / 8,
+                                  format_.bits(),
+                                  format_.is_signed(),
+                                  packed_plan_->scale,
+                                  packed_plan_->zero_point,
+                                  packed_plan_->group,
+                                  packed_plan_->blocks_per_row};
+    }
     if (!decode_) {  // the reference formulas, element by element
       plan_ = reference::make_plan(qparams, qparams.compute_dtype, shape);
       layout_.emplace(reference::make_layout(qparams, shape));
@@ -67,6 +78,8 @@ class QuantizedRows final : public WeightRows {
     }
     return out;
   }
+
+  const PackedIntRows* packed_int() const override { return packed_plan_ ? &packed_int_ : nullptr; }
 
  private:
   void decode_with_reference(const std::int8_t* codes, std::int64_t first, std::int64_t count,
@@ -91,6 +104,8 @@ class QuantizedRows final : public WeightRows {
   const std::uint8_t* packed_;
   QuantDType format_;
   std::optional<RangeDecoder> decode_;
+  std::optional<PackedIntPlan> packed_plan_;
+  PackedIntRows packed_int_{};
   reference::ElementPlan plan_;
   std::optional<internal::BlockLayout> layout_;
 };

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "cpu/linear_kernels.hpp"
 #include "quantkit/qparams.hpp"
 #include "quantkit/tensor.hpp"
 
@@ -23,6 +24,9 @@ class WeightRows {
   /// Rows [first, first + count): a pointer to them where they are stored as
   /// dtype() already, else decoded into `scratch` (scratch_bytes(count) bytes).
   virtual const void* rows(std::int64_t first, std::int64_t count, void* scratch) const = 0;
+  /// The codes and block parameters, where linear()'s packed kernel decodes
+  /// them in registers instead of rows() decoding them to memory; else null.
+  virtual const PackedIntRows* packed_int() const { return nullptr; }
 
  private:
   Shape shape_;

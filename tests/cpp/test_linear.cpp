@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/weight_rows.hpp"
 #include "error_of.hpp"
 #include "forced_target.hpp"
 #include "quantkit/ops.hpp"
@@ -114,6 +115,13 @@ std::vector<QuantSpec> weight_specs() {
                 .mapping = Mapping::asymmetric,
                 .granularity = Granularity::per_group(8)},
       QuantSpec{.dtype = QuantDType::int_(3), .granularity = Granularity::per_axis(0)},
+      QuantSpec{.dtype = QuantDType::int_(4), .granularity = Granularity::per_axis(0)},
+      QuantSpec{.dtype = QuantDType::uint(4),
+                .mapping = Mapping::asymmetric,
+                .granularity = Granularity::per_group(32)},
+      QuantSpec{.dtype = QuantDType::int_(4),
+                .mapping = Mapping::stretched,
+                .granularity = Granularity::per_group(16)},
       QuantSpec{.dtype = QuantDType::int_(2),
                 .mapping = Mapping::asymmetric,
                 .granularity = Granularity::per_group(3)},  // an odd group size
@@ -141,6 +149,7 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
       if (spec.granularity.kind() != Granularity::Kind::per_group &&
           spec.granularity.kind() != Granularity::Kind::per_block) {
         shapes.push_back({7, 37});
+        shapes.push_back({5, 38});  // 4-bit rows at whole bytes with a tail of 6
       }
       for (const Shape& shape : shapes) {
         const Tensor w = random_tensor(shape, dtype, 21);
@@ -165,6 +174,26 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
       }
     }
   }
+}
+
+// 4- and 8-bit integer codes in blocks of whole 16-element runs are decoded in
+// registers (the test above then covers that kernel); other layouts in memory.
+TEST(Linear, TakesThePackedKernelWhereItApplies) {
+  const auto packed_kernel = [](const QuantSpec& spec, const Shape& shape) {
+    const Tensor w = random_tensor(shape, ScalarType::float32, 3);
+    const QuantizedTensor q = quantize(w, choose_qparams(w, spec));
+    return LinearWeight(q, ScalarType::float32).rows().packed_int() != nullptr;
+  };
+  const QuantSpec int4_g32{.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(32)};
+  EXPECT_TRUE(packed_kernel(int4_g32, {4, 64}));
+  EXPECT_TRUE(packed_kernel(
+      QuantSpec{.dtype = QuantDType::int_(8), .granularity = Granularity::per_axis(0)}, {4, 37}));
+  EXPECT_TRUE(packed_kernel(QuantSpec{.dtype = QuantDType::int_(4)}, {4, 38}));
+  EXPECT_FALSE(packed_kernel(
+      QuantSpec{.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(8)},
+      {4, 64}));  // a block ends inside a 16-element run
+  EXPECT_FALSE(packed_kernel(QuantSpec{.dtype = QuantDType::int_(4)}, {4, 37}));  // mid-byte rows
+  EXPECT_FALSE(packed_kernel(QuantSpec{.dtype = QuantDType::int_(3)}, {4, 64}));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCompiledTargets, LinearTarget, ::testing::ValuesIn(available_targets()),
