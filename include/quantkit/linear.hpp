@@ -68,4 +68,21 @@ Tensor linear(TensorView x, TensorView weight, std::optional<TensorView> bias = 
 Tensor linear(TensorView x, const LinearWeight& weight,
               std::optional<TensorView> bias = std::nullopt);
 
+/// The integer path of dynamically quantized inputs (W8A8 dynamic, 8da4w): each
+/// row of x is quantized with `activation` (an integer spec of at most 8 bits
+/// with one block per row, its qparams chosen from the row: codes qx, scale sx,
+/// zero point zx), the weight's integer codes qw are read in place, and
+///
+///   acc_b = sum over the columns k of weight block b of (qx_k - zx) * (qw_k - zw_b)
+///           (exact, in int32)
+///   y     = round_T( ((+0 + float(acc_0) * float(sx * sw_0)) + float(acc_1) * ...)
+///                    + bias )                      (float32 ops, blocks in order)
+///
+/// The weight must be an integer format with an integer or no zero point whose
+/// blocks are whole rows or runs of a row (not the stretched grid, not floating
+/// formats), of at most 33025 columns per block (so no int32 sum can overflow).
+/// Throws Error naming the rule otherwise.
+Tensor linear_dynamic_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
+                          std::optional<TensorView> bias = std::nullopt);
+
 }  // namespace quantkit

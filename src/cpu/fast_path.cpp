@@ -157,20 +157,21 @@ std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& s
   };
 }
 
-std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
-                                             ScalarType output) {
-  const int bits = qparams.spec.dtype.bits();
-  if (qparams.spec.dtype.is_floating() || (bits != 4 && bits != 8) || shape.size() != 2) {
-    return std::nullopt;
-  }
+namespace {
+
+// The per-block arrays of an affine plan whose blocks are the tensor, whole
+// rows or runs of a row; `run_multiple`: what a run's length must be a multiple
+// of (0: any).
+std::optional<PackedIntPlan> block_plan(const QParams& qparams, const Shape& shape,
+                                        ScalarType output, std::int64_t run_multiple) {
+  if (qparams.spec.dtype.is_floating() || shape.size() != 2) return std::nullopt;
   const std::int64_t k = shape[1];
-  if (k * bits % 8 != 0) return std::nullopt;
   auto p = prepare(qparams, qparams.compute_dtype, output, shape);
   if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
   std::int64_t group = 0, blocks_per_row = 0;
   if (p->map.period == 1) {
     group = std::max<std::int64_t>(k, 1);  // one block: every column of every row in block 0
-  } else if (p->map.inner == k || p->map.inner % 16 == 0) {
+  } else if (p->map.inner == k || run_multiple == 0 || p->map.inner % run_multiple == 0) {
     group = p->map.inner;
     blocks_per_row = k / group;
   } else {
@@ -184,6 +185,22 @@ std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape
   const Prepared& plan = *shared;
   return PackedIntPlan{shared, plan.plan.scale.data(), plan.plan.zero_point.data(), group,
                        blocks_per_row};
+}
+
+}  // namespace
+
+std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
+                                             ScalarType output) {
+  const int bits = qparams.spec.dtype.bits();
+  if ((bits != 4 && bits != 8) || shape.size() != 2 || shape[1] * bits % 8 != 0) {
+    return std::nullopt;
+  }
+  return block_plan(qparams, shape, output, 16);
+}
+
+std::optional<PackedIntPlan> int_block_plan(const QParams& qparams, const Shape& shape) {
+  if (qparams.spec.mapping == Mapping::stretched) return std::nullopt;  // zero point -0.5
+  return block_plan(qparams, shape, ScalarType::float32, 0);
 }
 
 std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& block) {

@@ -60,6 +60,10 @@ struct PackedIntPlan {
 };
 std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
                                              ScalarType output);
+/// The same arrays for linear_dynamic_int's integer path: integer codes of any
+/// width with an integer or no zero point (not the stretched grid), blocks that
+/// are the whole tensor, whole rows or runs of a row. nullopt elsewhere.
+std::optional<PackedIntPlan> int_block_plan(const QParams& qparams, const Shape& shape);
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
                                              const QParams& qparams);
 

@@ -48,7 +48,18 @@ class QuantizedRows final : public WeightRows {
         packed_(static_cast<const std::uint8_t*>(packed.data())),
         format_(qparams.spec.dtype),
         decode_(range_decoder(qparams, shape, dtype)),
-        packed_plan_(packed_int_plan(qparams, shape, dtype)) {
+        packed_plan_(packed_int_plan(qparams, shape, dtype)),
+        int_plan_(int_block_plan(qparams, shape)) {
+    if (int_plan_) {
+      int_blocks_ = PackedIntRows{packed_,
+                                  0,  // rows may start mid-byte: centered_rows unpacks them
+                                  format_.bits(),
+                                  format_.is_signed(),
+                                  int_plan_->scale,
+                                  int_plan_->zero_point,
+                                  int_plan_->group,
+                                  int_plan_->blocks_per_row};
+    }
     if (packed_plan_) {
       packed_int_ = PackedIntRows{packed_,
                                   shape[1] * format_.bits() / 8,
@@ -81,6 +92,25 @@ class QuantizedRows final : public WeightRows {
 
   const PackedIntRows* packed_int() const override { return packed_plan_ ? &packed_int_ : nullptr; }
 
+  const PackedIntRows* int_blocks() const override { return int_plan_ ? &int_blocks_ : nullptr; }
+
+  void centered_rows(std::int64_t first, std::int64_t count, std::int16_t* out,
+                     void* scratch) const override {
+    const std::int64_t k = shape()[1];
+    const std::int8_t* codes =
+        unpack_rows(packed_, format_, first * k, count * k, static_cast<std::int8_t*>(scratch));
+    const bool unsigned_codes = !format_.is_signed();
+    for (std::int64_t r = 0; r < count; ++r) {
+      const float* zero_point = int_blocks_.zero_point + (first + r) * int_blocks_.blocks_per_row;
+      for (std::int64_t c = 0; c < k; ++c) {
+        const std::int8_t code = codes[r * k + c];
+        const int q = unsigned_codes ? static_cast<std::uint8_t>(code) : code;
+        out[r * k + c] =
+            static_cast<std::int16_t>(q - static_cast<int>(zero_point[c / int_blocks_.group]));
+      }
+    }
+  }
+
  private:
   void decode_with_reference(const std::int8_t* codes, std::int64_t first, std::int64_t count,
                              unsigned char* out) const {
@@ -106,6 +136,8 @@ class QuantizedRows final : public WeightRows {
   std::optional<RangeDecoder> decode_;
   std::optional<PackedIntPlan> packed_plan_;
   PackedIntRows packed_int_{};
+  std::optional<PackedIntPlan> int_plan_;
+  PackedIntRows int_blocks_{};
   reference::ElementPlan plan_;
   std::optional<internal::BlockLayout> layout_;
 };

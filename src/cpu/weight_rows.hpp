@@ -27,6 +27,13 @@ class WeightRows {
   /// The codes and block parameters, where linear()'s packed kernel decodes
   /// them in registers instead of rows() decoding them to memory; else null.
   virtual const PackedIntRows* packed_int() const { return nullptr; }
+  /// For linear_dynamic_int: the weight's integer blocks (scales, integer zero
+  /// points; null where the weight has no integer path), and rows [first, first +
+  /// count) as centered codes q - zp (int16) in `out`, using `scratch`
+  /// (scratch_bytes(count) bytes).
+  virtual const PackedIntRows* int_blocks() const { return nullptr; }
+  virtual void centered_rows(std::int64_t /*first*/, std::int64_t /*count*/, std::int16_t* /*out*/,
+                             void* /*scratch*/) const {}
 
  private:
   Shape shape_;

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "core/internal/float_io.hpp"
+#include "cpu/int_linear_path.hpp"
 #include "cpu/linear_path.hpp"
 #include "cpu/weight_rows.hpp"
 #include "quantkit/error.hpp"
+#include "quantkit/ops.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/element_ops.hpp"
 
@@ -28,20 +30,29 @@ TensorView contiguous(TensorView t, Tensor& holder) {
   return holder.view();
 }
 
-Tensor run(TensorView x, const cpu::WeightRows& w, const TensorView* bias) {
+void check_x(TensorView x, const cpu::WeightRows& w) {
   internal::check_float_input(x.dtype(), "x");
   const Shape& shape = w.shape();
   QK_CHECK(x.dim() >= 1 && x.shape().back() == shape[1], "x of shape ", to_string(x.shape()),
            " must end in in_features = ", shape[1], " (the weight is ", to_string(shape), ")");
   QK_CHECK(x.dtype() == w.dtype(), "x is ", name(x.dtype()), " but the weight computes in ",
            name(w.dtype()), "; linear() takes both in one dtype");
+}
+
+void check_bias(const TensorView& bias, TensorView x, const Shape& shape) {
+  QK_CHECK(bias.dim() == 1 && bias.shape()[0] == shape[0], "bias of shape ",
+           to_string(bias.shape()), " must be [out_features] = [", shape[0], "]");
+  QK_CHECK(bias.dtype() == x.dtype(), "bias is ", name(bias.dtype()), " but x is ", name(x.dtype()),
+           "; linear() takes both in one dtype");
+}
+
+Tensor run(TensorView x, const cpu::WeightRows& w, const TensorView* bias) {
+  check_x(x, w);
+  const Shape& shape = w.shape();
   Tensor x_holder, bias_holder;
   const TensorView xc = contiguous(x, x_holder);
   if (bias == nullptr) return cpu::linear(xc, w, nullptr);
-  QK_CHECK(bias->dim() == 1 && bias->shape()[0] == shape[0], "bias of shape ",
-           to_string(bias->shape()), " must be [out_features] = [", shape[0], "]");
-  QK_CHECK(bias->dtype() == x.dtype(), "bias is ", name(bias->dtype()), " but x is ",
-           name(x.dtype()), "; linear() takes both in one dtype");
+  check_bias(*bias, x, shape);
   const TensorView bc = contiguous(*bias, bias_holder);
   return cpu::linear(xc, w, &bc);
 }
@@ -116,6 +127,52 @@ Tensor linear(TensorView x, TensorView weight, std::optional<TensorView> bias) {
 
 Tensor linear(TensorView x, const LinearWeight& weight, std::optional<TensorView> bias) {
   return run(x, weight.rows(), bias ? &*bias : nullptr);
+}
+
+Tensor linear_dynamic_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
+                          std::optional<TensorView> bias) {
+  const cpu::WeightRows& w = weight.rows();
+  check_x(x, w);
+  const std::int64_t n = w.shape()[0], k = w.shape()[1];
+  const cpu::PackedIntRows* blocks = w.int_blocks();
+  QK_CHECK(blocks != nullptr,
+           "the weight has no integer path: linear_dynamic_int needs integer codes with an "
+           "integer or no zero point in blocks along rows (not floating or stretched formats)");
+  // |(qx - zx)(qw - zw)| <= 255^2, so a block of up to 33025 columns sums within int32.
+  QK_CHECK(blocks->group <= 33025, "weight blocks of ", blocks->group,
+           " columns are too long for exact int32 sums (at most 33025)");
+  activation.validate();
+  QK_CHECK(!activation.dtype.is_floating() && activation.dtype.bits() <= 8 &&
+               activation.mapping != Mapping::stretched &&
+               activation.resolved_zero_point_domain() != ZeroPointDomain::float_,
+           "activation ", activation.describe(),
+           " must be an integer format of at most 8 bits with an integer or no zero point");
+  std::int64_t m = 1;
+  for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
+  Shape shape = x.shape();
+  shape.back() = n;
+  std::vector<float> bias_values;
+  if (bias) {
+    check_bias(*bias, x, w.shape());
+    bias_values = internal::load_floats(*bias);
+  }
+  if (m == 0 || n == 0) return Tensor::uninitialized(x.dtype(), shape);
+  const Tensor rows = x.contiguous().reshape({m, k});
+  QK_CHECK(activation.granularity.block_size(rows.shape()) == (Shape{1, k}), "activation ",
+           activation.describe(), " must have one block per row (per-token)");
+  const QParams qparams = choose_qparams(rows, activation);
+  const std::vector<std::int32_t> codes = quantize(rows, qparams).code_values();
+  const std::vector<float> row_scale = internal::load_floats(qparams.scale);
+  const std::vector<float> zero_point = qparams.has_zero_point()
+                                            ? internal::load_floats(qparams.zero_point)
+                                            : std::vector<float>(static_cast<std::size_t>(m));
+  std::vector<std::int16_t> centered(codes.size());
+  for (std::int64_t i = 0; i < m * k; ++i) {
+    centered[i] =
+        static_cast<std::int16_t>(codes[i] - static_cast<std::int32_t>(zero_point[i / k]));
+  }
+  return cpu::linear_dynamic_int(centered.data(), row_scale.data(), m, w, bias_values, x.dtype(),
+                                 shape);
 }
 
 }  // namespace quantkit

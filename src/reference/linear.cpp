@@ -35,4 +35,26 @@ Tensor linear(TensorView x, TensorView weight, const TensorView* bias) {
   return internal::store_floats(y, shape, x.dtype());
 }
 
+Tensor int_linear(const CenteredCodes& x, const CenteredCodes& w, std::int64_t k,
+                  const std::vector<float>& bias, ScalarType dtype, const Shape& shape) {
+  const std::int64_t blocks = k / w.group;
+  std::vector<float> y(static_cast<std::size_t>(x.rows * w.rows));
+  for (std::int64_t m = 0; m < x.rows; ++m) {
+    for (std::int64_t n = 0; n < w.rows; ++n) {
+      float sum = 0.0f;
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        std::int32_t acc = 0;
+        for (std::int64_t c = b * w.group; c < (b + 1) * w.group; ++c) {
+          acc += x.values[m * k + c] * w.values[n * k + c];
+        }
+        const float both = x.scale[m] * w.scale[n * blocks + b];
+        sum += static_cast<float>(acc) * both;
+      }
+      if (!bias.empty()) sum += bias[n];
+      y[m * w.rows + n] = round_to(dtype, sum);
+    }
+  }
+  return internal::store_floats(y, shape, dtype);
+}
+
 }  // namespace quantkit::reference

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/internal/float_io.hpp"
 #include "cpu/weight_rows.hpp"
 #include "error_of.hpp"
 #include "forced_target.hpp"
@@ -174,6 +175,110 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
       }
     }
   }
+}
+
+// linear_dynamic_int: operands built from the reference's own quantize, then
+// the scalar formula; the threaded SIMD path must give the same bits.
+reference::CenteredCodes centered(const QuantizedTensor& q, std::int64_t group) {
+  const QParams& qp = q.qparams();
+  const Shape& shape = q.shape();
+  const std::int64_t rows = shape[0], k = shape[1], per_row = k / group;
+  const std::vector<float> scale = internal::load_floats(qp.scale);
+  const std::vector<float> zero_point =
+      qp.has_zero_point() && qp.spec.resolved_zero_point_domain() == ZeroPointDomain::int_
+          ? internal::load_floats(qp.zero_point)
+          : std::vector<float>(scale.size(), 0.0f);
+  const auto block = [&](std::int64_t r, std::int64_t b) {  // per-tensor qparams: one block
+    return scale.size() == 1 ? 0 : r * per_row + b;
+  };
+  reference::CenteredCodes out{{}, {}, rows, group};
+  const std::vector<std::int32_t> codes = q.code_values();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < k; ++c) {
+      out.values.push_back(codes[r * k + c] -
+                           static_cast<std::int32_t>(zero_point[block(r, c / group)]));
+    }
+    for (std::int64_t b = 0; b < per_row; ++b) out.scale.push_back(scale[block(r, b)]);
+  }
+  return out;
+}
+
+TEST_P(LinearTarget, DynamicIntEqualsTheReferenceFormula) {
+  const QuantSpec per_token_asym{.dtype = QuantDType::int_(8),
+                                 .mapping = Mapping::asymmetric,
+                                 .granularity = Granularity::per_token()};
+  const QuantSpec per_token_sym{.dtype = QuantDType::int_(8),
+                                .granularity = Granularity::per_token()};
+  struct WeightCase {
+    QuantSpec spec;
+    std::int64_t group;  // 0: whole rows
+  };
+  const std::vector<WeightCase> weights{
+      {{.dtype = QuantDType::int_(4), .granularity = Granularity::per_group(32)}, 32},
+      {{.dtype = QuantDType::uint(4),
+        .mapping = Mapping::asymmetric,
+        .granularity = Granularity::per_group(16)},
+       16},
+      {{.dtype = QuantDType::int_(8), .granularity = Granularity::per_axis(0)}, 0},
+      {{.dtype = QuantDType::int_(3), .granularity = Granularity::per_axis(0)}, 0},
+      {{.dtype = QuantDType::int_(2),
+        .mapping = Mapping::asymmetric,
+        .granularity = Granularity::per_group(6)},
+       6},
+      {{.dtype = QuantDType::uint(8), .mapping = Mapping::asymmetric}, 0},
+  };
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    for (const QuantSpec& activation : {per_token_asym, per_token_sym}) {
+      for (const WeightCase& wc : weights) {
+        for (const Shape& shape : {Shape{6, 96}, Shape{3, 192}}) {
+          const Tensor w = random_tensor(shape, dtype, 31);
+          const QuantizedTensor q = quantize(w, choose_qparams(w, wc.spec));
+          const LinearWeight weight(q, dtype);
+          for (std::int64_t m : {1, 70}) {
+            const Tensor x = random_tensor({m, shape[1]}, dtype, 32);
+            const Tensor b = random_tensor({shape[0]}, dtype, 33);
+            const QuantizedTensor qx =
+                reference::quantize(x, reference::choose_qparams(x, activation));
+            const Tensor expected = reference::int_linear(
+                centered(qx, shape[1]), centered(q, wc.group == 0 ? shape[1] : wc.group), shape[1],
+                internal::load_floats(b), dtype, {m, shape[0]});
+            ASSERT_TRUE(
+                bitwise_equal(linear_dynamic_int(x, activation, weight, b.view()), expected))
+                << wc.spec.describe() << " x " << activation.describe() << " " << name(dtype)
+                << " m=" << m << " " << to_string(shape);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, DynamicIntRefusesWhatHasNoIntegerPath) {
+  const Tensor w = random_tensor({4, 32}, ScalarType::float32, 1);
+  const Tensor x = random_tensor({2, 32}, ScalarType::float32, 2);
+  const QuantSpec act{.dtype = QuantDType::int_(8), .granularity = Granularity::per_token()};
+  const QuantizedTensor fp8 =
+      quantize(w, QuantSpec{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32});
+  EXPECT_NE(error_of([&] {
+              linear_dynamic_int(x, act, LinearWeight(fp8, ScalarType::float32));
+            }).find("the weight has no integer path"),
+            std::string::npos);
+  const QuantizedTensor int4 = quantize(w, QuantSpec{.dtype = QuantDType::int_(4)});
+  const LinearWeight weight(int4, ScalarType::float32);
+  EXPECT_NE(error_of([&] {
+              linear_dynamic_int(x, QuantSpec{.dtype = QuantDType::int_(8)}, weight);
+            }).find("must have one block per row"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              linear_dynamic_int(x,
+                                 QuantSpec{.dtype = QuantDType::fp8_e4m3fn(),
+                                           .granularity = Granularity::per_token()},
+                                 weight);
+            }).find("must be an integer format"),
+            std::string::npos);
+  Tensor bad = x;
+  bad.set(3, NAN);
+  EXPECT_THROW(linear_dynamic_int(bad, act, weight), Error);
 }
 
 // 4- and 8-bit integer codes in blocks of whole 16-element runs are decoded in
