@@ -16,7 +16,14 @@ from torch import nn
 from . import ops
 from ._spec import args_from_key
 from .fake_quantize import FakeQuantize, keep_exact_through_casts
-from .prepared import conv2d_like, embedding_lookup, quantize_input, runs_on_linear_kernel
+from .prepared import (
+    conv2d_like,
+    dynamic_integer_input,
+    embedding_lookup,
+    integer_weight,
+    quantize_input,
+    runs_on_linear_kernel,
+)
 
 # Scales whose format is one byte are stored in it (torch's own float8 dtypes);
 # "fp8_e4m3" is the older spelling of "fp8_e4m3fn", still accepted in specs.
@@ -184,8 +191,19 @@ class QuantizedLinear(_OverQuantizedWeight):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = quantize_input(self, x)
         qw = self.qweight
+        if (
+            isinstance(qw, QuantizedWeight)
+            and dynamic_integer_input(self.input_fake_quant)
+            and integer_weight(args_from_key(qw.spec_key))
+            and runs_on_linear_kernel(x, qw.dtype, self.bias)
+        ):  # codes of x and of the weight, multiplied in integers
+            packed, scale, zp, shape, spec, compute = qw.codes_and_qparams()
+            activation = self.input_fake_quant.spec_key
+            return ops.linear_dynamic_int(
+                x, activation, packed, scale, zp, shape, spec, compute, self.bias
+            )
+        x = quantize_input(self, x)
         # Codes read in place (a few rows dequantized at a time, in cache) where the kernel
         # runs; ONNX export swaps qweight for a marker module and takes F.linear.
         if isinstance(qw, QuantizedWeight) and runs_on_linear_kernel(x, qw.dtype, self.bias):

@@ -338,6 +338,132 @@ torch.library.register_autograd(
 )
 
 
+# --- the integer path of dynamically quantized inputs (W8A8 dynamic, 8da4w) -----------------
+
+
+@torch.library.custom_op("quantkit::linear_dynamic_int", mutates_args=())
+def linear_dynamic_int(
+    x: torch.Tensor,
+    activation: str,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    shape: list[int],
+    spec: str,
+    compute: str,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``x`` quantized per row with the ``activation`` spec (codes and qparams from
+    quantkit's ``choose_qparams``, as the fake-quantized model has them), exact int32
+    sums of centered codes against the weight's integer codes, then a float32 epilogue
+    (``include/quantkit/linear.hpp``)."""
+    w = _linear_weight(packed, scale, zero_point, shape, spec, compute, x.dtype, None)
+    b = None if bias is None else _cpu("bias", bias)
+    return torch.from_dlpack(
+        _core.linear_dynamic_int(_cpu("x", x), spec_from_key(activation), w, b)
+    )
+
+
+@linear_dynamic_int.register_fake
+def _(x, activation, packed, scale, zero_point, shape, spec, compute, bias=None):
+    return x.new_empty((*x.shape[:-1], shape[0]))
+
+
+def _activation_ste(grad_input, x, activation):
+    """The straight-through gradient of x's dynamic fake quantization."""
+    scale, zero_point, g = choose_qparams(x.detach(), activation)
+    return fake_quantize_ste_grad(
+        grad_input, x, scale, zero_point, activation, dtype_name(x.dtype), g
+    )
+
+
+def _dynamic_int_setup(ctx, inputs, output):
+    x, activation, packed, scale, zero_point, shape, spec, compute, bias = inputs
+    ctx.save_for_backward(x, packed, scale, zero_point)
+    ctx.args = (activation, shape, spec, compute)
+    ctx.has_bias = bias is not None
+
+
+def _dynamic_int_backward(ctx, grad):
+    # The fake-quantized model's gradient: F.linear's through the dequantized weight,
+    # then the activation quantizer's straight-through mask.
+    x, packed, scale, zero_point = ctx.saved_tensors
+    activation, shape, spec, compute = ctx.args
+    dx = None
+    if ctx.needs_input_grad[0]:
+        w = dequantize_packed(packed, _widened(scale), zero_point, shape, spec, compute, x.dtype)
+        dx = _activation_ste(grad @ w, x, activation)
+    db = None
+    if ctx.has_bias and ctx.needs_input_grad[8]:
+        db = grad.reshape(-1, grad.shape[-1]).sum(0)
+    return dx, None, None, None, None, None, None, None, db
+
+
+torch.library.register_autograd(
+    "quantkit::linear_dynamic_int", _dynamic_int_backward, setup_context=_dynamic_int_setup
+)
+
+
+@torch.library.custom_op("quantkit::linear_dynamic_int_dense", mutates_args=())
+def linear_dynamic_int_dense(
+    x: torch.Tensor,
+    activation: str,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: str,
+    compute: str,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``linear_dynamic_int`` on a float weight quantized here with the given qparams: a
+    prepared layer's forward, the same bits as its converted form's. Gradients are the
+    fake-quantized layer's (straight-through for x and for the weight)."""
+    weight = _cpu("weight", weight.detach())
+    packed = quantize_packed(weight, scale, zero_point, spec, compute)
+    qp = _qparams(_widened(scale), zero_point, spec, compute)
+    w = _core.LinearWeight(packed, list(weight.shape), qp._core, dtype_name(x.dtype))
+    b = None if bias is None else _cpu("bias", bias)
+    return torch.from_dlpack(
+        _core.linear_dynamic_int(_cpu("x", x), spec_from_key(activation), w, b)
+    )
+
+
+@linear_dynamic_int_dense.register_fake
+def _(x, activation, weight, scale, zero_point, spec, compute, bias=None):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _dynamic_int_dense_setup(ctx, inputs, output):
+    x, activation, weight, scale, zero_point, spec, compute, bias = inputs
+    ctx.save_for_backward(x, weight, scale, zero_point)
+    ctx.args = (activation, spec, compute)
+    ctx.has_bias = bias is not None
+
+
+def _dynamic_int_dense_backward(ctx, grad):
+    x, weight, scale, zero_point = ctx.saved_tensors
+    activation, spec, compute = ctx.args
+    rows = grad.reshape(-1, grad.shape[-1])
+    dx = dw = db = None
+    if ctx.needs_input_grad[0]:
+        wq = fake_quantize(weight.detach(), scale, zero_point, spec, compute)
+        dx = _activation_ste(grad @ wq, x, activation)
+    if ctx.needs_input_grad[2]:
+        xq = fake_quantize_dynamic(x.detach(), activation)
+        dwq = rows.T @ xq.reshape(-1, xq.shape[-1])
+        dw = fake_quantize_ste_grad(dwq, weight.detach(), scale, zero_point, spec, compute)
+    if ctx.has_bias and ctx.needs_input_grad[7]:
+        db = rows.sum(0)
+    return dx, None, dw, None, None, None, None, db
+
+
+torch.library.register_autograd(
+    "quantkit::linear_dynamic_int_dense",
+    _dynamic_int_dense_backward,
+    setup_context=_dynamic_int_dense_setup,
+)
+
+
 @torch.library.custom_op("quantkit::embedding_packed", mutates_args=())
 def embedding_packed(
     indices: torch.Tensor,

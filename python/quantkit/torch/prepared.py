@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ops
+from ._spec import SpecArgs, args_from_key
 from .fake_quantize import FakeQuantize
 from .learnable import LearnableFakeQuantize
 from .recipes import TensorQuant
@@ -72,6 +73,56 @@ def runs_on_linear_kernel(x: torch.Tensor, dtype: torch.dtype, bias: torch.Tenso
         and x.dim() >= 1
         and (bias is None or (bias.dtype == dtype and bias.device.type == "cpu"))
     )
+
+
+def _integer_codes(args: SpecArgs) -> bool:
+    """Integer codes of at most 8 bits with an integer or no zero point."""
+    return (
+        args.dtype.startswith(("int", "uint"))
+        and args.mapping != "stretched"
+        and args.zero_point_domain != "float"
+    )
+
+
+def integer_weight(args: SpecArgs) -> bool:
+    """Whether a weight of this spec has the integer path (blocks along rows)."""
+    return _integer_codes(args) and (
+        args.granularity[0] in ("per_tensor", "per_group") or args.granularity == ("per_axis", 0)
+    )
+
+
+def dynamic_integer_input(fq: FakeQuantize | None) -> bool:
+    """Whether ``fq`` quantizes its input per token to integer codes, with qparams
+    chosen per call: the inputs the integer path (``ops.linear_dynamic_int``) takes."""
+    return (
+        type(fq) is FakeQuantize
+        and fq.enabled
+        and not fq.observing
+        and not fq.static
+        and not fq.frozen
+        and args_from_key(fq.spec_key).granularity == ("per_token",)
+        and _integer_codes(args_from_key(fq.spec_key))
+    )
+
+
+def _integer_path(module: nn.Module, x: torch.Tensor, weight_dtype: torch.dtype) -> bool:
+    fq = module.weight_fake_quant
+    return (
+        dynamic_integer_input(module.input_fake_quant)
+        and type(fq) is FakeQuantize
+        and fq.enabled
+        and integer_weight(args_from_key(fq.spec_key))
+        and runs_on_linear_kernel(x, weight_dtype, module.bias)
+    )
+
+
+def _weight_qparams(fq: FakeQuantize, weight: torch.Tensor) -> tuple:
+    """(scale, zero_point, compute dtype) the weight quantizer applies to ``weight``."""
+    if fq.frozen:
+        scale, zero_point, compute = fq.constant_qparams()
+        return scale, zero_point, compute
+    scale, zero_point, _ = ops.choose_qparams(weight.detach(), fq.spec_key)
+    return scale, zero_point, ops.dtype_name(weight.dtype)
 
 
 def linear_in_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -131,6 +182,19 @@ class QATLinear(nn.Linear):
         return _adopt(new, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _integer_path(self, x, self.weight.dtype):
+            fq = self.weight_fake_quant
+            scale, zero_point, compute = _weight_qparams(fq, self.weight)
+            return ops.linear_dynamic_int_dense(
+                x,
+                self.input_fake_quant.spec_key,
+                self.weight,
+                scale,
+                zero_point,
+                fq.spec_key,
+                compute,
+                self.bias,
+            )
         w = fake_quantized_weight(self.weight, self.weight_fake_quant)
         return linear_in_order(quantize_input(self, x), w, self.bias)
 

@@ -159,3 +159,44 @@ def test_compile_and_export_trace_the_kernels_as_single_nodes():
         assert torch.equal(program.module()(ids), expected)
         compiled = torch.compile(converted, backend="aot_eager", fullgraph=True)
         assert torch.equal(compiled(ids), expected)
+
+
+@pytest.mark.parametrize("recipe", ["W8A8 dynamic", "8da4w"])
+def test_dynamic_int8_inputs_take_the_integer_path(recipe):
+    """Per-token int8 inputs against integer weights: exact int32 sums of the codes, so
+    the result is the real-number product of the fake-quantized operands up to the
+    float32 epilogue's roundings (far closer than a float32 dot product of 256 terms)."""
+    torch.manual_seed(6)
+    layer = nn.Sequential(nn.Linear(256, 64))
+    prepared = qkt.prepare(copy.deepcopy(layer), RECIPES[recipe]())
+    converted = qkt.convert(copy.deepcopy(prepared))
+    x = torch.randn(3, 7, 256) * 4
+    with torch.no_grad():
+        program = torch.export.export(converted, (x,))
+        assert "quantkit.linear_dynamic_int" in str(program.graph)
+        y = converted(x)
+        assert torch.equal(prepared(x), y)
+        xq = prepared[0].input_fake_quant(x).double()
+        wq = prepared[0].weight_fake_quant(prepared[0].weight).double()
+        exact = xq @ wq.T + prepared[0].bias.double()
+        with qkt.torch_matmul():
+            old = converted(x)
+    error = (y.double() - exact).abs().max().item()
+    assert error <= 2e-6 * exact.abs().max().item()
+    assert error <= (old.double() - exact).abs().max().item()
+
+
+def test_integer_path_gradients_are_the_fake_quantized_layers():
+    torch.manual_seed(7)
+    net = nn.Sequential(nn.Linear(64, 32))
+    prepared = qkt.prepare(net, R.Int8DynActInt4Weight(32))
+    x = torch.randn(5, 64, requires_grad=True)
+    prepared(x).square().sum().backward()
+    grads = (x.grad.clone(), prepared[0].weight.grad.clone(), prepared[0].bias.grad.clone())
+    x.grad = None
+    prepared.zero_grad()
+    with qkt.torch_matmul():  # fake-quantized values and F.linear: the usual QAT graph
+        prepared(x).square().sum().backward()
+    torch.testing.assert_close(grads[0], x.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1], prepared[0].weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[2], prepared[0].bias.grad, rtol=1e-4, atol=1e-5)
