@@ -6,11 +6,11 @@
 
 namespace quantkit::cpu {
 
-/// out[b] = sum of a[c] * b[c] over columns c of block b (blocks of `group`
-/// columns, k / group of them) for each of `rows` rows of b (row r at
-/// b + r * k, its sums at out + r * (k / group)). Every |a|, |b| <= 255 and
-/// group <= 33025, so no sum overflows.
-void int_dot_blocks(const std::int16_t* a, const std::int16_t* b, std::int64_t rows, std::int64_t k,
-                    std::int64_t group, std::int32_t* out);
+/// out[(i * rows + r) * blocks + j] = the sum of a[i][c] * b[r][c] over the
+/// columns c of block j (blocks of `group` columns, blocks = k / group), for
+/// a_rows rows of a and `rows` rows of b, each k contiguous values. Every
+/// |a|, |b| <= 255 and group <= 33025, so no sum overflows.
+void int_dot_tile(const std::int16_t* a, std::int64_t a_rows, const std::int16_t* b,
+                  std::int64_t rows, std::int64_t k, std::int64_t group, std::int32_t* out);
 
 }  // namespace quantkit::cpu

@@ -29,7 +29,7 @@ Tensor linear_dynamic_int(const std::int16_t* dx, const float* row_scale, std::i
   {
     std::vector<unsigned char> scratch(w.scratch_bytes(kTileRows));
     std::vector<std::int16_t> dw(static_cast<std::size_t>(kTileRows * k));
-    std::vector<std::int32_t> acc(static_cast<std::size_t>(kTileRows * per_row));
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(kRowBlock * kTileRows * per_row));
     std::vector<float> values(static_cast<std::size_t>(kTileRows));
     for (std::int64_t m0 = 0; m0 < m; m0 += kRowBlock) {
       const std::int64_t rows_x = std::min(kRowBlock, m - m0);
@@ -37,13 +37,14 @@ Tensor linear_dynamic_int(const std::int16_t* dx, const float* row_scale, std::i
       for (std::int64_t t = 0; t < tiles; ++t) {
         const std::int64_t n0 = t * kTileRows, count = std::min(kTileRows, n - n0);
         w.centered_rows(n0, count, dw.data(), scratch.data());
+        int_dot_tile(dx + m0 * k, rows_x, dw.data(), count, k, blocks.group, acc.data());
         for (std::int64_t i = m0; i < m0 + rows_x; ++i) {
-          int_dot_blocks(dx + i * k, dw.data(), count, k, blocks.group, acc.data());
+          const std::int32_t* sums = acc.data() + (i - m0) * count * per_row;
           for (std::int64_t r = 0; r < count; ++r) {
             const float* scale = blocks.scale + (n0 + r) * blocks.blocks_per_row;
             float sum = 0.0f;
             for (std::int64_t b = 0; b < per_row; ++b) {
-              sum += static_cast<float>(acc[r * per_row + b]) * (row_scale[i] * scale[b]);
+              sum += static_cast<float>(sums[r * per_row + b]) * (row_scale[i] * scale[b]);
             }
             if (!bias.empty()) sum += bias[n0 + r];
             values[r] = reference::round_to(dtype, sum);

@@ -136,14 +136,46 @@ HWY_INLINE int CodeAt(const std::uint8_t* row, std::int64_t e, bool is_signed) {
   }
 }
 
+// Vector v of a 16-element chunk of 8-bit codes at `src`, widened to int32.
+HWY_INLINE hn::Vec<DI> BytesOfChunk(const std::uint8_t* src, std::size_t v, bool is_signed) {
+  const DI di;
+  const std::uint8_t* at = src + v * kLanes;
+  if (is_signed) {
+    const hn::Rebind<std::int8_t, DF> d8;
+    return hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(at)));
+  }
+  const hn::Rebind<std::uint8_t, DF> du8;
+  return hn::PromoteTo(di, hn::LoadU(du8, at));
+}
+
+// Vector v of a 16-element chunk of 4-bit codes (8 bytes at `src`) in kEvenOdd
+// order: the low nibbles (even elements) fill lanes 0..7 of the chunk, the high
+// nibbles lanes 8..15, straight from registers (a store of split bytes followed
+// by a vector load would stall on store forwarding).
+HWY_INLINE hn::Vec<DI> NibblesOfChunk(const std::uint8_t* src, std::size_t v) {
+  const DI di;
+#if HWY_TARGET != HWY_SCALAR      // Combine: targets of several lanes
+  if constexpr (kVectors == 1) {  // sixteen lanes: both halves in one vector
+    const hn::Half<DU> dh;
+    const hn::Rebind<std::uint8_t, decltype(dh)> d8;
+    const auto bytes = hn::PromoteTo(dh, hn::LoadU(d8, src));
+    const auto low = hn::And(bytes, hn::Set(dh, 0xFu));
+    return hn::BitCast(di, hn::Combine(DU(), hn::ShiftRight<4>(bytes), low));
+  }
+#endif
+  const DU du;
+  const hn::Rebind<std::uint8_t, DF> d8;
+  const std::size_t half = kVectors / 2;  // vectors per half of the chunk (>= 1 here)
+  const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, src + (v % half) * kLanes));
+  return hn::BitCast(di, v < half ? hn::And(bytes, hn::Set(du, 0xFu)) : hn::ShiftRight<4>(bytes));
+}
+
 template <FloatKind kKind, int R, int MX, int Bits>
 HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_odd, std::int64_t m,
                            const PackedIntRows& w, std::int64_t first, std::int64_t k,
                            float* sums) {
   const DF df;
   const DI di;
-  const hn::Rebind<std::int8_t, DF> d8;
-  const hn::Rebind<std::uint8_t, DF> du8;
   const std::size_t size = ElementSize(kKind);
   const std::int64_t whole = k / 16 * 16;
   const unsigned char* xs = Bits == 4 ? x_even_odd : x;
@@ -161,26 +193,10 @@ HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_o
       const std::int64_t b = row * w.blocks_per_row + at0 / w.group;
       const VF scale = hn::Set(df, w.scale[b]), zero_point = hn::Set(df, w.zero_point[b]);
       const std::uint8_t* src = w.codes + row * w.row_bytes + at0 * Bits / 8;
-      alignas(16) std::uint8_t nibbles[16];
-      if constexpr (Bits == 4) {
-        std::uint64_t raw;
-        std::memcpy(&raw, src, 8);
-        const std::uint64_t low = raw & 0x0F0F0F0F0F0F0F0FULL;
-        const std::uint64_t high = (raw >> 4) & 0x0F0F0F0F0F0F0F0FULL;
-        std::memcpy(nibbles, &low, 8);  // little-endian: byte j is element 2j's nibble
-        std::memcpy(nibbles + 8, &high, 8);
-        src = nibbles;
-      }
       for (std::size_t v = 0; v < kVectors; ++v) {
-        const std::uint8_t* at = src + v * kLanes;
-        hn::Vec<DI> q;
-        if (Bits == 8 && w.is_signed) {
-          q = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(at)));
-        } else {
-          q = hn::PromoteTo(di, hn::LoadU(du8, at));
-          if (Bits == 4 && w.is_signed) {
-            q = hn::Sub(hn::Xor(q, hn::Set(di, 8)), hn::Set(di, 8));  // sign-extend the nibble
-          }
+        hn::Vec<DI> q = Bits == 4 ? NibblesOfChunk(src, v) : BytesOfChunk(src, v, w.is_signed);
+        if (Bits == 4 && w.is_signed) {
+          q = hn::Sub(hn::Xor(q, hn::Set(di, 8)), hn::Set(di, 8));  // sign-extend the nibble
         }
         // The dequantize kernels' value: (q - zp) * s, rounded to the output kind.
         wv[r][v] =

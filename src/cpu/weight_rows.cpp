@@ -100,13 +100,21 @@ class QuantizedRows final : public WeightRows {
     const std::int8_t* codes =
         unpack_rows(packed_, format_, first * k, count * k, static_cast<std::int8_t*>(scratch));
     const bool unsigned_codes = !format_.is_signed();
+    const std::int64_t group = int_blocks_.group;
     for (std::int64_t r = 0; r < count; ++r) {
       const float* zero_point = int_blocks_.zero_point + (first + r) * int_blocks_.blocks_per_row;
-      for (std::int64_t c = 0; c < k; ++c) {
-        const std::int8_t code = codes[r * k + c];
-        const int q = unsigned_codes ? static_cast<std::uint8_t>(code) : code;
-        out[r * k + c] =
-            static_cast<std::int16_t>(q - static_cast<int>(zero_point[c / int_blocks_.group]));
+      for (std::int64_t c0 = 0; c0 < k; c0 += group) {  // block by block: loops that vectorize
+        const auto z = static_cast<std::int16_t>(zero_point[c0 / group]);
+        const std::int8_t* in = codes + r * k + c0;
+        std::int16_t* to = out + r * k + c0;
+        const std::int64_t n = std::min(group, k - c0);
+        if (unsigned_codes) {
+          for (std::int64_t c = 0; c < n; ++c) {
+            to[c] = static_cast<std::int16_t>(static_cast<std::uint8_t>(in[c]) - z);
+          }
+        } else {
+          for (std::int64_t c = 0; c < n; ++c) to[c] = static_cast<std::int16_t>(in[c] - z);
+        }
       }
     }
   }

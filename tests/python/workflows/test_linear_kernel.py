@@ -161,19 +161,25 @@ def test_compile_and_export_trace_the_kernels_as_single_nodes():
         assert torch.equal(compiled(ids), expected)
 
 
-@pytest.mark.parametrize("recipe", ["W8A8 dynamic", "8da4w"])
+INTEGER_PATH = {"W8A8 dynamic": R.W8A8Dynamic, "8da4w g128": lambda: R.Int8DynActInt4Weight(128)}
+
+
+@pytest.mark.parametrize("recipe", INTEGER_PATH)
 def test_dynamic_int8_inputs_take_the_integer_path(recipe):
-    """Per-token int8 inputs against integer weights: exact int32 sums of the codes, so
+    """Per-token int8 inputs against integer weights in blocks of 128 columns or more
+    (8da4w g32 keeps the float kernel: see MIN_INTEGER_BLOCK): exact int32 sums, so
     the result is the real-number product of the fake-quantized operands up to the
     float32 epilogue's roundings (far closer than a float32 dot product of 256 terms)."""
     torch.manual_seed(6)
     layer = nn.Sequential(nn.Linear(256, 64))
-    prepared = qkt.prepare(copy.deepcopy(layer), RECIPES[recipe]())
+    prepared = qkt.prepare(copy.deepcopy(layer), INTEGER_PATH[recipe]())
     converted = qkt.convert(copy.deepcopy(prepared))
     x = torch.randn(3, 7, 256) * 4
     with torch.no_grad():
         program = torch.export.export(converted, (x,))
         assert "quantkit.linear_dynamic_int" in str(program.graph)
+        short = qkt.quantize_(copy.deepcopy(layer), R.Int8DynActInt4Weight(32))
+        assert "linear_dynamic_int" not in str(torch.export.export(short, (x,)).graph)
         y = converted(x)
         assert torch.equal(prepared(x), y)
         xq = prepared[0].input_fake_quant(x).double()
@@ -189,7 +195,7 @@ def test_dynamic_int8_inputs_take_the_integer_path(recipe):
 def test_integer_path_gradients_are_the_fake_quantized_layers():
     torch.manual_seed(7)
     net = nn.Sequential(nn.Linear(64, 32))
-    prepared = qkt.prepare(net, R.Int8DynActInt4Weight(32))
+    prepared = qkt.prepare(net, R.W8A8Dynamic())
     x = torch.randn(5, 64, requires_grad=True)
     prepared(x).square().sum().backward()
     grads = (x.grad.clone(), prepared[0].weight.grad.clone(), prepared[0].bias.grad.clone())
