@@ -9,6 +9,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/lanes-inl.h"
@@ -186,11 +187,15 @@ HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_o
       for (std::size_t v = 0; v < kVectors; ++v) acc[i][r][v] = hn::Zero(df);
     }
   }
+  // The block of each chunk, counted rather than divided out: a block spans
+  // group / 16 whole chunks (or the whole row).
+  const std::int64_t chunks_per_block = std::max<std::int64_t>(w.group / 16, 1);
+  std::int64_t block = 0, chunks_left = chunks_per_block;
   for (std::int64_t at0 = 0; at0 < whole; at0 += 16) {
     VF wv[R][kVectors];
     for (int r = 0; r < R; ++r) {
       const std::int64_t row = first + r;
-      const std::int64_t b = row * w.blocks_per_row + at0 / w.group;
+      const std::int64_t b = row * w.blocks_per_row + block;
       const VF scale = hn::Set(df, w.scale[b]), zero_point = hn::Set(df, w.zero_point[b]);
       const std::uint8_t* src = w.codes + row * w.row_bytes + at0 * Bits / 8;
       for (std::size_t v = 0; v < kVectors; ++v) {
@@ -202,6 +207,10 @@ HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_o
         wv[r][v] =
             RoundFiniteTo(df, kKind, hn::Mul(hn::Sub(hn::ConvertTo(df, q), zero_point), scale));
       }
+    }
+    if (--chunks_left == 0) {
+      ++block;
+      chunks_left = chunks_per_block;
     }
     for (std::size_t v = 0; v < kVectors; ++v) {
       const auto at = at0 + static_cast<std::int64_t>(v * kLanes);
