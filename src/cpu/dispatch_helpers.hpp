@@ -89,6 +89,22 @@ inline BlockMap map_from(const BlockMap& map, std::int64_t first_block) {
   return {map.inner, map.period - first_block};
 }
 
+/// Columns per block along a row and blocks per row of a 2-D weight whose
+/// blocks start rows (rows_start_blocks): one block (blocks_per_row 0), whole
+/// rows, or runs whose length is a multiple of `run_multiple` (0: any length).
+struct RowBlocks {
+  std::int64_t group;
+  std::int64_t blocks_per_row;
+};
+inline std::optional<RowBlocks> row_blocks(const BlockMap& map, std::int64_t k,
+                                           std::int64_t run_multiple) {
+  if (map.period == 1) return RowBlocks{std::max<std::int64_t>(k, 1), 0};
+  if (map.inner == k || run_multiple == 0 || map.inner % run_multiple == 0) {
+    return RowBlocks{map.inner, k / map.inner};
+  }
+  return std::nullopt;
+}
+
 template <typename Fn>
 inline void for_each_chunk(std::int64_t n, Fn&& fn) {
   const std::int64_t chunks = (n + kChunk - 1) / kChunk;

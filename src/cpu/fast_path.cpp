@@ -168,29 +168,23 @@ std::optional<PackedIntPlan> block_plan(const QParams& qparams, const Shape& sha
   const std::int64_t k = shape[1];
   auto p = prepare(qparams, qparams.compute_dtype, output, shape);
   if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
-  std::int64_t group = 0, blocks_per_row = 0;
-  if (p->map.period == 1) {
-    group = std::max<std::int64_t>(k, 1);  // one block: every column of every row in block 0
-  } else if (p->map.inner == k || run_multiple == 0 || p->map.inner % run_multiple == 0) {
-    group = p->map.inner;
-    blocks_per_row = k / group;
-  } else {
-    return std::nullopt;
-  }
+  const auto blocks = row_blocks(p->map, k, run_multiple);
+  if (!blocks) return std::nullopt;
   // The no-zero-point kernels compute q * s: the same as (q - 0) * s.
   if (p->ops.grid == AffineGrid::no_zero_point) {
     std::fill(p->plan.zero_point.begin(), p->plan.zero_point.end(), 0.0f);
   }
   auto shared = std::make_shared<const Prepared>(std::move(*p));
   const Prepared& plan = *shared;
-  return PackedIntPlan{shared, plan.plan.scale.data(), plan.plan.zero_point.data(), group,
-                       blocks_per_row};
+  return PackedIntPlan{shared, plan.plan.scale.data(), plan.plan.zero_point.data(), blocks->group,
+                       blocks->blocks_per_row};
 }
 
 }  // namespace
 
 std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
                                              ScalarType output) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_fp4_plan(qparams, shape, output);
   const int bits = qparams.spec.dtype.bits();
   if ((bits != 4 && bits != 8) || shape.size() != 2 || shape[1] * bits % 8 != 0) {
     return std::nullopt;

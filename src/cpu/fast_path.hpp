@@ -48,7 +48,8 @@ std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& s
                                           ScalarType output);
 
 /// Per-block scales and zero points of a 2-D weight of 4- or 8-bit integer codes
-/// that linear()'s packed kernel decodes in registers: blocks are the whole
+/// (or FP4 E2M1 codes, minifloat_fp4_plan) that linear()'s packed kernel decodes
+/// in registers: blocks are the whole
 /// tensor, whole rows, or runs of a row whose length is a multiple of 16, and
 /// rows start at whole bytes. nullopt elsewhere.
 struct PackedIntPlan {
@@ -60,6 +61,11 @@ struct PackedIntPlan {
 };
 std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
                                              ScalarType output);
+/// The FP4 E2M1 case: per-block effective scales (zero_point unused), where
+/// round_T(decode(q) * s) is what dequantize gives (not an MX scale rounded to
+/// float16 before the product).
+std::optional<PackedIntPlan> minifloat_fp4_plan(const QParams& qparams, const Shape& shape,
+                                                ScalarType output);
 /// The same arrays for linear_dynamic_int's integer path: integer codes of any
 /// width with an integer or no zero point (not the stretched grid), blocks that
 /// are the whole tensor, whole rows or runs of a row. nullopt elsewhere.

@@ -171,6 +171,28 @@ HWY_INLINE hn::Vec<DI> NibblesOfChunk(const std::uint8_t* src, std::size_t v) {
   return hn::BitCast(di, v < half ? hn::And(bytes, hn::Set(du, 0xFu)) : hn::ShiftRight<4>(bytes));
 }
 
+// FP4 E2M1 codes (0..15, widened) as their float values: magnitude m = q & 7
+// is m / 2 for m < 2 and 2^((m >> 1) - 1) * (1 + (m & 1) / 2) above (built as
+// float32 bits), the sign is bit 3.
+HWY_INLINE VF Fp4Values(hn::Vec<DI> q) {
+  const DF df;
+  const DI di;
+  const auto magnitude = hn::And(q, hn::Set(di, 7));
+  const auto normal =
+      hn::Or(hn::ShiftLeft<23>(hn::Add(hn::ShiftRight<1>(magnitude), hn::Set(di, 126))),
+             hn::ShiftLeft<22>(hn::And(magnitude, hn::Set(di, 1))));
+  const VF half_steps =
+      hn::Mul(hn::ConvertTo(df, hn::And(magnitude, hn::Set(di, 1))), hn::Set(df, 0.5f));
+  const VF value = hn::IfThenElse(hn::RebindMask(df, hn::Lt(magnitude, hn::Set(di, 2))), half_steps,
+                                  hn::BitCast(df, normal));
+  return hn::Or(value, hn::BitCast(df, hn::ShiftLeft<28>(hn::And(q, hn::Set(di, 8)))));
+}
+
+HWY_INLINE float Fp4Value(int code) {
+  constexpr float kMagnitudes[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  return (code & 8) ? -kMagnitudes[code & 7] : kMagnitudes[code & 7];
+}
+
 template <FloatKind kKind, int R, int MX, int Bits>
 HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_odd, std::int64_t m,
                            const PackedIntRows& w, std::int64_t first, std::int64_t k,
@@ -200,6 +222,10 @@ HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_o
       const std::uint8_t* src = w.codes + row * w.row_bytes + at0 * Bits / 8;
       for (std::size_t v = 0; v < kVectors; ++v) {
         hn::Vec<DI> q = Bits == 4 ? NibblesOfChunk(src, v) : BytesOfChunk(src, v, w.is_signed);
+        if (Bits == 4 && w.fp4) {
+          wv[r][v] = RoundFiniteTo(df, kKind, hn::Mul(Fp4Values(q), scale));
+          continue;
+        }
         if (Bits == 4 && w.is_signed) {
           q = hn::Sub(hn::Xor(q, hn::Set(di, 8)), hn::Set(di, 8));  // sign-extend the nibble
         }
@@ -233,8 +259,11 @@ HWY_INLINE void PackedStep(const unsigned char* x, const unsigned char* x_even_o
       const std::uint8_t* codes = w.codes + row * w.row_bytes;
       for (std::int64_t e = whole; e < k; ++e) {
         const std::int64_t b = row * w.blocks_per_row + e / w.group;
-        const auto q = static_cast<float>(CodeAt<Bits>(codes, e, w.is_signed));
-        const float value = reference::round_to(type, (q - w.zero_point[b]) * w.scale[b]);
+        const int code = CodeAt<Bits>(codes, e, w.is_signed && !w.fp4);
+        const float value =
+            w.fp4 ? reference::round_to(type, Fp4Value(code) * w.scale[b])
+                  : reference::round_to(type,
+                                        (static_cast<float>(code) - w.zero_point[b]) * w.scale[b]);
         p[e - whole] += ValueOf(kKind, xrow, e) * value;
       }
       for (int h = 8; h >= 1; h /= 2) {

@@ -20,7 +20,7 @@ constexpr std::int64_t kTileRows = 4;
 void ordered_dot_tile(FloatKind kind, const void* x, std::int64_t x_rows, const void* w,
                       std::int64_t rows, std::int64_t k, float* sums);
 
-/// Rows of 4- or 8-bit integer codes read in place, with per-block scales and
+/// Rows of 4- or 8-bit integer codes (or FP4 E2M1 codes) read in place, with per-block scales and
 /// zero points as the affine dequantize kernels take them: the weight value of
 /// code q in block b is round_T((q - zero_point[b]) * scale[b]), which is what
 /// dequantize() gives (zero_point[b] = 0 where the spec has none).
@@ -29,6 +29,9 @@ struct PackedIntRows {
   std::int64_t row_bytes;
   int bits;  // 4 (two per byte, the even element in the low nibble) or 8
   bool is_signed;
+  /// FP4 E2M1 codes (4 bits): the element is decode(q) and the value
+  /// round_T(decode(q) * scale); zero_point is unused.
+  bool fp4 = false;
   const float* scale;  // block of (row r, column c): r * blocks_per_row + c / group
   const float* zero_point;
   std::int64_t group;  // a multiple of 16, or >= k: no run of 16 columns spans two blocks

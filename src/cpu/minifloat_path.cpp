@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cpu/dispatch_helpers.hpp"
+#include "cpu/fast_path.hpp"
 #include "cpu/minifloat_kernels.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/element_ops.hpp"
@@ -118,6 +119,24 @@ bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype
 }  // namespace quantkit::cpu
 
 namespace quantkit::cpu {
+
+std::optional<PackedIntPlan> minifloat_fp4_plan(const QParams& qparams, const Shape& shape,
+                                                ScalarType output) {
+  if (!qparams.spec.dtype.is_floating() ||
+      qparams.spec.dtype.minifloat().kind != MinifloatKind::e2m1 || shape.size() != 2 ||
+      shape[1] % 2 != 0) {
+    return std::nullopt;
+  }
+  auto p = prepare(qparams, qparams.compute_dtype, output, shape);
+  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
+  // MX rounds the scale to the output first: exact except in float16.
+  if (p->ops.scale_in_output && output == ScalarType::float16) return std::nullopt;
+  const auto blocks = row_blocks(p->map, shape[1], 16);
+  if (!blocks) return std::nullopt;
+  auto shared = std::make_shared<const Prepared>(std::move(*p));
+  const float* scale = shared->plan.scale.data();
+  return PackedIntPlan{shared, scale, scale, blocks->group, blocks->blocks_per_row};
+}
 
 std::optional<RangeDecoder> minifloat_range_decoder(const QParams& qparams, const Shape& shape,
                                                     ScalarType output) {

@@ -55,6 +55,7 @@ class QuantizedRows final : public WeightRows {
                                   0,  // rows may start mid-byte: centered_rows unpacks them
                                   format_.bits(),
                                   format_.is_signed(),
+                                  false,
                                   int_plan_->scale,
                                   int_plan_->zero_point,
                                   int_plan_->group,
@@ -65,6 +66,7 @@ class QuantizedRows final : public WeightRows {
                                   shape[1] * format_.bits() / 8,
                                   format_.bits(),
                                   format_.is_signed(),
+                                  format_.is_floating(),
                                   packed_plan_->scale,
                                   packed_plan_->zero_point,
                                   packed_plan_->group,

@@ -299,6 +299,19 @@ TEST(Linear, TakesThePackedKernelWhereItApplies) {
       {4, 64}));  // a block ends inside a 16-element run
   EXPECT_FALSE(packed_kernel(QuantSpec{.dtype = QuantDType::int_(4)}, {4, 37}));  // mid-byte rows
   EXPECT_FALSE(packed_kernel(QuantSpec{.dtype = QuantDType::int_(3)}, {4, 64}));
+  const QuantSpec nvfp4{.dtype = QuantDType::fp4_e2m1(),
+                        .granularity = Granularity::per_group(16),
+                        .scale_dtype = ScaleDType::fp8_e4m3fn,
+                        .global_scale = true};
+  EXPECT_TRUE(packed_kernel(nvfp4, {4, 64}));
+  const QuantSpec mxfp4{.dtype = QuantDType::fp4_e2m1(),
+                        .granularity = Granularity::per_group(32),
+                        .scale_dtype = ScaleDType::e8m0};
+  EXPECT_TRUE(packed_kernel(mxfp4, {4, 64}));
+  const Tensor w16 = random_tensor({4, 64}, ScalarType::float16, 3);
+  const QuantizedTensor mx16 = quantize(w16, choose_qparams(w16, mxfp4));
+  // MX rounds its scale to the output dtype first, which float16 cannot always hold
+  EXPECT_EQ(LinearWeight(mx16, ScalarType::float16).rows().packed_int(), nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCompiledTargets, LinearTarget, ::testing::ValuesIn(available_targets()),
