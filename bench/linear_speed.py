@@ -1,7 +1,8 @@
 """Converted Linear layers against torch's own matmul, in one process on one machine:
 decode-shaped products (1 token) and prefill (--tokens rows), every weight format, the
 old path (dequantize the whole weight, then F.linear) beside the kernel that reads the
-codes in place, and the DRAM roofline of the weight bytes.
+codes in place, torchao's CPU paths for int8 weights (weight-only and dynamic
+int8 inputs), and the DRAM roofline of the weight bytes.
 
 Weights are read from memory, not from cache, as in a model's decode step: each
 measurement cycles through enough copies of the layer to fill --footprint MB, and
@@ -13,6 +14,7 @@ its weight once cannot be much faster).
 """
 
 import argparse
+import copy
 import time
 
 import quantkit
@@ -64,6 +66,19 @@ class Rows:
         xd = x.to(dtype)
         return per_call_ms([lambda w=w: F.linear(xd, w) for w in ws], self.repeat)
 
+    def torchao(self, x: torch.Tensor, config) -> float:
+        """torchao's own CPU path for the same layer (its int8 weight-only and int8
+        dynamic configs run here; its int4 CPU layout is not in this torchao)."""
+        from torchao.quantization import quantize_
+
+        layers = []
+        for _ in range(copies(self.dense.weight.numel(), self.footprint)):  # int8 weights
+            layer = copy.deepcopy(nn.Sequential(self.dense)).to(self.dtype)
+            quantize_(layer, config())
+            layers.append(layer)
+        with torch.no_grad():
+            return per_call_ms([lambda m=m: m(x) for m in layers], self.repeat)
+
     def quantized(self, x: torch.Tensor, recipe) -> tuple[float, float, float, float]:
         first = qkt.quantize_(nn.Sequential(self.dense).to(self.dtype), recipe())[0]
         layers = [first] + [
@@ -109,6 +124,19 @@ def main() -> None:
                 x = torch.randn(rows, k).to(dtype)
                 t32 = bench.torch_dense(x, torch.float32)
                 t16 = bench.torch_dense(x, torch.bfloat16)
+                from torchao.quantization import (
+                    Int8DynamicActivationInt8WeightConfig,
+                    Int8WeightOnlyConfig,
+                )
+
+                ao_wo = bench.torchao(x, Int8WeightOnlyConfig)
+                ao_dyn = bench.torchao(x, Int8DynamicActivationInt8WeightConfig)
+                print(
+                    f"| {threads} | {n}x{k} | {rows} | torchao int8 weight-only / int8 dynamic "
+                    f"| | {t32:.2f} | {t16:.2f} | | {ao_wo:.2f} / {ao_dyn:.2f} | "
+                    f"{t32 / ao_wo:.2f}x / {t32 / ao_dyn:.2f}x | | |",
+                    flush=True,
+                )
                 for name, recipe in FORMATS.items():
                     nbytes, old, new, roof = bench.quantized(x, recipe)
                     print(
