@@ -99,6 +99,7 @@ def spec_from_key(key: str) -> _core.QuantSpec:
 atexit.register(spec_from_key.cache_clear)
 
 
+@functools.lru_cache(maxsize=1024)  # forward passes ask per call; SpecArgs is frozen
 def args_from_key(key: str) -> SpecArgs:
     fields = json.loads(key)
     gran = fields.pop("granularity")
