@@ -75,7 +75,7 @@ void BM_Linear(benchmark::State& state) {
                                   .granularity = qk::Granularity::per_token()};
     for (auto _ : state) {
       if (format == 4) {
-        benchmark::DoNotOptimize(qk::linear_dynamic_int(x, per_token, weight));
+        benchmark::DoNotOptimize(qk::linear_int(x, per_token, weight));
       } else {
         benchmark::DoNotOptimize(qk::linear(x, weight));
       }

@@ -82,7 +82,11 @@ Tensor linear(TensorView x, const LinearWeight& weight,
 /// blocks are whole rows or runs of a row (not the stretched grid, not floating
 /// formats), of at most 33025 columns per block (so no int32 sum can overflow).
 /// Throws Error naming the rule otherwise.
-Tensor linear_dynamic_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
-                          std::optional<TensorView> bias = std::nullopt);
+Tensor linear_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
+                  std::optional<TensorView> bias = std::nullopt);
+/// The same with x quantized by given per-tensor qparams (a calibrated static
+/// input quantizer, as in W8A8): sx and zx are the tensor's for every row.
+Tensor linear_int(TensorView x, const QParams& activation, const LinearWeight& weight,
+                  std::optional<TensorView> bias = std::nullopt);
 
 }  // namespace quantkit

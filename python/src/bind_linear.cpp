@@ -70,7 +70,7 @@ void bind_linear(nb::module_& m) {
       "x"_a, "weight"_a, "bias"_a = nb::none(),
       "x · weightᵀ + bias with a quantized weight, dequantized a tile at a time.");
   m.def(
-      "linear_dynamic_int",
+      "linear_int",
       [](const InArray& x, const QuantSpec& activation, const LinearWeight& weight,
          const std::optional<InArray>& bias) {
         const TensorView xv = view_of(x, "x");
@@ -78,13 +78,28 @@ void bind_linear(nb::module_& m) {
         Tensor y;
         {
           nb::gil_scoped_release release;
-          y = linear_dynamic_int(xv, activation, weight, bv);
+          y = linear_int(xv, activation, weight, bv);
         }
         return to_array(std::move(y));
       },
       "x"_a, "activation"_a, "weight"_a, "bias"_a = nb::none(),
       "x quantized per row with `activation`, exact int32 sums against the weight's integer "
       "codes, then a float32 epilogue.");
+  m.def(
+      "linear_int",
+      [](const InArray& x, const QParams& activation, const LinearWeight& weight,
+         const std::optional<InArray>& bias) {
+        const TensorView xv = view_of(x, "x");
+        const auto bv = optional_view(bias, "bias");
+        Tensor y;
+        {
+          nb::gil_scoped_release release;
+          y = linear_int(xv, activation, weight, bv);
+        }
+        return to_array(std::move(y));
+      },
+      "x"_a, "activation"_a, "weight"_a, "bias"_a = nb::none(),
+      "The integer path with given per-tensor input qparams (a calibrated input).");
 }
 
 }  // namespace quantkit::python

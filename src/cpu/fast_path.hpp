@@ -66,7 +66,7 @@ std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape
 /// float16 before the product).
 std::optional<PackedIntPlan> minifloat_fp4_plan(const QParams& qparams, const Shape& shape,
                                                 ScalarType output);
-/// The same arrays for linear_dynamic_int's integer path: integer codes of any
+/// The same arrays for linear_int's integer path: integer codes of any
 /// width with an integer or no zero point (not the stretched grid), blocks that
 /// are the whole tensor, whole rows or runs of a row. nullopt elsewhere.
 std::optional<PackedIntPlan> int_block_plan(const QParams& qparams, const Shape& shape);

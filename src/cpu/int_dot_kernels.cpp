@@ -1,4 +1,4 @@
-// Highway kernel of linear_dynamic_int's block sums: 16-bit products summed
+// Highway kernel of linear_int's block sums: 16-bit products summed
 // pairwise into 32-bit lanes (madd), one block at a time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/int_dot_kernels.cpp"

@@ -1,6 +1,6 @@
 #pragma once
 // Exact integer dot products of 16-bit operands in int32 (Highway, dynamic
-// dispatch): the sums behind linear_dynamic_int. Integer addition is exact and
+// dispatch): the sums behind linear_int. Integer addition is exact and
 // associative, so every target gives the reference's sums whatever its order.
 #include <cstdint>
 

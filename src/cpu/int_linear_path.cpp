@@ -14,9 +14,9 @@ constexpr std::int64_t kRowBlock = 64;  // activation rows per decoded weight ti
 
 }  // namespace
 
-Tensor linear_dynamic_int(const std::int16_t* dx, const float* row_scale, std::int64_t m,
-                          const WeightRows& w, const std::vector<float>& bias, ScalarType dtype,
-                          const Shape& shape) {
+Tensor linear_int(const std::int16_t* dx, const float* row_scale, std::int64_t m,
+                  const WeightRows& w, const std::vector<float>& bias, ScalarType dtype,
+                  const Shape& shape) {
   const PackedIntRows& blocks = *w.int_blocks();
   const std::int64_t n = w.shape()[0], k = w.shape()[1];
   const std::int64_t per_row = k / blocks.group;

@@ -27,7 +27,7 @@ class WeightRows {
   /// The codes and block parameters, where linear()'s packed kernel decodes
   /// them in registers instead of rows() decoding them to memory; else null.
   virtual const PackedIntRows* packed_int() const { return nullptr; }
-  /// For linear_dynamic_int: the weight's integer blocks (scales, integer zero
+  /// For linear_int: the weight's integer blocks (scales, integer zero
   /// points; null where the weight has no integer path), and rows [first, first +
   /// count) as centered codes q - zp (int16) in `out`, using `scratch`
   /// (scratch_bytes(count) bytes).

@@ -129,24 +129,32 @@ Tensor linear(TensorView x, const LinearWeight& weight, std::optional<TensorView
   return run(x, weight.rows(), bias ? &*bias : nullptr);
 }
 
-Tensor linear_dynamic_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
-                          std::optional<TensorView> bias) {
-  const cpu::WeightRows& w = weight.rows();
-  check_x(x, w);
-  const std::int64_t n = w.shape()[0], k = w.shape()[1];
-  const cpu::PackedIntRows* blocks = w.int_blocks();
-  QK_CHECK(blocks != nullptr,
-           "the weight has no integer path: linear_dynamic_int needs integer codes with an "
-           "integer or no zero point in blocks along rows (not floating or stretched formats)");
-  // |(qx - zx)(qw - zw)| <= 255^2, so a block of up to 33025 columns sums within int32.
-  QK_CHECK(blocks->group <= 33025, "weight blocks of ", blocks->group,
-           " columns are too long for exact int32 sums (at most 33025)");
+namespace {
+
+void check_integer_activation(const QuantSpec& activation) {
   activation.validate();
   QK_CHECK(!activation.dtype.is_floating() && activation.dtype.bits() <= 8 &&
                activation.mapping != Mapping::stretched &&
                activation.resolved_zero_point_domain() != ZeroPointDomain::float_,
            "activation ", activation.describe(),
            " must be an integer format of at most 8 bits with an integer or no zero point");
+}
+
+// The integer path for x's rows [m, k] quantized with the qparams `choose`
+// gives for them (one block per row, or one for the whole tensor).
+template <typename Choose>
+Tensor integer_product(TensorView x, const LinearWeight& weight, std::optional<TensorView> bias,
+                       const Choose& choose) {
+  const cpu::WeightRows& w = weight.rows();
+  check_x(x, w);
+  const std::int64_t n = w.shape()[0], k = w.shape()[1];
+  const cpu::PackedIntRows* blocks = w.int_blocks();
+  QK_CHECK(blocks != nullptr,
+           "the weight has no integer path: linear_int needs integer codes with an "
+           "integer or no zero point in blocks along rows (not floating or stretched formats)");
+  // |(qx - zx)(qw - zw)| <= 255^2, so a block of up to 33025 columns sums within int32.
+  QK_CHECK(blocks->group <= 33025, "weight blocks of ", blocks->group,
+           " columns are too long for exact int32 sums (at most 33025)");
   std::int64_t m = 1;
   for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
   Shape shape = x.shape();
@@ -158,21 +166,44 @@ Tensor linear_dynamic_int(TensorView x, const QuantSpec& activation, const Linea
   }
   if (m == 0 || n == 0) return Tensor::uninitialized(x.dtype(), shape);
   const Tensor rows = x.contiguous().reshape({m, k});
-  QK_CHECK(activation.granularity.block_size(rows.shape()) == (Shape{1, k}), "activation ",
-           activation.describe(), " must have one block per row (per-token)");
-  const QParams qparams = choose_qparams(rows, activation);
+  const QParams qparams = choose(rows);
   const std::vector<std::int32_t> codes = quantize(rows, qparams).code_values();
-  const std::vector<float> row_scale = internal::load_floats(qparams.scale);
-  const std::vector<float> zero_point = qparams.has_zero_point()
-                                            ? internal::load_floats(qparams.zero_point)
-                                            : std::vector<float>(static_cast<std::size_t>(m));
+  std::vector<float> row_scale = internal::load_floats(qparams.scale);
+  std::vector<float> zero_point = qparams.has_zero_point()
+                                      ? internal::load_floats(qparams.zero_point)
+                                      : std::vector<float>(row_scale.size());
+  if (row_scale.size() == 1) {  // one block: every row has the tensor's qparams
+    row_scale.assign(static_cast<std::size_t>(m), row_scale[0]);
+    zero_point.assign(static_cast<std::size_t>(m), zero_point[0]);
+  }
   std::vector<std::int16_t> centered(codes.size());
   for (std::int64_t i = 0; i < m * k; ++i) {
     centered[i] =
         static_cast<std::int16_t>(codes[i] - static_cast<std::int32_t>(zero_point[i / k]));
   }
-  return cpu::linear_dynamic_int(centered.data(), row_scale.data(), m, w, bias_values, x.dtype(),
-                                 shape);
+  return cpu::linear_int(centered.data(), row_scale.data(), m, w, bias_values, x.dtype(), shape);
+}
+
+}  // namespace
+
+Tensor linear_int(TensorView x, const QuantSpec& activation, const LinearWeight& weight,
+                  std::optional<TensorView> bias) {
+  check_integer_activation(activation);
+  return integer_product(x, weight, bias, [&](const Tensor& rows) {
+    QK_CHECK(activation.granularity.block_size(rows.shape()) == (Shape{1, rows.shape()[1]}),
+             "activation ", activation.describe(), " must have one block per row (per-token)");
+    return choose_qparams(rows, activation);
+  });
+}
+
+Tensor linear_int(TensorView x, const QParams& activation, const LinearWeight& weight,
+                  std::optional<TensorView> bias) {
+  check_integer_activation(activation.spec);
+  QK_CHECK(activation.scale.numel() == 1 &&
+               activation.spec.granularity.kind() == Granularity::Kind::per_tensor,
+           "activation qparams of ", activation.spec.describe(),
+           " must be per-tensor (one scale for every row of x)");
+  return integer_product(x, weight, bias, [&](const Tensor&) { return activation; });
 }
 
 }  // namespace quantkit

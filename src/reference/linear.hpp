@@ -16,7 +16,7 @@ float ordered_dot(const float* x, const float* w, std::int64_t count);
 /// weight and bias share one float dtype (validated by the caller).
 Tensor linear(TensorView x, TensorView weight, const TensorView* bias);
 
-/// An operand of linear_dynamic_int: centered codes q - z, row-major
+/// An operand of linear_int: centered codes q - z, row-major
 /// [rows, k], and the scale of each block of `group` columns of a row
 /// ([rows, k / group], row-major).
 struct CenteredCodes {
@@ -26,7 +26,7 @@ struct CenteredCodes {
   std::int64_t group = 0;
 };
 
-/// linear_dynamic_int's formula (include/quantkit/linear.hpp) for x with one
+/// linear_int's formula (include/quantkit/linear.hpp) for x with one
 /// block per row: y[m, n] in x's rows-by-w's-rows order, written as `dtype`
 /// in `shape`; `bias` empty for none.
 Tensor int_linear(const CenteredCodes& x, const CenteredCodes& w, std::int64_t k,

@@ -177,7 +177,7 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
   }
 }
 
-// linear_dynamic_int: operands built from the reference's own quantize, then
+// linear_int: operands built from the reference's own quantize, then
 // the scalar formula; the threaded SIMD path must give the same bits.
 reference::CenteredCodes centered(const QuantizedTensor& q, std::int64_t group) {
   const QParams& qp = q.qparams();
@@ -209,6 +209,7 @@ TEST_P(LinearTarget, DynamicIntEqualsTheReferenceFormula) {
                                  .granularity = Granularity::per_token()};
   const QuantSpec per_token_sym{.dtype = QuantDType::int_(8),
                                 .granularity = Granularity::per_token()};
+  const QuantSpec per_tensor_uint8{.dtype = QuantDType::uint(8), .mapping = Mapping::asymmetric};
   struct WeightCase {
     QuantSpec spec;
     std::int64_t group;  // 0: whole rows
@@ -242,10 +243,17 @@ TEST_P(LinearTarget, DynamicIntEqualsTheReferenceFormula) {
             const Tensor expected = reference::int_linear(
                 centered(qx, shape[1]), centered(q, wc.group == 0 ? shape[1] : wc.group), shape[1],
                 internal::load_floats(b), dtype, {m, shape[0]});
-            ASSERT_TRUE(
-                bitwise_equal(linear_dynamic_int(x, activation, weight, b.view()), expected))
+            ASSERT_TRUE(bitwise_equal(linear_int(x, activation, weight, b.view()), expected))
                 << wc.spec.describe() << " x " << activation.describe() << " " << name(dtype)
                 << " m=" << m << " " << to_string(shape);
+            // Calibrated per-tensor inputs (W8A8 static): the tensor's qparams on every row.
+            const QParams calibrated = choose_qparams(x, per_tensor_uint8);
+            const QuantizedTensor qs = reference::quantize(x, calibrated);
+            const Tensor expected_static = reference::int_linear(
+                centered(qs, shape[1]), centered(q, wc.group == 0 ? shape[1] : wc.group), shape[1],
+                internal::load_floats(b), dtype, {m, shape[0]});
+            ASSERT_TRUE(bitwise_equal(linear_int(x, calibrated, weight, b.view()), expected_static))
+                << "static " << wc.spec.describe() << " " << name(dtype);
           }
         }
       }
@@ -260,25 +268,32 @@ TEST(Linear, DynamicIntRefusesWhatHasNoIntegerPath) {
   const QuantizedTensor fp8 =
       quantize(w, QuantSpec{.dtype = QuantDType::fp8_e4m3fn(), .scale_dtype = ScaleDType::float32});
   EXPECT_NE(error_of([&] {
-              linear_dynamic_int(x, act, LinearWeight(fp8, ScalarType::float32));
+              linear_int(x, act, LinearWeight(fp8, ScalarType::float32));
             }).find("the weight has no integer path"),
             std::string::npos);
   const QuantizedTensor int4 = quantize(w, QuantSpec{.dtype = QuantDType::int_(4)});
   const LinearWeight weight(int4, ScalarType::float32);
   EXPECT_NE(error_of([&] {
-              linear_dynamic_int(x, QuantSpec{.dtype = QuantDType::int_(8)}, weight);
+              linear_int(x, QuantSpec{.dtype = QuantDType::int_(8)}, weight);
             }).find("must have one block per row"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              linear_dynamic_int(x,
-                                 QuantSpec{.dtype = QuantDType::fp8_e4m3fn(),
-                                           .granularity = Granularity::per_token()},
-                                 weight);
+              linear_int(x,
+                         QuantSpec{.dtype = QuantDType::fp8_e4m3fn(),
+                                   .granularity = Granularity::per_token()},
+                         weight);
             }).find("must be an integer format"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              linear_int(x,
+                         choose_qparams(x, QuantSpec{.dtype = QuantDType::int_(8),
+                                                     .granularity = Granularity::per_token()}),
+                         weight);
+            }).find("must be per-tensor"),
             std::string::npos);
   Tensor bad = x;
   bad.set(3, NAN);
-  EXPECT_THROW(linear_dynamic_int(bad, act, weight), Error);
+  EXPECT_THROW(linear_int(bad, act, weight), Error);
 }
 
 // 4- and 8-bit integer codes in blocks of whole 16-element runs are decoded in

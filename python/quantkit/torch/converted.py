@@ -18,8 +18,8 @@ from ._spec import args_from_key
 from .fake_quantize import FakeQuantize, keep_exact_through_casts
 from .prepared import (
     conv2d_like,
-    dynamic_integer_input,
     embedding_lookup,
+    integer_input,
     integer_weight,
     quantize_input,
     runs_on_linear_kernel,
@@ -192,16 +192,16 @@ class QuantizedLinear(_OverQuantizedWeight):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qw = self.qweight
+        inputs = integer_input(self.input_fake_quant)
         if (
             isinstance(qw, QuantizedWeight)
-            and dynamic_integer_input(self.input_fake_quant)
+            and inputs is not None
             and integer_weight(args_from_key(qw.spec_key))
             and runs_on_linear_kernel(x, qw.dtype, self.bias)
         ):  # codes of x and of the weight, multiplied in integers
-            packed, scale, zp, shape, spec, compute = qw.codes_and_qparams()
-            activation = self.input_fake_quant.spec_key
-            return ops.linear_dynamic_int(
-                x, activation, packed, scale, zp, shape, spec, compute, self.bias
+            activation, x_scale, x_zero_point, x_compute = inputs
+            return ops.linear_int(
+                x, activation, *qw.codes_and_qparams(), self.bias, x_scale, x_zero_point, x_compute
             )
         x = quantize_input(self, x)
         # Codes read in place (a few rows dequantized at a time, in cache) where the kernel

@@ -341,8 +341,8 @@ torch.library.register_autograd(
 # --- the integer path of dynamically quantized inputs (W8A8 dynamic, 8da4w) -----------------
 
 
-@torch.library.custom_op("quantkit::linear_dynamic_int", mutates_args=())
-def linear_dynamic_int(
+@torch.library.custom_op("quantkit::linear_int", mutates_args=())
+def linear_int(
     x: torch.Tensor,
     activation: str,
     packed: torch.Tensor,
@@ -352,60 +352,80 @@ def linear_dynamic_int(
     spec: str,
     compute: str,
     bias: torch.Tensor | None = None,
+    x_scale: torch.Tensor | None = None,
+    x_zero_point: torch.Tensor | None = None,
+    x_compute: str = "",
 ) -> torch.Tensor:
-    """``x`` quantized per row with the ``activation`` spec (codes and qparams from
-    quantkit's ``choose_qparams``, as the fake-quantized model has them), exact int32
-    sums of centered codes against the weight's integer codes, then a float32 epilogue
+    """``x`` quantized with the ``activation`` spec (per row with qparams from quantkit's
+    ``choose_qparams``, or with the given per-tensor ``x_scale`` / ``x_zero_point`` of a
+    calibrated input, as the fake-quantized model quantizes it), exact int32 sums of
+    centered codes against the weight's integer codes, then a float32 epilogue
     (``include/quantkit/linear.hpp``)."""
     w = _linear_weight(packed, scale, zero_point, shape, spec, compute, x.dtype, None)
+    return _integer_product(x, activation, w, bias, x_scale, x_zero_point, x_compute)
+
+
+def _integer_product(x, activation, weight, bias, x_scale, x_zero_point, x_compute):
     b = None if bias is None else _cpu("bias", bias)
-    return torch.from_dlpack(
-        _core.linear_dynamic_int(_cpu("x", x), spec_from_key(activation), w, b)
-    )
+    if x_scale is None:
+        chosen = spec_from_key(activation)
+    else:
+        zp = NO_ZERO_POINT if x_zero_point is None else x_zero_point
+        chosen = _qparams(x_scale, zp, activation, x_compute)._core
+    return torch.from_dlpack(_core.linear_int(_cpu("x", x), chosen, weight, b))
 
 
-@linear_dynamic_int.register_fake
-def _(x, activation, packed, scale, zero_point, shape, spec, compute, bias=None):
+@linear_int.register_fake
+def _(x, activation, packed, scale, zero_point, shape, spec, compute, bias=None, *_):
     return x.new_empty((*x.shape[:-1], shape[0]))
 
 
-def _activation_ste(grad_input, x, activation):
-    """The straight-through gradient of x's dynamic fake quantization."""
-    scale, zero_point, g = choose_qparams(x.detach(), activation)
-    return fake_quantize_ste_grad(
-        grad_input, x, scale, zero_point, activation, dtype_name(x.dtype), g
-    )
+def _activation_ste(grad_input, x, activation, x_scale=None, x_zero_point=None, x_compute=""):
+    """The straight-through gradient of x's fake quantization (dynamic, or with the
+    given per-tensor qparams)."""
+    if x_scale is None:
+        x_scale, x_zero_point, g = choose_qparams(x.detach(), activation)
+        x_compute = dtype_name(x.dtype)
+    else:
+        g = None
+        x_zero_point = NO_ZERO_POINT if x_zero_point is None else x_zero_point
+    return fake_quantize_ste_grad(grad_input, x, x_scale, x_zero_point, activation, x_compute, g)
 
 
-def _dynamic_int_setup(ctx, inputs, output):
-    x, activation, packed, scale, zero_point, shape, spec, compute, bias = inputs
-    ctx.save_for_backward(x, packed, scale, zero_point)
-    ctx.args = (activation, shape, spec, compute)
+def _static_args(inputs, first: int) -> tuple:
+    """(x_scale, x_zero_point, x_compute) of an integer op's inputs from index ``first``."""
+    rest = list(inputs[first:]) + [None, None, ""]
+    return rest[0], rest[1], rest[2] or ""
+
+
+def _int_setup(ctx, inputs, output):
+    x, activation, packed, scale, zero_point, shape, spec, compute, bias = inputs[:9]
+    x_scale, x_zero_point, x_compute = _static_args(inputs, 9)
+    ctx.save_for_backward(x, packed, scale, zero_point, x_scale, x_zero_point)
+    ctx.args = (activation, shape, spec, compute, x_compute)
     ctx.has_bias = bias is not None
 
 
-def _dynamic_int_backward(ctx, grad):
+def _int_backward(ctx, grad):
     # The fake-quantized model's gradient: F.linear's through the dequantized weight,
     # then the activation quantizer's straight-through mask.
-    x, packed, scale, zero_point = ctx.saved_tensors
-    activation, shape, spec, compute = ctx.args
+    x, packed, scale, zero_point, x_scale, x_zero_point = ctx.saved_tensors
+    activation, shape, spec, compute, x_compute = ctx.args
     dx = None
     if ctx.needs_input_grad[0]:
         w = dequantize_packed(packed, _widened(scale), zero_point, shape, spec, compute, x.dtype)
-        dx = _activation_ste(grad @ w, x, activation)
+        dx = _activation_ste(grad @ w, x, activation, x_scale, x_zero_point, x_compute)
     db = None
     if ctx.has_bias and ctx.needs_input_grad[8]:
         db = grad.reshape(-1, grad.shape[-1]).sum(0)
-    return dx, None, None, None, None, None, None, None, db
+    return dx, None, None, None, None, None, None, None, db, None, None, None
 
 
-torch.library.register_autograd(
-    "quantkit::linear_dynamic_int", _dynamic_int_backward, setup_context=_dynamic_int_setup
-)
+torch.library.register_autograd("quantkit::linear_int", _int_backward, setup_context=_int_setup)
 
 
-@torch.library.custom_op("quantkit::linear_dynamic_int_dense", mutates_args=())
-def linear_dynamic_int_dense(
+@torch.library.custom_op("quantkit::linear_int_dense", mutates_args=())
+def linear_int_dense(
     x: torch.Tensor,
     activation: str,
     weight: torch.Tensor,
@@ -414,53 +434,56 @@ def linear_dynamic_int_dense(
     spec: str,
     compute: str,
     bias: torch.Tensor | None = None,
+    x_scale: torch.Tensor | None = None,
+    x_zero_point: torch.Tensor | None = None,
+    x_compute: str = "",
 ) -> torch.Tensor:
-    """``linear_dynamic_int`` on a float weight quantized here with the given qparams: a
+    """``linear_int`` on a float weight quantized here with the given qparams: a
     prepared layer's forward, the same bits as its converted form's. Gradients are the
     fake-quantized layer's (straight-through for x and for the weight)."""
     weight = _cpu("weight", weight.detach())
     packed = quantize_packed(weight, scale, zero_point, spec, compute)
     qp = _qparams(_widened(scale), zero_point, spec, compute)
     w = _core.LinearWeight(packed, list(weight.shape), qp._core, dtype_name(x.dtype))
-    b = None if bias is None else _cpu("bias", bias)
-    return torch.from_dlpack(
-        _core.linear_dynamic_int(_cpu("x", x), spec_from_key(activation), w, b)
-    )
+    return _integer_product(x, activation, w, bias, x_scale, x_zero_point, x_compute)
 
 
-@linear_dynamic_int_dense.register_fake
-def _(x, activation, weight, scale, zero_point, spec, compute, bias=None):
+@linear_int_dense.register_fake
+def _(x, activation, weight, scale, zero_point, spec, compute, bias=None, *_):
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
-def _dynamic_int_dense_setup(ctx, inputs, output):
-    x, activation, weight, scale, zero_point, spec, compute, bias = inputs
-    ctx.save_for_backward(x, weight, scale, zero_point)
-    ctx.args = (activation, spec, compute)
+def _int_dense_setup(ctx, inputs, output):
+    x, activation, weight, scale, zero_point, spec, compute, bias = inputs[:8]
+    x_scale, x_zero_point, x_compute = _static_args(inputs, 8)
+    ctx.save_for_backward(x, weight, scale, zero_point, x_scale, x_zero_point)
+    ctx.args = (activation, spec, compute, x_compute)
     ctx.has_bias = bias is not None
 
 
-def _dynamic_int_dense_backward(ctx, grad):
-    x, weight, scale, zero_point = ctx.saved_tensors
-    activation, spec, compute = ctx.args
+def _int_dense_backward(ctx, grad):
+    x, weight, scale, zero_point, x_scale, x_zero_point = ctx.saved_tensors
+    activation, spec, compute, x_compute = ctx.args
     rows = grad.reshape(-1, grad.shape[-1])
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
         wq = fake_quantize(weight.detach(), scale, zero_point, spec, compute)
-        dx = _activation_ste(grad @ wq, x, activation)
+        dx = _activation_ste(grad @ wq, x, activation, x_scale, x_zero_point, x_compute)
     if ctx.needs_input_grad[2]:
-        xq = fake_quantize_dynamic(x.detach(), activation)
+        if x_scale is None:
+            xq = fake_quantize_dynamic(x.detach(), activation)
+        else:
+            zp = NO_ZERO_POINT if x_zero_point is None else x_zero_point
+            xq = fake_quantize(x.detach(), x_scale, zp, activation, x_compute)
         dwq = rows.T @ xq.reshape(-1, xq.shape[-1])
         dw = fake_quantize_ste_grad(dwq, weight.detach(), scale, zero_point, spec, compute)
     if ctx.has_bias and ctx.needs_input_grad[7]:
         db = rows.sum(0)
-    return dx, None, dw, None, None, None, None, db
+    return dx, None, dw, None, None, None, None, db, None, None, None
 
 
 torch.library.register_autograd(
-    "quantkit::linear_dynamic_int_dense",
-    _dynamic_int_dense_backward,
-    setup_context=_dynamic_int_dense_setup,
+    "quantkit::linear_int_dense", _int_dense_backward, setup_context=_int_dense_setup
 )
 
 

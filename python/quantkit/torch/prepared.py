@@ -101,24 +101,28 @@ def integer_weight(args: SpecArgs) -> bool:
     )
 
 
-def dynamic_integer_input(fq: FakeQuantize | None) -> bool:
-    """Whether ``fq`` quantizes its input per token to integer codes, with qparams
-    chosen per call: the inputs the integer path (``ops.linear_dynamic_int``) takes."""
-    return (
-        type(fq) is FakeQuantize
-        and fq.enabled
-        and not fq.observing
-        and not fq.static
-        and not fq.frozen
-        and args_from_key(fq.spec_key).granularity == ("per_token",)
-        and _integer_codes(args_from_key(fq.spec_key))
-    )
+def integer_input(fq: FakeQuantize | None) -> tuple | None:
+    """The inputs the integer path (``ops.linear_int``) takes: ``(spec, None, None, "")``
+    where ``fq`` quantizes per token to integer codes with qparams chosen per call, or
+    ``(spec, scale, zero_point, compute)`` where it holds constant per-tensor integer
+    qparams (calibrated W8A8); None otherwise."""
+    if type(fq) is not FakeQuantize or not fq.enabled or fq.observing:
+        return None
+    args = args_from_key(fq.spec_key)
+    if not _integer_codes(args):
+        return None
+    if not fq.static and not fq.frozen and args.granularity == ("per_token",):
+        return fq.spec_key, None, None, ""
+    if fq.frozen and args.granularity == ("per_tensor",):
+        scale, zero_point, compute = fq.constant_qparams()
+        return fq.spec_key, scale, zero_point, compute
+    return None
 
 
 def _integer_path(module: nn.Module, x: torch.Tensor, weight_dtype: torch.dtype) -> bool:
     fq = module.weight_fake_quant
     return (
-        dynamic_integer_input(module.input_fake_quant)
+        integer_input(module.input_fake_quant) is not None
         and type(fq) is FakeQuantize
         and fq.enabled
         and integer_weight(args_from_key(fq.spec_key))
@@ -195,15 +199,19 @@ class QATLinear(nn.Linear):
         if _integer_path(self, x, self.weight.dtype):
             fq = self.weight_fake_quant
             scale, zero_point, compute = _weight_qparams(fq, self.weight)
-            return ops.linear_dynamic_int_dense(
+            activation, x_scale, x_zero_point, x_compute = integer_input(self.input_fake_quant)
+            return ops.linear_int_dense(
                 x,
-                self.input_fake_quant.spec_key,
+                activation,
                 self.weight,
                 scale,
                 zero_point,
                 fq.spec_key,
                 compute,
                 self.bias,
+                x_scale,
+                x_zero_point,
+                x_compute,
             )
         w = fake_quantized_weight(self.weight, self.weight_fake_quant)
         return linear_in_order(quantize_input(self, x), w, self.bias)

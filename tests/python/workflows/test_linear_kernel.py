@@ -177,9 +177,9 @@ def test_dynamic_int8_inputs_take_the_integer_path(recipe):
     x = torch.randn(3, 7, 256) * 4
     with torch.no_grad():
         program = torch.export.export(converted, (x,))
-        assert "quantkit.linear_dynamic_int" in str(program.graph)
+        assert "quantkit.linear_int" in str(program.graph)
         short = qkt.quantize_(copy.deepcopy(layer), R.Int8DynActInt4Weight(32))
-        assert "linear_dynamic_int" not in str(torch.export.export(short, (x,)).graph)
+        assert "linear_int" not in str(torch.export.export(short, (x,)).graph)
         y = converted(x)
         assert torch.equal(prepared(x), y)
         xq = prepared[0].input_fake_quant(x).double()
@@ -206,3 +206,29 @@ def test_integer_path_gradients_are_the_fake_quantized_layers():
     torch.testing.assert_close(grads[0], x.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grads[1], prepared[0].weight.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grads[2], prepared[0].bias.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_calibrated_int8_inputs_take_the_integer_path():
+    """W8A8 static: calibrated per-tensor uint8 inputs, int8 per-channel weights."""
+    torch.manual_seed(8)
+    layer = nn.Sequential(nn.Linear(256, 64))
+    prepared = qkt.prepare(copy.deepcopy(layer), R.W8A8())
+    qkt.calibrate(prepared, [torch.randn(4, 256) for _ in range(3)])
+    converted = qkt.convert(copy.deepcopy(prepared))
+    x = torch.randn(2, 5, 256)
+    with torch.no_grad():
+        graph = str(torch.export.export(converted, (x,)).graph)
+        assert "quantkit.linear_int" in graph
+        y = converted(x)
+        assert torch.equal(prepared(x), y)
+        xq = prepared[0].input_fake_quant(x).double()
+        wq = prepared[0].weight_fake_quant(prepared[0].weight).double()
+        exact = xq @ wq.T + prepared[0].bias.double()
+    assert (y.double() - exact).abs().max().item() <= 2e-6 * exact.abs().max().item()
+    x.requires_grad_()
+    prepared(x).square().sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    with qkt.torch_matmul():
+        prepared(x).square().sum().backward()
+    torch.testing.assert_close(grad, x.grad, rtol=1e-4, atol=1e-5)
