@@ -370,8 +370,9 @@ def _integer_product(x, activation, weight, bias, x_scale, x_zero_point, x_compu
     if x_scale is None:
         chosen = spec_from_key(activation)
     else:
-        zp = NO_ZERO_POINT if x_zero_point is None else x_zero_point
-        chosen = _qparams(x_scale, zp, activation, x_compute)._core
+        # per-tensor qparams observed on inputs of any rank: one value, for x's rows
+        zp = NO_ZERO_POINT if x_zero_point is None else x_zero_point.reshape(-1)
+        chosen = _qparams(x_scale.reshape(-1), zp, activation, x_compute)._core
     return torch.from_dlpack(_core.linear_int(_cpu("x", x), chosen, weight, b))
 
 

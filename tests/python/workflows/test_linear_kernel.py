@@ -213,7 +213,7 @@ def test_calibrated_int8_inputs_take_the_integer_path():
     torch.manual_seed(8)
     layer = nn.Sequential(nn.Linear(256, 64))
     prepared = qkt.prepare(copy.deepcopy(layer), R.W8A8())
-    qkt.calibrate(prepared, [torch.randn(4, 256) for _ in range(3)])
+    qkt.calibrate(prepared, [torch.randn(2, 4, 256) for _ in range(3)])  # 3-D: scale [1, 1, 1]
     converted = qkt.convert(copy.deepcopy(prepared))
     x = torch.randn(2, 5, 256)
     with torch.no_grad():
