@@ -13,7 +13,7 @@ qkt.export_onnx(model, example_inputs, "model.onnx")  # QDQ; needs onnx, onnxscr
 
 from __future__ import annotations
 
-from . import ops, recipes
+from . import linear_ops, ops, recipes
 from ._spec import SpecArgs
 from .awq import awq
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_embeddings",
     "fake_quantizers",
     "gptq",
+    "linear_ops",
     "load_pretrained",
     "freeze",
     "model_bytes",

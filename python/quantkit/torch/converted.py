@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ops
+from . import linear_ops, ops
 from ._spec import args_from_key
 from .fake_quantize import FakeQuantize, keep_exact_through_casts
 from .prepared import (
@@ -111,8 +111,9 @@ class QuantizedWeight(nn.Module):
 
     def codes_and_qparams(self) -> tuple:
         """(packed, scale, zero_point, shape, spec, compute dtype): the arguments the packed
-        kernels (``ops.linear_packed``, ``ops.embedding_packed``) read the weight from; the
-        scale as stored (the kernels widen 1-byte scales once per resolved weight)."""
+        kernels (``linear_ops.linear_packed``, ``linear_ops.embedding_packed``) read the
+        weight from; the scale as stored (they widen 1-byte scales once per resolved
+        weight)."""
         return (
             self.packed,
             self.scale,
@@ -200,14 +201,14 @@ class QuantizedLinear(_OverQuantizedWeight):
             and runs_on_linear_kernel(x, qw.dtype, self.bias)
         ):  # codes of x and of the weight, multiplied in integers
             activation, x_scale, x_zero_point, x_compute = inputs
-            return ops.linear_int(
+            return linear_ops.linear_int(
                 x, activation, *qw.codes_and_qparams(), self.bias, x_scale, x_zero_point, x_compute
             )
         x = quantize_input(self, x)
         # Codes read in place (a few rows dequantized at a time, in cache) where the kernel
         # runs; ONNX export swaps qweight for a marker module and takes F.linear.
         if isinstance(qw, QuantizedWeight) and runs_on_linear_kernel(x, qw.dtype, self.bias):
-            return ops.linear_packed(x, *qw.codes_and_qparams(), qw.global_scale, self.bias)
+            return linear_ops.linear_packed(x, *qw.codes_and_qparams(), qw.global_scale, self.bias)
         return F.linear(x, qw(), self.bias)
 
     def extra_repr(self) -> str:
@@ -244,7 +245,7 @@ class QuantizedEmbedding(_OverQuantizedWeight):
             and len(qw.shape) == 2
         ):
             packed, scale, zp, shape, spec, compute = qw.codes_and_qparams()
-            return ops.embedding_packed(
+            return linear_ops.embedding_packed(
                 indices, packed, scale, zp, shape, spec, compute, qw.dtype, qw.global_scale
             )
         return embedding_lookup(self, indices, qw())

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ops
+from . import linear_ops, ops
 from ._spec import SpecArgs, args_from_key
 from .fake_quantize import FakeQuantize
 from .learnable import LearnableFakeQuantize
@@ -102,7 +102,7 @@ def integer_weight(args: SpecArgs) -> bool:
 
 
 def integer_input(fq: FakeQuantize | None) -> tuple | None:
-    """The inputs the integer path (``ops.linear_int``) takes: ``(spec, None, None, "")``
+    """The inputs the integer path (``linear_ops.linear_int``) takes: ``(spec, None, None, "")``
     where ``fq`` quantizes per token to integer codes with qparams chosen per call, or
     ``(spec, scale, zero_point, compute)`` where it holds constant per-tensor integer
     qparams (calibrated W8A8); None otherwise."""
@@ -140,10 +140,10 @@ def _weight_qparams(fq: FakeQuantize, weight: torch.Tensor) -> tuple:
 
 
 def linear_in_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """``F.linear`` in quantkit's specified summation order (``ops.linear``) where the kernel
+    """``F.linear`` in quantkit's specified summation order (``linear_ops.linear``) where the kernel
     runs: the prepared layer's product, equal bit for bit to the converted layer's."""
     if weight.device.type == "cpu" and runs_on_linear_kernel(x, weight.dtype, bias):
-        return ops.linear(x, weight, bias)
+        return linear_ops.linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
 
@@ -200,7 +200,7 @@ class QATLinear(nn.Linear):
             fq = self.weight_fake_quant
             scale, zero_point, compute = _weight_qparams(fq, self.weight)
             activation, x_scale, x_zero_point, x_compute = integer_input(self.input_fake_quant)
-            return ops.linear_int_dense(
+            return linear_ops.linear_int_dense(
                 x,
                 activation,
                 self.weight,

@@ -10,7 +10,7 @@ import pytest
 import quantkit.torch as qkt
 import torch
 import torch.nn.functional as F
-from quantkit.torch import ops
+from quantkit.torch import linear_ops as ops
 from quantkit.torch import recipes as R
 from torch import nn
 
