@@ -156,12 +156,17 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
         const Tensor w = random_tensor(shape, dtype, 21);
         const QuantizedTensor q = quantize(w, choose_qparams(w, spec));
         const LinearWeight weight(q, dtype);
-        const Tensor x = random_tensor({3, 2, shape[1]}, dtype, 22);
         const Tensor b = random_tensor({shape[0]}, dtype, 23);
         const TensorView bv = b.view();
-        const Tensor expected = reference::linear(x, reference::dequantize(q, dtype), &bv);
-        ASSERT_TRUE(bitwise_equal(linear(x, weight, bv), expected))
-            << spec.describe() << " " << name(dtype) << " " << to_string(shape);
+        // 1 and 4 rows: codes decoded in registers where they can be; 6: the tile buffer
+        for (const Shape& x_shape :
+             {Shape{1, shape[1]}, Shape{4, shape[1]}, Shape{3, 2, shape[1]}}) {
+          const Tensor x = random_tensor(x_shape, dtype, 22);
+          const Tensor expected = reference::linear(x, reference::dequantize(q, dtype), &bv);
+          ASSERT_TRUE(bitwise_equal(linear(x, weight, bv), expected))
+              << spec.describe() << " " << name(dtype) << " " << to_string(shape) << " x "
+              << to_string(x_shape);
+        }
         // Rows decoded on their own are the dequantized rows.
         const Tensor rows = weight.gather_rows(Tensor::from_values(
             {static_cast<double>(shape[0] - 1), 0, static_cast<double>(shape[0] - 1)}, {3},

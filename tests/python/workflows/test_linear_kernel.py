@@ -89,6 +89,8 @@ def test_converted_equals_prepared_on_the_kernel(recipe, dtype):
         converted = qkt.convert(copy.deepcopy(prepared))
         assert isinstance(converted[1], qkt.QuantizedLinear)
         assert torch.equal(converted(ids), before)
+        one = ids[:1, :1]  # a single row: codes decoded in registers
+        assert torch.equal(converted(one), prepared(one))
         with qkt.torch_matmul():  # the exact-simulation order: also equal to each other
             assert torch.equal(converted(ids), prepared(ids))
 
