@@ -168,6 +168,16 @@ TEST_P(LinearTarget, QuantizedWeightsEqualTheReferenceProduct) {
               << to_string(x_shape);
         }
         // Rows decoded on their own are the dequantized rows.
+        std::vector<unsigned char> decoded(static_cast<std::size_t>(2 * shape[1]) *
+                                           element_size(dtype));
+        weight.decode_rows(shape[0] - 2, 2, decoded.data());
+        const Tensor dequantized = reference::dequantize(q, dtype);
+        EXPECT_EQ(std::memcmp(decoded.data(),
+                              static_cast<const unsigned char*>(dequantized.raw_data()) +
+                                  decoded.size() / 2 * (shape[0] - 2),
+                              decoded.size()),
+                  0)
+            << "decode_rows " << spec.describe();
         const Tensor rows = weight.gather_rows(Tensor::from_values(
             {static_cast<double>(shape[0] - 1), 0, static_cast<double>(shape[0] - 1)}, {3},
             ScalarType::int64));
@@ -359,6 +369,11 @@ TEST(Linear, RejectsMismatchedArgumentsByName) {
   EXPECT_NE(error_of([&] {
               weight.gather_rows(Tensor::from_values({3}, {1}, ScalarType::int64));
             }).find("index 3 at position 0 is outside [0, 3)"),
+            std::string::npos);
+  std::vector<float> out(16);
+  EXPECT_NE(error_of([&] {
+              weight.decode_rows(2, 2, out.data());
+            }).find("rows [2, 4) are outside the weight's 3 rows"),
             std::string::npos);
   const Tensor short_bytes(ScalarType::uint8, {5});
   EXPECT_NE(error_of([&] {
