@@ -19,6 +19,19 @@ std::optional<TensorView> optional_view(const std::optional<InArray>& array, con
   return view_of(*array, what);
 }
 
+// product(x, bias) with the GIL released while it runs, as an array.
+template <typename Product>
+OutArray without_gil(const InArray& x, const std::optional<InArray>& bias, const Product& product) {
+  const TensorView xv = view_of(x, "x");
+  const auto bv = optional_view(bias, "bias");
+  Tensor y;
+  {
+    nb::gil_scoped_release release;
+    y = product(xv, bv);
+  }
+  return to_array(std::move(y));
+}
+
 }  // namespace
 
 void bind_linear(nb::module_& m) {
@@ -44,28 +57,15 @@ void bind_linear(nb::module_& m) {
   m.def(
       "linear",
       [](const InArray& x, const InArray& weight, const std::optional<InArray>& bias) {
-        const TensorView xv = view_of(x, "x"), wv = view_of(weight, "weight");
-        const auto bv = optional_view(bias, "bias");
-        Tensor y;
-        {
-          nb::gil_scoped_release release;
-          y = linear(xv, wv, bv);
-        }
-        return to_array(std::move(y));
+        const TensorView wv = view_of(weight, "weight");
+        return without_gil(x, bias, [&](TensorView xv, auto bv) { return linear(xv, wv, bv); });
       },
       "x"_a, "weight"_a, "bias"_a = nb::none(),
       "x · weightᵀ + bias in quantkit's specified summation order.");
   m.def(
       "linear",
       [](const InArray& x, const LinearWeight& weight, const std::optional<InArray>& bias) {
-        const TensorView xv = view_of(x, "x");
-        const auto bv = optional_view(bias, "bias");
-        Tensor y;
-        {
-          nb::gil_scoped_release release;
-          y = linear(xv, weight, bv);
-        }
-        return to_array(std::move(y));
+        return without_gil(x, bias, [&](TensorView xv, auto bv) { return linear(xv, weight, bv); });
       },
       "x"_a, "weight"_a, "bias"_a = nb::none(),
       "x · weightᵀ + bias with a quantized weight, dequantized a tile at a time.");
@@ -73,14 +73,9 @@ void bind_linear(nb::module_& m) {
       "linear_int",
       [](const InArray& x, const QuantSpec& activation, const LinearWeight& weight,
          const std::optional<InArray>& bias) {
-        const TensorView xv = view_of(x, "x");
-        const auto bv = optional_view(bias, "bias");
-        Tensor y;
-        {
-          nb::gil_scoped_release release;
-          y = linear_int(xv, activation, weight, bv);
-        }
-        return to_array(std::move(y));
+        return without_gil(x, bias, [&](TensorView xv, auto bv) {
+          return linear_int(xv, activation, weight, bv);
+        });
       },
       "x"_a, "activation"_a, "weight"_a, "bias"_a = nb::none(),
       "x quantized per row with `activation`, exact int32 sums against the weight's integer "
@@ -89,14 +84,9 @@ void bind_linear(nb::module_& m) {
       "linear_int",
       [](const InArray& x, const QParams& activation, const LinearWeight& weight,
          const std::optional<InArray>& bias) {
-        const TensorView xv = view_of(x, "x");
-        const auto bv = optional_view(bias, "bias");
-        Tensor y;
-        {
-          nb::gil_scoped_release release;
-          y = linear_int(xv, activation, weight, bv);
-        }
-        return to_array(std::move(y));
+        return without_gil(x, bias, [&](TensorView xv, auto bv) {
+          return linear_int(xv, activation, weight, bv);
+        });
       },
       "x"_a, "activation"_a, "weight"_a, "bias"_a = nb::none(),
       "The integer path with given per-tensor input qparams (a calibrated input).");

@@ -142,59 +142,34 @@ std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dty
   return y;
 }
 
-std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& shape,
-                                          ScalarType output) {
-  if (qparams.spec.dtype.is_floating()) return minifloat_range_decoder(qparams, shape, output);
+WeightDecoders weight_decoders(const QParams& qparams, const Shape& shape, ScalarType output) {
+  if (qparams.spec.dtype.is_floating()) return minifloat_weight_decoders(qparams, shape, output);
   auto p = prepare(qparams, qparams.compute_dtype, output, shape);
-  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
+  if (!p || !rows_start_blocks(p->map, shape)) return {};
   p->ops.stream = false;  // tiles are read back at once
-  auto shared = std::make_shared<const Prepared>(std::move(*p));
-  return [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* out) {
-    const std::int64_t b0 = first_block_of(shared->map, begin);
-    const BlockParams all = shared->params();
-    const BlockParams from{all.reciprocal + b0, all.scale + b0, all.zero_point + b0};
-    dequantize_range(shared->ops, map_from(shared->map, b0), from, codes, out, 0, end - begin);
-  };
-}
-
-namespace {
-
-// The per-block arrays of an affine plan whose blocks are the tensor, whole
-// rows or runs of a row; `run_multiple`: what a run's length must be a multiple
-// of (0: any).
-std::optional<PackedIntPlan> block_plan(const QParams& qparams, const Shape& shape,
-                                        ScalarType output, std::int64_t run_multiple) {
-  if (qparams.spec.dtype.is_floating() || shape.size() != 2) return std::nullopt;
-  const std::int64_t k = shape[1];
-  auto p = prepare(qparams, qparams.compute_dtype, output, shape);
-  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
-  const auto blocks = row_blocks(p->map, k, run_multiple);
-  if (!blocks) return std::nullopt;
   // The no-zero-point kernels compute q * s: the same as (q - 0) * s.
   if (p->ops.grid == AffineGrid::no_zero_point) {
     std::fill(p->plan.zero_point.begin(), p->plan.zero_point.end(), 0.0f);
   }
   auto shared = std::make_shared<const Prepared>(std::move(*p));
-  const Prepared& plan = *shared;
-  return PackedIntPlan{shared, plan.plan.scale.data(), plan.plan.zero_point.data(), blocks->group,
-                       blocks->blocks_per_row};
-}
-
-}  // namespace
-
-std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
-                                             ScalarType output) {
-  if (qparams.spec.dtype.is_floating()) return minifloat_fp4_plan(qparams, shape, output);
+  WeightDecoders out;
+  out.range = [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* y) {
+    const std::int64_t b0 = first_block_of(shared->map, begin);
+    const BlockParams all = shared->params();
+    const BlockParams from{all.reciprocal + b0, all.scale + b0, all.zero_point + b0};
+    dequantize_range(shared->ops, map_from(shared->map, b0), from, codes, y, 0, end - begin);
+  };
+  const std::int64_t k = shape[1];
+  const auto arrays = [&](std::int64_t run_multiple) -> std::optional<PackedIntPlan> {
+    const auto blocks = row_blocks(shared->map, k, run_multiple);
+    if (!blocks) return std::nullopt;
+    return PackedIntPlan{shared, shared->plan.scale.data(), shared->plan.zero_point.data(),
+                         blocks->group, blocks->blocks_per_row};
+  };
   const int bits = qparams.spec.dtype.bits();
-  if ((bits != 4 && bits != 8) || shape.size() != 2 || shape[1] * bits % 8 != 0) {
-    return std::nullopt;
-  }
-  return block_plan(qparams, shape, output, 16);
-}
-
-std::optional<PackedIntPlan> int_block_plan(const QParams& qparams, const Shape& shape) {
-  if (qparams.spec.mapping == Mapping::stretched) return std::nullopt;  // zero point -0.5
-  return block_plan(qparams, shape, ScalarType::float32, 0);
+  if ((bits == 4 || bits == 8) && k * bits % 8 == 0) out.packed = arrays(16);
+  if (qparams.spec.mapping != Mapping::stretched) out.integer = arrays(0);  // zp -0.5 is not
+  return out;
 }
 
 std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& block) {

@@ -41,17 +41,8 @@ std::optional<QuantizedTensor> choose_qparams_and_quantize(TensorView x, const Q
 std::optional<QuantizedTensor> quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> dequantize(const QuantizedTensor& q, ScalarType output_dtype);
 std::optional<Tensor> fake_quantize(TensorView x, const QParams& qparams);
-/// Dequantizes row ranges of a 2-D weight of `shape` (linear()'s weight tiles)
-/// with the dequantize kernels; nullopt where they do not cover the qparams or
-/// blocks straddle rows.
-std::optional<RangeDecoder> range_decoder(const QParams& qparams, const Shape& shape,
-                                          ScalarType output);
-
-/// Per-block scales and zero points of a 2-D weight of 4- or 8-bit integer codes
-/// (or FP4 E2M1 codes, minifloat_fp4_plan) that linear()'s packed kernel decodes
-/// in registers: blocks are the whole
-/// tensor, whole rows, or runs of a row whose length is a multiple of 16, and
-/// rows start at whole bytes. nullopt elsewhere.
+/// Per-block scales and zero points of a 2-D weight, as linear()'s register
+/// decoders read them: block (row r, column c) is r * blocks_per_row + c / group.
 struct PackedIntPlan {
   std::shared_ptr<const void> owner;  // keeps the arrays below alive
   const float* scale;
@@ -59,17 +50,23 @@ struct PackedIntPlan {
   std::int64_t group;
   std::int64_t blocks_per_row;
 };
-std::optional<PackedIntPlan> packed_int_plan(const QParams& qparams, const Shape& shape,
-                                             ScalarType output);
-/// The FP4 E2M1 case: per-block effective scales (zero_point unused), where
-/// round_T(decode(q) * s) is what dequantize gives (not an MX scale rounded to
-/// float16 before the product).
-std::optional<PackedIntPlan> minifloat_fp4_plan(const QParams& qparams, const Shape& shape,
-                                                ScalarType output);
-/// The same arrays for linear_int's integer path: integer codes of any
-/// width with an integer or no zero point (not the stretched grid), blocks that
-/// are the whole tensor, whole rows or runs of a row. nullopt elsewhere.
-std::optional<PackedIntPlan> int_block_plan(const QParams& qparams, const Shape& shape);
+
+/// How linear() can read a 2-D weight of `shape`, all from one plan (each
+/// block's scale resolved once); each part is nullopt where it does not apply.
+struct WeightDecoders {
+  /// Row ranges dequantized into memory by the dequantize kernels (blocks must
+  /// not straddle rows).
+  std::optional<RangeDecoder> range;
+  /// 4- or 8-bit integer codes, or FP4 E2M1 codes, decoded in registers: blocks
+  /// are the whole tensor, whole rows or runs of a row whose length is a
+  /// multiple of 16, and rows start at whole bytes. FP4 needs round_T(decode(q)
+  /// * s) to be what dequantize gives (not an MX scale rounded to float16 first).
+  std::optional<PackedIntPlan> packed;
+  /// linear_int's integer blocks: integer codes of any width with an integer or
+  /// no zero point (not the stretched grid).
+  std::optional<PackedIntPlan> integer;
+};
+WeightDecoders weight_decoders(const QParams& qparams, const Shape& shape, ScalarType output);
 std::optional<Tensor> fake_quantize_backward(TensorView x, TensorView grad_output,
                                              const QParams& qparams);
 

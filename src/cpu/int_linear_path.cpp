@@ -5,14 +5,10 @@
 #include "core/internal/float_io.hpp"
 #include "cpu/int_dot_kernels.hpp"
 #include "cpu/linear_kernels.hpp"
+#include "cpu/tile_loop.hpp"
 #include "reference/eager_math.hpp"
 
 namespace quantkit::cpu {
-namespace {
-
-constexpr std::int64_t kRowBlock = 64;  // activation rows per decoded weight tile
-
-}  // namespace
 
 Tensor linear_int(const std::int16_t* dx, const float* row_scale, std::int64_t m,
                   const WeightRows& w, const std::vector<float>& bias, ScalarType dtype,
@@ -24,22 +20,26 @@ Tensor linear_int(const std::int16_t* dx, const float* row_scale, std::int64_t m
   if (y.numel() == 0) return y;
   const std::size_t size = element_size(dtype);
   auto* out = static_cast<unsigned char*>(y.raw_data());
-  const std::int64_t tiles = (n + kTileRows - 1) / kTileRows;
-#pragma omp parallel if (m * n * k > (std::int64_t{1} << 16))
-  {
-    std::vector<unsigned char> scratch(w.scratch_bytes(kTileRows));
-    std::vector<std::int16_t> dw(static_cast<std::size_t>(kTileRows * k));
-    std::vector<std::int32_t> acc(static_cast<std::size_t>(kRowBlock * kTileRows * per_row));
-    std::vector<float> values(static_cast<std::size_t>(kTileRows));
-    for (std::int64_t m0 = 0; m0 < m; m0 += kRowBlock) {
-      const std::int64_t rows_x = std::min(kRowBlock, m - m0);
-#pragma omp for schedule(static) nowait
-      for (std::int64_t t = 0; t < tiles; ++t) {
-        const std::int64_t n0 = t * kTileRows, count = std::min(kTileRows, n - n0);
-        w.centered_rows(n0, count, dw.data(), scratch.data());
-        int_dot_tile(dx + m0 * k, rows_x, dw.data(), count, k, blocks.group, acc.data());
+  struct Scratch {
+    std::vector<unsigned char> codes;
+    std::vector<std::int16_t> dw;
+    std::vector<std::int32_t> acc;
+    std::vector<float> values;
+  };
+  const auto make_scratch = [&] {
+    return Scratch{
+        std::vector<unsigned char>(w.scratch_bytes(kTileRows)),
+        std::vector<std::int16_t>(static_cast<std::size_t>(kTileRows * k)),
+        std::vector<std::int32_t>(static_cast<std::size_t>(kRowBlock * kTileRows * per_row)),
+        std::vector<float>(static_cast<std::size_t>(kTileRows))};
+  };
+  for_each_tile(
+      m, n, k, make_scratch,
+      [&](Scratch& s, std::int64_t m0, std::int64_t rows_x, std::int64_t n0, std::int64_t count) {
+        w.centered_rows(n0, count, s.dw.data(), s.codes.data());
+        int_dot_tile(dx + m0 * k, rows_x, s.dw.data(), count, k, blocks.group, s.acc.data());
         for (std::int64_t i = m0; i < m0 + rows_x; ++i) {
-          const std::int32_t* sums = acc.data() + (i - m0) * count * per_row;
+          const std::int32_t* sums = s.acc.data() + (i - m0) * count * per_row;
           for (std::int64_t r = 0; r < count; ++r) {
             const float* scale = blocks.scale + (n0 + r) * blocks.blocks_per_row;
             float sum = 0.0f;
@@ -47,13 +47,11 @@ Tensor linear_int(const std::int16_t* dx, const float* row_scale, std::int64_t m
               sum += static_cast<float>(sums[r * per_row + b]) * (row_scale[i] * scale[b]);
             }
             if (!bias.empty()) sum += bias[n0 + r];
-            values[r] = reference::round_to(dtype, sum);
+            s.values[r] = reference::round_to(dtype, sum);
           }
-          internal::store_floats_to(dtype, values.data(), count, out + (i * n + n0) * size);
+          internal::store_floats_to(dtype, s.values.data(), count, out + (i * n + n0) * size);
         }
-      }
-    }
-  }
+      });
   return y;
 }
 

@@ -6,14 +6,12 @@
 #include "core/internal/float_io.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/linear_kernels.hpp"
+#include "cpu/tile_loop.hpp"
 #include "reference/eager_math.hpp"
 
 namespace quantkit::cpu {
 namespace {
 
-// Activation rows per pass over the weight tiles: enough to amortize decoding
-// a tile, few enough that their rows stay in the core's caches.
-constexpr std::int64_t kRowBlock = 64;
 // Most activation rows for which codes are decoded in registers (measured:
 // at 15 rows the tile buffer is 1.3-2.6x faster for 4-bit and FP4 codes).
 constexpr std::int64_t kPackedRowsMax = 4;
@@ -42,7 +40,6 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
     }
     return y;
   }
-  const std::int64_t tiles = (n + kTileRows - 1) / kTileRows;
   const auto* xs = static_cast<const unsigned char*>(x.data());
   auto* out = static_cast<unsigned char*>(y.raw_data());
   // Codes decoded in registers where the packed kernel covers them; 4-bit codes
@@ -56,35 +53,37 @@ Tensor linear(TensorView x, const WeightRows& w, const TensorView* bias) {
     permute_chunks(xs, m, k, size, x_even_odd.data());
   }
   const std::int64_t even_odd_stride = k / 16 * 16 * static_cast<std::int64_t>(size);
-#pragma omp parallel if (m * n * k > (std::int64_t{1} << 16))
-  {
-    std::vector<unsigned char> scratch(w.scratch_bytes(kTileRows));
-    std::vector<float> sums(static_cast<std::size_t>(kRowBlock * kTileRows));
-    std::vector<float> values(static_cast<std::size_t>(kTileRows));
-    for (std::int64_t m0 = 0; m0 < m; m0 += kRowBlock) {
-      const std::int64_t rows_x = std::min(kRowBlock, m - m0);
-#pragma omp for schedule(static) nowait
-      for (std::int64_t t = 0; t < tiles; ++t) {
-        const std::int64_t n0 = t * kTileRows, count = std::min(kTileRows, n - n0);
+  struct Scratch {
+    std::vector<unsigned char> rows;
+    std::vector<float> sums, values;
+  };
+  const auto make_scratch = [&] {
+    return Scratch{std::vector<unsigned char>(w.scratch_bytes(kTileRows)),
+                   std::vector<float>(static_cast<std::size_t>(kRowBlock * kTileRows)),
+                   std::vector<float>(static_cast<std::size_t>(kTileRows))};
+  };
+  for_each_tile(
+      m, n, k, make_scratch,
+      [&](Scratch& s, std::int64_t m0, std::int64_t rows_x, std::int64_t n0, std::int64_t count) {
         if (packed != nullptr) {
-          packed_dot_tile(kind, xs + m0 * k * size,
-                          x_even_odd.empty() ? nullptr : x_even_odd.data() + m0 * even_odd_stride,
-                          rows_x, *packed, n0, count, k, sums.data());
+          const unsigned char* xeo =
+              x_even_odd.empty() ? nullptr : x_even_odd.data() + m0 * even_odd_stride;
+          packed_dot_tile(kind, xs + m0 * k * size, xeo, rows_x, *packed, n0, count, k,
+                          s.sums.data());
         } else {
-          const void* rows = w.rows(n0, count, scratch.data());
-          ordered_dot_tile(kind, xs + m0 * k * size, rows_x, rows, count, k, sums.data());
+          const void* rows = w.rows(n0, count, s.rows.data());
+          ordered_dot_tile(kind, xs + m0 * k * size, rows_x, rows, count, k, s.sums.data());
         }
         for (std::int64_t i = 0; i < rows_x; ++i) {
           for (std::int64_t r = 0; r < count; ++r) {
-            float v = sums[i * count + r];
+            float v = s.sums[i * count + r];
             if (!bias_values.empty()) v += bias_values[n0 + r];
-            values[r] = reference::round_to(dtype, v);
+            s.values[r] = reference::round_to(dtype, v);
           }
-          internal::store_floats_to(dtype, values.data(), count, out + ((m0 + i) * n + n0) * size);
+          internal::store_floats_to(dtype, s.values.data(), count,
+                                    out + ((m0 + i) * n + n0) * size);
         }
-      }
-    }
-  }
+      });
   return y;
 }
 

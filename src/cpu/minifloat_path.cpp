@@ -120,36 +120,27 @@ bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype
 
 namespace quantkit::cpu {
 
-std::optional<PackedIntPlan> minifloat_fp4_plan(const QParams& qparams, const Shape& shape,
-                                                ScalarType output) {
-  if (!qparams.spec.dtype.is_floating() ||
-      qparams.spec.dtype.minifloat().kind != MinifloatKind::e2m1 || shape.size() != 2 ||
-      shape[1] % 2 != 0) {
-    return std::nullopt;
-  }
+WeightDecoders minifloat_weight_decoders(const QParams& qparams, const Shape& shape,
+                                         ScalarType output) {
   auto p = prepare(qparams, qparams.compute_dtype, output, shape);
-  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
+  if (!p || !rows_start_blocks(p->map, shape)) return {};
   // MX rounds the scale to the output first: exact except in float16.
-  if (p->ops.scale_in_output && output == ScalarType::float16) return std::nullopt;
-  const auto blocks = row_blocks(p->map, shape[1], 16);
-  if (!blocks) return std::nullopt;
+  const bool fp4 = qparams.spec.dtype.minifloat().kind == MinifloatKind::e2m1 &&
+                   shape[1] % 2 == 0 && !(p->ops.scale_in_output && output == ScalarType::float16);
   auto shared = std::make_shared<const Prepared>(std::move(*p));
-  const float* scale = shared->plan.scale.data();
-  return PackedIntPlan{shared, scale, scale, blocks->group, blocks->blocks_per_row};
-}
-
-std::optional<RangeDecoder> minifloat_range_decoder(const QParams& qparams, const Shape& shape,
-                                                    ScalarType output) {
-  auto p = prepare(qparams, qparams.compute_dtype, output, shape);
-  if (!p || !rows_start_blocks(p->map, shape)) return std::nullopt;
-  auto shared = std::make_shared<const Prepared>(std::move(*p));
-  return [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* out) {
+  WeightDecoders out;
+  out.range = [shared](const std::int8_t* codes, std::int64_t begin, std::int64_t end, void* y) {
     const std::int64_t b0 = first_block_of(shared->map, begin);
     const BlockParams all = shared->params();
     const BlockParams from{all.reciprocal + b0, all.scale + b0, all.zero_point + b0};
     minifloat_dequantize_range(shared->ops, map_from(shared->map, b0), from,
-                               reinterpret_cast<const std::uint8_t*>(codes), out, 0, end - begin);
+                               reinterpret_cast<const std::uint8_t*>(codes), y, 0, end - begin);
   };
+  if (const auto blocks = row_blocks(shared->map, shape[1], 16); fp4 && blocks) {
+    const float* scale = shared->plan.scale.data();  // zero_point unused for FP4
+    out.packed = PackedIntPlan{shared, scale, scale, blocks->group, blocks->blocks_per_row};
+  }
+  return out;
 }
 
 }  // namespace quantkit::cpu

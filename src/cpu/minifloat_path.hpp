@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cpu/dispatch_helpers.hpp"
+#include "cpu/fast_path.hpp"
 
 #include "quantkit/qparams.hpp"
 #include "quantkit/quantized_tensor.hpp"
@@ -13,8 +14,9 @@ namespace quantkit::cpu {
 
 bool minifloat_fake_quantize_into(TensorView x, const QParams& qparams, void* out);
 bool minifloat_dequantize_into(const QuantizedTensor& q, ScalarType output_dtype, void* out);
-std::optional<RangeDecoder> minifloat_range_decoder(const QParams& qparams, const Shape& shape,
-                                                    ScalarType output);
+/// cpu::weight_decoders for the floating formats.
+WeightDecoders minifloat_weight_decoders(const QParams& qparams, const Shape& shape,
+                                         ScalarType output);
 std::optional<QuantizedTensor> minifloat_quantize(TensorView x, const QParams& qparams);
 std::optional<Tensor> minifloat_fake_quantize_backward(TensorView x, TensorView grad_output,
                                                        const QParams& qparams);

@@ -44,33 +44,25 @@ const std::int8_t* unpack_rows(const std::uint8_t* packed, const QuantDType& for
 class QuantizedRows final : public WeightRows {
  public:
   QuantizedRows(TensorView packed, const Shape& shape, const QParams& qparams, ScalarType dtype)
+      : QuantizedRows(packed, shape, qparams, dtype, weight_decoders(qparams, shape, dtype)) {}
+
+ private:
+  QuantizedRows(TensorView packed, const Shape& shape, const QParams& qparams, ScalarType dtype,
+                WeightDecoders decoders)
       : WeightRows(shape, dtype),
         packed_(static_cast<const std::uint8_t*>(packed.data())),
         format_(qparams.spec.dtype),
-        decode_(range_decoder(qparams, shape, dtype)),
-        packed_plan_(packed_int_plan(qparams, shape, dtype)),
-        int_plan_(int_block_plan(qparams, shape)) {
-    if (int_plan_) {
-      int_blocks_ = PackedIntRows{packed_,
-                                  0,  // rows may start mid-byte: centered_rows unpacks them
-                                  format_.bits(),
-                                  format_.is_signed(),
-                                  false,
-                                  int_plan_->scale,
-                                  int_plan_->zero_point,
-                                  int_plan_->group,
-                                  int_plan_->blocks_per_row};
-    }
+        decode_(std::move(decoders.range)),
+        packed_plan_(std::move(decoders.packed)),
+        int_plan_(std::move(decoders.integer)) {
+    const auto rows_of = [&](const PackedIntPlan& plan, std::int64_t row_bytes, bool fp4) {
+      return PackedIntRows{packed_,    row_bytes,       format_.bits(), format_.is_signed(), fp4,
+                           plan.scale, plan.zero_point, plan.group,     plan.blocks_per_row};
+    };
+    // centered_rows unpacks its rows (they may start mid-byte): no row length needed
+    if (int_plan_) int_blocks_ = rows_of(*int_plan_, 0, false);
     if (packed_plan_) {
-      packed_int_ = PackedIntRows{packed_,
-                                  shape[1] * format_.bits() / 8,
-                                  format_.bits(),
-                                  format_.is_signed(),
-                                  format_.is_floating(),
-                                  packed_plan_->scale,
-                                  packed_plan_->zero_point,
-                                  packed_plan_->group,
-                                  packed_plan_->blocks_per_row};
+      packed_int_ = rows_of(*packed_plan_, shape[1] * format_.bits() / 8, format_.is_floating());
     }
     if (!decode_) {  // the reference formulas, element by element
       plan_ = reference::make_plan(qparams, qparams.compute_dtype, shape);
@@ -78,6 +70,7 @@ class QuantizedRows final : public WeightRows {
     }
   }
 
+ public:
   const void* rows(std::int64_t first, std::int64_t count, void* scratch) const override {
     const std::int64_t k = shape()[1], begin = first * k, n = count * k;
     auto* out = static_cast<unsigned char*>(scratch);

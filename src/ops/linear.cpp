@@ -177,9 +177,11 @@ Tensor integer_product(TensorView x, const LinearWeight& weight, std::optional<T
     zero_point.assign(static_cast<std::size_t>(m), zero_point[0]);
   }
   std::vector<std::int16_t> centered(codes.size());
-  for (std::int64_t i = 0; i < m * k; ++i) {
-    centered[i] =
-        static_cast<std::int16_t>(codes[i] - static_cast<std::int32_t>(zero_point[i / k]));
+  for (std::int64_t r = 0; r < m; ++r) {
+    const auto z = static_cast<std::int32_t>(zero_point[r]);
+    for (std::int64_t c = r * k; c < (r + 1) * k; ++c) {
+      centered[c] = static_cast<std::int16_t>(codes[c] - z);
+    }
   }
   return cpu::linear_int(centered.data(), row_scale.data(), m, w, bias_values, x.dtype(), shape);
 }

@@ -23,6 +23,7 @@ from .prepared import (
     integer_weight,
     quantize_input,
     runs_on_linear_kernel,
+    weight_qparams,
 )
 
 # Scales whose format is one byte are stored in it (torch's own float8 dtypes);
@@ -51,14 +52,7 @@ class QuantizedWeight(nn.Module):
     def __init__(self, weight: torch.Tensor, fq: FakeQuantize) -> None:
         super().__init__()
         matrix = weight.detach().reshape(weight.shape[0], -1)
-        if fq.frozen:
-            scale, zero_point, compute = fq.constant_qparams()
-            global_scale = getattr(fq, "global_scale", None)
-        else:
-            scale, zero_point, global_scale = ops.choose_qparams(matrix, fq.spec_key)
-            compute = ops.dtype_name(matrix.dtype)
-        if global_scale is not None and not global_scale.numel():
-            global_scale = None
+        scale, zero_point, compute, global_scale = weight_qparams(fq, matrix)
         self.spec_key = fq.spec_key
         self.compute_dtype = compute
         self.dtype = weight.dtype

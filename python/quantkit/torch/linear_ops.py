@@ -30,7 +30,6 @@ from .ops import (
     dequantize_packed,
     dtype_name,
     fake_quantize,
-    fake_quantize_dynamic,
     fake_quantize_ste_grad,
     quantize_packed,
 )
@@ -142,9 +141,7 @@ def _linear_packed_backward(ctx, grad):
             packed, _widened(scale), zero_point, shape, spec, compute, dtype, global_scale
         )
         dx = grad @ w
-    db = None
-    if ctx.has_bias and ctx.needs_input_grad[8]:
-        db = grad.reshape(-1, grad.shape[-1]).sum(0)
+    db = _bias_grad(grad) if ctx.has_bias and ctx.needs_input_grad[8] else None
     return dx, None, None, None, None, None, None, None, db
 
 
@@ -153,7 +150,7 @@ torch.library.register_autograd(
 )
 
 
-# --- the integer path of dynamically quantized inputs (W8A8 dynamic, 8da4w) -----------------
+# --- the integer path of integer-quantized inputs (W8A8, W8A8 dynamic, 8da4w g128) ----------
 
 
 @torch.library.custom_op("quantkit::linear_int", mutates_args=())
@@ -196,16 +193,23 @@ def _(x, activation, packed, scale, zero_point, shape, spec, compute, bias=None,
     return x.new_empty((*x.shape[:-1], shape[0]))
 
 
-def _activation_ste(grad_input, x, activation, x_scale=None, x_zero_point=None, x_compute=""):
-    """The straight-through gradient of x's fake quantization (dynamic, or with the
-    given per-tensor qparams)."""
+def _input_qparams(x, activation, x_scale, x_zero_point, x_compute) -> tuple:
+    """(scale, zero_point, compute dtype, global scale) of x's fake quantization: chosen
+    from x (dynamic inputs) or the given per-tensor qparams (calibrated inputs)."""
     if x_scale is None:
-        x_scale, x_zero_point, g = choose_qparams(x.detach(), activation)
-        x_compute = dtype_name(x.dtype)
-    else:
-        g = None
-        x_zero_point = NO_ZERO_POINT if x_zero_point is None else x_zero_point
-    return fake_quantize_ste_grad(grad_input, x, x_scale, x_zero_point, activation, x_compute, g)
+        scale, zero_point, g = choose_qparams(x.detach(), activation)
+        return scale, zero_point, dtype_name(x.dtype), g
+    return x_scale, NO_ZERO_POINT if x_zero_point is None else x_zero_point, x_compute, None
+
+
+def _activation_ste(grad_input, x, activation, qparams) -> torch.Tensor:
+    """The straight-through gradient of x's fake quantization with ``qparams``."""
+    scale, zero_point, compute, g = qparams
+    return fake_quantize_ste_grad(grad_input, x, scale, zero_point, activation, compute, g)
+
+
+def _bias_grad(grad: torch.Tensor) -> torch.Tensor:
+    return grad.reshape(-1, grad.shape[-1]).sum(0)
 
 
 def _static_args(inputs, first: int) -> tuple:
@@ -230,10 +234,9 @@ def _int_backward(ctx, grad):
     dx = None
     if ctx.needs_input_grad[0]:
         w = dequantize_packed(packed, _widened(scale), zero_point, shape, spec, compute, x.dtype)
-        dx = _activation_ste(grad @ w, x, activation, x_scale, x_zero_point, x_compute)
-    db = None
-    if ctx.has_bias and ctx.needs_input_grad[8]:
-        db = grad.reshape(-1, grad.shape[-1]).sum(0)
+        qparams = _input_qparams(x, activation, x_scale, x_zero_point, x_compute)
+        dx = _activation_ste(grad @ w, x, activation, qparams)
+    db = _bias_grad(grad) if ctx.has_bias and ctx.needs_input_grad[8] else None
     return dx, None, None, None, None, None, None, None, db, None, None, None
 
 
@@ -280,21 +283,18 @@ def _int_dense_setup(ctx, inputs, output):
 def _int_dense_backward(ctx, grad):
     x, weight, scale, zero_point, x_scale, x_zero_point = ctx.saved_tensors
     activation, spec, compute, x_compute = ctx.args
-    rows = grad.reshape(-1, grad.shape[-1])
-    dx = dw = db = None
+    dx = dw = None
+    if ctx.needs_input_grad[0] or ctx.needs_input_grad[2]:
+        qparams = _input_qparams(x, activation, x_scale, x_zero_point, x_compute)
     if ctx.needs_input_grad[0]:
         wq = fake_quantize(weight.detach(), scale, zero_point, spec, compute)
-        dx = _activation_ste(grad @ wq, x, activation, x_scale, x_zero_point, x_compute)
+        dx = _activation_ste(grad @ wq, x, activation, qparams)
     if ctx.needs_input_grad[2]:
-        if x_scale is None:
-            xq = fake_quantize_dynamic(x.detach(), activation)
-        else:
-            zp = NO_ZERO_POINT if x_zero_point is None else x_zero_point
-            xq = fake_quantize(x.detach(), x_scale, zp, activation, x_compute)
-        dwq = rows.T @ xq.reshape(-1, xq.shape[-1])
+        x_scale, x_zero_point, x_compute, g = qparams
+        xq = fake_quantize(x.detach(), x_scale, x_zero_point, activation, x_compute, g)
+        dwq = grad.reshape(-1, grad.shape[-1]).T @ xq.reshape(-1, xq.shape[-1])
         dw = fake_quantize_ste_grad(dwq, weight.detach(), scale, zero_point, spec, compute)
-    if ctx.has_bias and ctx.needs_input_grad[7]:
-        db = rows.sum(0)
+    db = _bias_grad(grad) if ctx.has_bias and ctx.needs_input_grad[7] else None
     return dx, None, dw, None, None, None, None, db, None, None, None
 
 

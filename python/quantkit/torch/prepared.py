@@ -130,13 +130,18 @@ def _integer_path(module: nn.Module, x: torch.Tensor, weight_dtype: torch.dtype)
     )
 
 
-def _weight_qparams(fq: FakeQuantize, weight: torch.Tensor) -> tuple:
-    """(scale, zero_point, compute dtype) the weight quantizer applies to ``weight``."""
+def weight_qparams(fq: FakeQuantize, matrix: torch.Tensor) -> tuple:
+    """(scale, zero_point, compute dtype, global scale or None) the weight quantizer
+    applies to the 2-D weight ``matrix``: its constants, or chosen from the matrix."""
     if fq.frozen:
         scale, zero_point, compute = fq.constant_qparams()
-        return scale, zero_point, compute
-    scale, zero_point, _ = ops.choose_qparams(weight.detach(), fq.spec_key)
-    return scale, zero_point, ops.dtype_name(weight.dtype)
+        global_scale = getattr(fq, "global_scale", None)
+    else:
+        scale, zero_point, global_scale = ops.choose_qparams(matrix.detach(), fq.spec_key)
+        compute = ops.dtype_name(matrix.dtype)
+    if global_scale is not None and not global_scale.numel():
+        global_scale = None
+    return scale, zero_point, compute, global_scale
 
 
 def linear_in_order(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -198,7 +203,7 @@ class QATLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _integer_path(self, x, self.weight.dtype):
             fq = self.weight_fake_quant
-            scale, zero_point, compute = _weight_qparams(fq, self.weight)
+            scale, zero_point, compute, _ = weight_qparams(fq, self.weight)
             activation, x_scale, x_zero_point, x_compute = integer_input(self.input_fake_quant)
             return linear_ops.linear_int_dense(
                 x,
