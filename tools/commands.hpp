@@ -13,6 +13,7 @@ struct QuantizeArgs {
   io::QuantizeOptions options;
   int threads = 0;
   bool dry_run = false;
+  bool json = false;  // the --dry-run plan as JSON
   bool force = false;
   bool quiet = false;
 };

@@ -42,15 +42,24 @@ int main(int argc, char** argv) {
   quantize_cmd
       ->add_option("-o,--output", quantize.output, "Output file (or folder for a folder input)")
       ->required();
-  quantize_cmd->add_option("-s,--scheme", quantize.options.scheme, "One of: " + scheme_names())
-      ->capture_default_str();
+  auto* scheme_option =
+      quantize_cmd
+          ->add_option("-s,--scheme", quantize.options.scheme,
+                       "One of: " + scheme_names() + "; a preset (q4-mix, ...) or an alias")
+          ->capture_default_str();
+  quantize_cmd
+      ->add_option("-r,--recipe", quantize.options.recipe,
+                   "A recipe file (JSON: scheme, embeddings, rules; the same file "
+                   "quantkit.torch.load_recipe reads)")
+      ->excludes(scheme_option);
   quantize_cmd->add_option("--include", quantize.options.include,
-                           "Only tensors whose name matches this regex");
+                           "Only tensors whose module or tensor name this regex full-matches");
   quantize_cmd->add_option("--exclude", quantize.options.exclude,
-                           "Skip tensors whose name matches this regex");
-  quantize_cmd->add_option(
-      "--override", quantize.options.overrides,
-      "REGEX=SCHEME: matching tensors use SCHEME (first match wins; repeatable)");
+                           "Skip tensors whose module or tensor name this regex full-matches");
+  quantize_cmd->add_option("--override", quantize.options.overrides,
+                           "REGEX=SCHEME: tensors whose module or tensor name REGEX full-matches "
+                           "use SCHEME, or stay float with 'skip' (first match wins, before the "
+                           "recipe's rules; repeatable)");
   quantize_cmd->add_flag("--embeddings", quantize.options.embeddings,
                          "Quantize embedding tables too");
   quantize_cmd->add_flag("--allow-unmatched-rules", quantize.options.allow_unmatched_rules,
@@ -66,6 +75,8 @@ int main(int argc, char** argv) {
                    "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")
       ->check(CLI::Range(0, max_threads()));
   quantize_cmd->add_flag("-n,--dry-run", quantize.dry_run, "Print the plan, write nothing");
+  quantize_cmd->add_flag("--json", quantize.json,
+                         "With --dry-run: print the plan as JSON (module, scheme, reason)");
   quantize_cmd->add_flag("-f,--force", quantize.force,
                          "Replace a previous quantkit output (never another file or folder)");
   quantize_cmd->add_flag("-q,--quiet", quantize.quiet, "No progress bar");

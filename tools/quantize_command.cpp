@@ -1,8 +1,10 @@
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "progress_bar.hpp"
+#include "quantkit/error.hpp"
 #include "quantkit/threading.hpp"
 
 namespace quantkit::cli {
@@ -25,6 +27,33 @@ void print_plan(const io::QuantizationPlan& plan) {
   }
 }
 
+// The applied table as data, one row per tensor: what quantkit.torch's
+// coverage report gives for a model's modules.
+void print_plan_json(const io::QuantizationPlan& plan) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& shard : plan.shards) {
+    for (const auto& tensor : shard.tensors) {
+      const std::string& name = tensor.entry->name;
+      const bool weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+      rows.push_back({{"tensor", name},
+                      {"module", weight ? name.substr(0, name.size() - 7) : name},
+                      {"dtype", std::string(io::dtype_info(tensor.entry->dtype).name)},
+                      {"shape", tensor.entry->shape},
+                      {"scheme", tensor.scheme ? nlohmann::json(tensor.scheme->name) : nullptr},
+                      {"reason", tensor.note},
+                      {"importance", !tensor.importance.empty()},
+                      {"bytes_in", tensor.entry->nbytes()},
+                      {"bytes_out", tensor.output_bytes()}});
+    }
+  }
+  std::printf("%s\n", nlohmann::json{{"tensors", rows},
+                                     {"input_bytes", plan.input_bytes},
+                                     {"output_bytes", plan.output_bytes},
+                                     {"quantized_tensors", plan.quantized_tensors}}
+                          .dump(1)
+                          .c_str());
+}
+
 }  // namespace
 
 int run_quantize(const QuantizeArgs& args) {
@@ -36,6 +65,11 @@ int run_quantize(const QuantizeArgs& args) {
   const std::string in_bytes = format_bytes(static_cast<double>(plan.input_bytes));
   const std::string out_bytes = format_bytes(static_cast<double>(plan.output_bytes));
   const auto quantized = static_cast<long long>(plan.quantized_tensors);
+  if (args.json) {
+    QK_CHECK(args.dry_run, "--json prints the plan of a --dry-run; add --dry-run");
+    print_plan_json(plan);
+    return 0;
+  }
   if (args.dry_run) {
     print_plan(plan);
     std::printf("plan: %lld tensors quantized, %s -> %s (dry run: nothing written)\n", quantized,

@@ -15,6 +15,18 @@ int run_schemes() {
   for (const auto& preset : io::presets()) {
     std::printf("%-18s %s\n", preset.name.c_str(), preset.summary.c_str());
   }
+  std::printf("\n%-18s %s\n", "alias", "scheme (the Python recipe and compressed-tensors names)");
+  for (const auto& [alias, canonical] : io::scheme_aliases()) {
+    std::printf("%-18s %s\n", std::string(alias).c_str(), std::string(canonical).c_str());
+  }
+  std::string python_only;
+  for (const auto name : io::activation_recipe_names()) {
+    python_only += (python_only.empty() ? "" : ", ") + std::string(name);
+  }
+  std::printf(
+      "\nRecipes that quantize activations too (%s) run from Python: quantkit.torch.load_recipe "
+      "reads the same recipe files (--recipe) with them.\n",
+      python_only.c_str());
   return 0;
 }
 

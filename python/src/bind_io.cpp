@@ -1,5 +1,7 @@
 // Bindings of the checkpoint I/O: saving a model held in Python as a
 // compressed-tensors folder through the C++ layout code the CLI uses.
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -8,6 +10,8 @@
 #include "bindings.hpp"
 #include "quantkit/error.hpp"
 #include "quantkit/io/model_io.hpp"
+#include "quantkit/io/recipe.hpp"
+#include "quantkit/io/schemes.hpp"
 
 namespace quantkit::python {
 
@@ -61,7 +65,64 @@ std::vector<io::ModelTensor> model_tensors(const nb::list& items) {
 
 }  // namespace
 
+void bind_recipes(nb::module_& m) {
+  m.def(
+      "parse_recipe",
+      [](const std::string& text, const std::string& source) {
+        const io::Recipe recipe = io::parse_recipe(text, source);
+        nb::list rules;
+        for (const auto& rule : recipe.rules) rules.append(nb::make_tuple(rule.match, rule.scheme));
+        nb::dict out;
+        out["scheme"] = recipe.scheme;
+        out["embeddings"] = recipe.embeddings;
+        out["rules"] = rules;
+        out["allow_unmatched"] = recipe.allow_unmatched;
+        return out;
+      },
+      "text"_a, "source"_a,
+      "The recipe file's fields as the checkpoint tool reads them (recipe.hpp): scheme, "
+      "embeddings, rules as (regex, scheme) pairs, allow_unmatched.");
+  m.def(
+      "find_scheme",
+      [](const std::string& name) {
+        const io::Scheme& scheme = io::find_scheme(name);
+        return std::make_pair(scheme.name, scheme.spec);
+      },
+      "name"_a, "(canonical name, QuantSpec) of a checkpoint-tool scheme name or alias.");
+  m.def(
+      "scheme_name",
+      [](const QuantSpec& spec, bool quantized_inputs) {
+        return io::scheme_for_spec(spec, quantized_inputs).name;
+      },
+      "spec"_a, "quantized_inputs"_a = false,
+      "The checkpoint tool's name of the scheme that stores a weight quantized with `spec`.");
+  m.def(
+      "find_preset",
+      [](const std::string& name) -> std::optional<nb::tuple> {
+        const io::Preset* preset = io::find_preset(name);
+        if (preset == nullptr) return std::nullopt;
+        nb::list rules;
+        for (const auto& [pattern, scheme] : preset->rules)
+          rules.append(nb::make_tuple(pattern, scheme));
+        return nb::make_tuple(preset->default_scheme, rules);
+      },
+      "name"_a, "(default scheme, [(regex, scheme)]) of a preset, or None.");
+  m.def("scheme_names", [] {
+    std::vector<std::string> names;
+    for (const auto& scheme : io::schemes()) names.push_back(scheme.name);
+    for (const auto& [alias, canonical] : io::scheme_aliases()) names.emplace_back(alias);
+    for (const auto& preset : io::presets()) names.push_back(preset.name);
+    return names;
+  });
+  m.def("activation_recipe_names", [] {
+    std::vector<std::string> names;
+    for (const auto name : io::activation_recipe_names()) names.emplace_back(name);
+    return names;
+  });
+}
+
 void bind_io(nb::module_& m) {
+  bind_recipes(m);
   m.def(
       "save_compressed_tensors",
       [](const std::string& folder, const nb::list& items, const std::string& config, bool replace,

@@ -14,6 +14,7 @@
 #include "compressed_tensors.hpp"
 #include "importance_file.hpp"
 #include "quantkit/io/checkpoint.hpp"
+#include "quantkit/io/recipe.hpp"
 
 namespace quantkit::io {
 namespace fs = std::filesystem;
@@ -25,56 +26,72 @@ bool ends_with(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
-std::regex compile(const std::string& pattern, std::string_view option) {
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& error) {
-    throw Error(detail::concat(option, " '", pattern,
-                               "' is not a valid regular expression: ", error.what()));
-  }
-}
-
-struct Override {
+// A rule of --override, of the recipe file or of a preset; scheme nullptr
+// keeps the weight in float ("skip").
+struct Rule {
   std::regex pattern;
   const Scheme* scheme;
+  std::string origin;  // "--override 'X=int8'", "recipe 'r.json' rule 2"
 };
+
+const Scheme* rule_scheme(const std::string& name, const std::string& origin) {
+  if (name == kSkipScheme) return nullptr;
+  QK_CHECK(find_preset(name) == nullptr, origin, ": '", name,
+           "' is a preset; a preset is a default scheme (--scheme or the recipe's \"scheme\"), "
+           "rules name single schemes");
+  try {
+    return &find_scheme(name);
+  } catch (const Error& error) {
+    throw Error(detail::concat(origin, ": ", error.what()));
+  }
+}
 
 // REGEX=SCHEME: regexes may hold '=' and so may scheme options
 // ("int4-g32:search=mse"), so the split is the rightmost '=' after which a
 // scheme name follows.
-Override parse_override(const std::string& text) {
+Rule parse_override(const std::string& text) {
+  const std::string origin = "--override '" + text + "'";
   std::optional<Error> last;
   for (std::size_t split = text.rfind('='); split != std::string::npos && split > 0;
        split = text.rfind('=', split - 1)) {
     try {
-      const Scheme& scheme = find_scheme(text.substr(split + 1));
-      return {compile(text.substr(0, split), "--override regex"), &scheme};
+      const Scheme* scheme = rule_scheme(text.substr(split + 1), origin);
+      return {compile_rule(text.substr(0, split), "--override regex"), scheme, origin};
     } catch (const Error& error) {
       if (!last) last = error;
     }
     if (split == 0) break;
   }
-  QK_CHECK(last.has_value(), "--override '", text, "' must be REGEX=SCHEME");
-  throw Error(detail::concat("--override '", text, "': ", last->what()));
+  QK_CHECK(last.has_value(), origin, " must be REGEX=SCHEME");
+  throw *last;
 }
 
-std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
-  std::vector<Override> overrides;
-  for (const auto& text : texts) overrides.push_back(parse_override(text));
-  return overrides;
+// --override rules first (they refine a recipe), then the recipe's rules.
+std::vector<Rule> user_rules(const QuantizeOptions& options, const Recipe* recipe) {
+  std::vector<Rule> rules;
+  for (const auto& text : options.overrides) rules.push_back(parse_override(text));
+  if (recipe != nullptr) {
+    for (std::size_t i = 0; i < recipe->rules.size(); ++i) {
+      const std::string origin = detail::concat("recipe '", options.recipe, "' rule ", i + 1, " '",
+                                                recipe->rules[i].match, "'");
+      rules.push_back({compile_rule(recipe->rules[i].match, origin),
+                       rule_scheme(recipe->rules[i].scheme, origin), origin});
+    }
+  }
+  return rules;
 }
 
 // Empty when the tensor is quantized, else why it is kept as it is.
-std::string reason_to_keep(const TensorEntry& entry, const QuantizeOptions& options,
+std::string reason_to_keep(const TensorEntry& entry, bool embeddings,
                            const std::optional<std::regex>& include,
                            const std::optional<std::regex>& exclude) {
-  if (include && !std::regex_search(entry.name, *include)) return "not matched by --include";
-  if (exclude && std::regex_search(entry.name, *exclude)) return "matched by --exclude";
+  if (include && !rule_matches(*include, entry.name)) return "not matched by --include";
+  if (exclude && rule_matches(*exclude, entry.name)) return "matched by --exclude";
   if (!is_float_input(entry.dtype)) return detail::concat("dtype ", dtype_info(entry.dtype).name);
   if (entry.shape.size() != 2) return detail::concat(entry.shape.size(), "-D");
   if (entry.shape[0] == 0 || entry.shape[1] == 0) return "empty";
   if (!ends_with(entry.name, "weight")) return "not a weight";
-  if (!options.embeddings && entry.name.find("embed") != std::string::npos) {
+  if (!embeddings && entry.name.find("embed") != std::string::npos) {
     return "embedding (--embeddings quantizes it)";
   }
   return {};
@@ -330,6 +347,20 @@ void attach_importance(const std::string& path, QuantizationPlan& plan) {
   }
 }
 
+// A pattern that matches nothing in full but is found inside a name was most
+// likely written for searching: say where, so the fix is one edit.
+std::string found_inside(const Checkpoint& input, const std::regex& pattern) {
+  for (const auto& shard : input.shards()) {
+    for (const auto& entry : shard.header().tensors) {
+      if (std::regex_search(entry.name, pattern)) {
+        return detail::concat(" (it is found inside '", entry.name,
+                              "'; to match anywhere in a name, wrap it in '.*')");
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOptions& options) {
@@ -337,43 +368,52 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
            "' is already quantized (", input.quantization_config_source(),
            " holds a quantization_config): re-quantizing would drop its scales; quantize the "
            "original float checkpoint");
+  std::optional<Recipe> recipe;
+  if (!options.recipe.empty()) recipe = read_recipe(options.recipe);
+  const std::string& scheme_name = recipe ? recipe->scheme : options.scheme;
+  const bool embeddings = options.embeddings || (recipe && recipe->embeddings);
+  const bool allow_unmatched = options.allow_unmatched_rules || (recipe && recipe->allow_unmatched);
   // A preset is a default scheme plus role rules, after the user's own rules
-  // (first match wins, so --override refines a preset).
-  const Preset* preset = find_preset(options.scheme);
-  const Scheme& default_scheme = find_scheme(preset ? preset->default_scheme : options.scheme);
-  auto overrides = parse_overrides(options.overrides);
+  // (first match wins, so --override and recipe rules refine a preset).
+  const Preset* preset = find_preset(scheme_name);
+  const Scheme& default_scheme = find_scheme(preset ? preset->default_scheme : scheme_name);
+  std::vector<Rule> rules = user_rules(options, recipe ? &*recipe : nullptr);
+  const std::size_t user_rule_count = rules.size();
   if (preset) {
     for (const auto& [pattern, scheme] : preset->rules) {
-      overrides.push_back({compile(pattern, "preset regex"), &find_scheme(scheme)});
+      rules.push_back(
+          {compile_rule(pattern, "preset regex"), &find_scheme(scheme), "preset " + preset->name});
     }
   }
   std::optional<std::regex> include, exclude;
-  if (!options.include.empty()) include = compile(options.include, "--include");
-  if (!options.exclude.empty()) exclude = compile(options.exclude, "--exclude");
+  if (!options.include.empty()) include = compile_rule(options.include, "--include");
+  if (!options.exclude.empty()) exclude = compile_rule(options.exclude, "--exclude");
 
   QuantizationPlan plan;
   std::set<std::string> output_names;
   // Which user rules matched a tensor (a preset's role rules may match none).
-  const std::size_t user_rules = options.overrides.size();
-  std::vector<char> override_used(user_rules, 0);
+  std::vector<char> rule_used(user_rule_count, 0);
   bool include_used = false, exclude_used = false;
   for (const auto& shard : input.shards()) {
     ShardPlan& shard_plan = plan.shards.emplace_back();
     for (const auto& entry : shard.header().tensors) {
       TensorPlan tensor;
       tensor.entry = &entry;
-      tensor.note = reason_to_keep(entry, options, include, exclude);
-      include_used = include_used || (include && std::regex_search(entry.name, *include));
-      exclude_used = exclude_used || (exclude && std::regex_search(entry.name, *exclude));
+      tensor.note = reason_to_keep(entry, embeddings, include, exclude);
+      include_used = include_used || (include && rule_matches(*include, entry.name));
+      exclude_used = exclude_used || (exclude && rule_matches(*exclude, entry.name));
       if (tensor.note.empty()) {
         tensor.scheme = &default_scheme;
-        for (std::size_t r = 0; r < overrides.size(); ++r) {
-          if (std::regex_search(entry.name, overrides[r].pattern)) {
-            tensor.scheme = overrides[r].scheme;
-            if (r < user_rules) override_used[r] = 1;
+        for (std::size_t r = 0; r < rules.size(); ++r) {
+          if (rule_matches(rules[r].pattern, entry.name)) {
+            tensor.scheme = rules[r].scheme;
+            if (r < user_rule_count) rule_used[r] = 1;
+            if (tensor.scheme == nullptr) tensor.note = "skipped by " + rules[r].origin;
             break;
           }
         }
+      }
+      if (tensor.scheme != nullptr) {
         ct::check_applicable(entry.name, *tensor.scheme, entry.shape, entry.dtype);
         tensor.outputs = ct::declare_outputs(entry.name, *tensor.scheme, entry.shape[0],
                                              entry.shape[1], entry.dtype);
@@ -393,15 +433,15 @@ QuantizationPlan plan_quantization(const Checkpoint& input, const QuantizeOption
   std::vector<std::string> unmatched;
   if (include && !include_used) unmatched.push_back("--include '" + options.include + "'");
   if (exclude && !exclude_used) unmatched.push_back("--exclude '" + options.exclude + "'");
-  for (std::size_t r = 0; r < user_rules; ++r) {
-    if (!override_used[r]) unmatched.push_back("--override '" + options.overrides[r] + "'");
+  for (std::size_t r = 0; r < user_rule_count; ++r) {
+    if (!rule_used[r]) unmatched.push_back(rules[r].origin + found_inside(input, rules[r].pattern));
   }
   for (const auto& rule : unmatched) {
     const std::string message =
         rule +
-        " matches no tensor it could apply to (regexes are searched in tensor names; "
-        "--dry-run lists them)";
-    if (!options.allow_unmatched_rules) {
+        " matches no tensor it could apply to (patterns full-match the module name or the "
+        "tensor name, e.g. 'model\\.layers\\.0\\..*'; --dry-run lists the names)";
+    if (!allow_unmatched) {
       throw Error(message + "; --allow-unmatched-rules makes this a warning");
     }
     plan.warnings.push_back(message);

@@ -76,11 +76,12 @@ std::vector<Scheme> make_table() {
 
 namespace {
 
-// Role patterns over Hugging Face (Llama, Qwen2, Mistral, GPT-2, BERT) and GGUF names.
-constexpr const char* kAttentionValue = R"((v_proj|self\.value|attn_v|\.wv)\.weight$)";
+// Role patterns over Hugging Face (Llama, Qwen2, Mistral, GPT-2, BERT) and GGUF
+// module names, full-matched as every rule is (recipe.hpp).
+constexpr const char* kAttentionValue = R"(.*(v_proj|self\.value|attn_v|\.wv))";
 constexpr const char* kFeedForwardDown =
-    R"((down_proj|mlp\.c_proj|ffn_down|\.w2|layer\.\d+\.output\.dense)\.weight$)";
-constexpr const char* kOutput = R"((^|\.)(lm_head|output)\.weight$)";
+    R"(.*(down_proj|mlp\.c_proj|ffn_down|\.w2|layer\.\d+\.output\.dense))";
+constexpr const char* kOutput = R"((.*\.)?(lm_head|output))";
 
 Preset mix(int bits, int more_bits) {
   const auto scheme = [](int b) { return detail::concat("int", b, "-g32-asym:search=mse"); };
@@ -169,7 +170,39 @@ const Scheme& with_options(const Scheme& base, std::string_view full_name,
 
 }  // namespace
 
+namespace {
+
+// Names the Python recipes and compressed-tensors' presets use for the same
+// weight-only schemes: one vocabulary for the CLI, recipe files and Python.
+constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
+    {"W4A16", "int4-g128"}, {"W4A16-asym", "int4-g128-asym"},
+    {"W8A16", "int8"},      {"MXFP4", "mxfp4"},
+    {"MXFP8", "mxfp8"},     {"NVFP4", "nvfp4"},
+};
+
+}  // namespace
+
+std::span<const std::pair<std::string_view, std::string_view>> scheme_aliases() {
+  return kAliases;
+}
+
+std::span<const std::string_view> activation_recipe_names() {
+  static constexpr std::string_view names[] = {"W8A8",       "W8A8-dynamic", "8da4w-g32",
+                                               "8da4w-g128", "FP8-dynamic",  "FP8-tensor-dynamic",
+                                               "LSQ-w4a8"};
+  return names;
+}
+
 const Scheme& find_scheme(std::string_view name) {
+  for (const auto& [alias, canonical] : kAliases) {
+    if (alias == name) return find_scheme(canonical);
+  }
+  for (const auto python_only : activation_recipe_names()) {
+    QK_CHECK(python_only != name, "scheme '", name,
+             "' quantizes input activations too, which needs the model's forward pass: "
+             "it is applied from Python (quantkit.torch.load_recipe / prepare); the "
+             "checkpoint tool quantizes weights");
+  }
   if (const std::size_t colon = name.find(':'); colon != std::string_view::npos) {
     return with_options(find_scheme(name.substr(0, colon)), name, name.substr(colon + 1));
   }

@@ -117,8 +117,8 @@ TEST_F(CheckpointTest, SelectionRulesAndOverrides) {
                                           {"a.norm", random_weight({8}, ScalarType::float32, 5)}});
   const auto input = Checkpoint::open(at("in.safetensors"));
   QuantizeOptions options = with_scheme("int8");
-  options.overrides = {"k_proj=int4-g32"};
-  options.exclude = "v_proj";
+  options.overrides = {R"(.*k_proj=int4-g32)"};
+  options.exclude = R"(a\.v_proj)";
   const auto plan = plan_quantization(input, options);
   std::map<std::string, std::string> action;
   for (const auto& tensor : plan.shards[0].tensors) {

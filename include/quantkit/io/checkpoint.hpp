@@ -20,10 +20,16 @@
 namespace quantkit::io {
 
 struct QuantizeOptions {
+  /// A scheme or preset name; a recipe file's "scheme" replaces it.
   std::string scheme = "int4-g128";
-  /// "REGEX=SCHEME": tensors whose name matches REGEX use SCHEME; first match wins.
+  /// "REGEX=SCHEME": tensors whose module or tensor name REGEX full-matches
+  /// use SCHEME ("skip": kept float); first match wins, before the recipe's
+  /// rules.
   std::vector<std::string> overrides;
-  /// ECMAScript regexes searched in tensor names; empty include selects all.
+  /// A recipe file (recipe.hpp): default scheme, embeddings, ordered rules.
+  std::string recipe;
+  /// ECMAScript regexes that full-match module or tensor names (as rules do);
+  /// empty include selects all.
   std::string include;
   std::string exclude;
   /// Quantize embedding tables (names containing "embed") too.

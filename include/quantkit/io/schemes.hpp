@@ -34,7 +34,7 @@ struct Scheme {
 
 /// A mix of schemes by tensor role, as llama.cpp's _M types keep the layers
 /// most sensitive to error at more bits: a default scheme, and (regex, scheme)
-/// rules searched in tensor names, first match first.
+/// rules full-matched on module or tensor names, first match first.
 struct Preset {
   std::string name;     // "q4-mix"
   std::string summary;  // one line for `quantkit schemes`
@@ -53,6 +53,14 @@ std::span<const Scheme> schemes();
 /// name may carry options after a colon: "int4-g32:search=mse" searches each
 /// group's scale for the least squared error (QuantSpec::scale_search).
 const Scheme& find_scheme(std::string_view name);
+
+/// Other names of table schemes: the Python recipe and compressed-tensors
+/// preset names of weight-only schemes ("W4A16" is "int4-g128").
+std::span<const std::pair<std::string_view, std::string_view>> scheme_aliases();
+
+/// Recipe names that also quantize input activations (W8A8, 8da4w, ...):
+/// Python applies them; find_scheme refuses them, saying so.
+std::span<const std::string_view> activation_recipe_names();
 
 /// The scheme that writes a [rows, columns] weight quantized with `spec` in
 /// the compressed-tensors layout: the table's row for that spec, or a scheme

@@ -17,6 +17,7 @@ from . import linear_ops, ops, recipes
 from ._spec import SpecArgs
 from .awq import awq
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
+from .coverage import Coverage, CoverageRow, coverage
 from .evaluate import (
     CausalLMEvaluation,
     EmbeddingEvaluation,
@@ -26,6 +27,7 @@ from .evaluate import (
 from .fake_quantize import FakeQuantize
 from .gptq import GPTQReport, gptq
 from .importance import collect_importance, save_importance
+from .model_recipe import ModelRecipe, load_recipe, recipe_by_name, recipe_from_text
 from .prepared import QATConv2d, QATEmbedding, QATLinear, torch_matmul
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
@@ -34,6 +36,9 @@ from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, 
 
 __all__ = [
     "CausalLMEvaluation",
+    "Coverage",
+    "CoverageRow",
+    "ModelRecipe",
     "EmbeddingEvaluation",
     "FakeQuantize",
     "GPTQReport",
@@ -51,17 +56,21 @@ __all__ = [
     "calibrate",
     "collect_importance",
     "convert",
+    "coverage",
     "evaluate_causal_lm",
     "evaluate_embeddings",
     "fake_quantizers",
     "gptq",
     "linear_ops",
     "load_pretrained",
+    "load_recipe",
     "freeze",
     "model_bytes",
     "ops",
     "prepare",
     "quantize_",
+    "recipe_by_name",
+    "recipe_from_text",
     "recipes",
     "save_importance",
     "save_pretrained",

@@ -46,6 +46,15 @@ def _stored_scale(scale: torch.Tensor, spec_key: str) -> torch.Tensor:
     return scale.clone()
 
 
+def _stored_zero_point(zero_point: torch.Tensor, spec_key: str) -> torch.Tensor:
+    """Symmetric schemes store no zero point (every one is 0): an empty tensor, as
+    compressed-tensors stores none, instead of an int32 per block (18 % of a bf16
+    W4A16-g32 layer)."""
+    if ops.zero_point_is_zero(spec_key) and zero_point.numel() and not zero_point.any():
+        return ops.NO_ZERO_POINT.clone()
+    return zero_point.clone()
+
+
 class QuantizedWeight(nn.Module):
     """A weight as packed codes + scale (+ zero point); calling it dequantizes."""
 
@@ -63,7 +72,7 @@ class QuantizedWeight(nn.Module):
         )
         self.register_buffer("packed", packed)
         self.register_buffer("scale", _stored_scale(scale, self.spec_key))
-        self.register_buffer("zero_point", zero_point.clone())
+        self.register_buffer("zero_point", _stored_zero_point(zero_point, self.spec_key))
         self.register_buffer("global_scale", None if global_scale is None else global_scale.clone())
 
     @classmethod

@@ -29,6 +29,7 @@ _OBSERVER_FACTORIES = {
     "moving_average": lambda spec: _observers.MovingAverageObserver(spec),
     "histogram": lambda spec: _observers.HistogramObserver(spec),
     "histogram_mse": lambda spec: _observers.HistogramObserver(spec, method="mse"),
+    "mse": lambda spec: _observers.HistogramObserver(spec, method="mse"),
     "entropy": lambda spec: _observers.HistogramObserver(spec, method="entropy"),
     "percentile": lambda spec: _observers.HistogramObserver(spec, method="percentile"),
 }
@@ -57,6 +58,8 @@ class FakeQuantize(nn.Module):
         self.enabled = True
         self.observing = False
         self.observer: _observers.Observer | None = None
+        self.batches_seen = 0  # calibration batches observed (for the coverage table)
+        self.tokens_seen = 0
         self.compute_dtype = "float32"
         self.register_buffer("scale", None)
         self.register_buffer("zero_point", None)
@@ -72,6 +75,9 @@ class FakeQuantize(nn.Module):
             if self.observer is None:
                 self.observer = _OBSERVER_FACTORIES[self.config.observer](self.config.spec.spec())
             self.observer.observe(x.detach())
+            self.batches_seen += 1
+            channels = x.shape[1] if x.dim() == 4 else (x.shape[-1] if x.dim() else 1)
+            self.tokens_seen += x.numel() // max(channels, 1)
             return x
         if not self.enabled:
             return x
@@ -97,6 +103,7 @@ class FakeQuantize(nn.Module):
     def start_calibration(self) -> None:
         self.observing = True
         self.observer = None
+        self.batches_seen = self.tokens_seen = 0
 
     def finish_calibration(self) -> None:
         """Fixes the qparams the observer found. Errors if it saw no data."""

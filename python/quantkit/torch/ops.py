@@ -42,8 +42,22 @@ def _qparams(
     global_scale: torch.Tensor | None = None,
 ) -> QParams:
     zp = zero_point.contiguous() if zero_point.numel() else None
+    if zp is None and zero_point_is_zero(spec):  # stored without one (converted weights)
+        zp = torch.zeros(scale.shape, dtype=torch.int32)
     g = global_scale if global_scale is not None and global_scale.numel() else None
     return QParams(scale.contiguous(), zp, spec_from_key(spec), compute, g)
+
+
+@functools.lru_cache(maxsize=256)
+def zero_point_is_zero(spec: str) -> bool:
+    """Signed symmetric integer specs: their zero point is 0 in every block."""
+    args = args_from_key(spec)
+    return (
+        args.mapping == "symmetric"
+        and args.dtype.startswith("int")
+        and args.zero_point_domain in (None, "int")
+        and args.quant_min is None
+    )
 
 
 def _cpu(name: str, x: torch.Tensor) -> torch.Tensor:

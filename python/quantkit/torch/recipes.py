@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from ._spec import SpecArgs
 
 FLOAT32_EPS = 2.0**-23
-OBSERVERS = ("minmax", "moving_average", "histogram", "histogram_mse", "entropy", "percentile")
+OBSERVERS = (
+    "minmax",
+    "moving_average",
+    "histogram",
+    "histogram_mse",
+    "mse",  # the same observer as histogram_mse, by the name scale searches use
+    "entropy",
+    "percentile",
+)
 
 
 @dataclass(frozen=True)
@@ -97,11 +105,13 @@ def _search_suffix(scale_search: str | None) -> str:
 
 
 def W4A16(  # noqa: N802
-    group_size: int | None = 128, symmetric: bool = False, scale_search: str | None = None
+    group_size: int | None = 128, symmetric: bool = True, scale_search: str | None = None
 ) -> Recipe:
-    """int4 weights per group (``None``: per channel; asymmetric with an integer zero point
-    by default), float activations. ``scale_search="mse"``: each group's clipping ratio
-    searched for the least squared error (data-free; codes stay round-to-nearest)."""
+    """int4 weights per group (``None``: per channel), float activations: symmetric by
+    default, as compressed-tensors' W4A16 preset and the CLI's ``int4-g128`` (``symmetric=False``:
+    an integer zero point per group, compressed-tensors' W4A16_ASYM). ``scale_search="mse"``:
+    each group's clipping ratio searched for the least squared error (data-free; codes stay
+    round-to-nearest)."""
     name = "W4A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
     return Recipe(
         name + _search_suffix(scale_search), _int_weight(4, group_size, symmetric, scale_search)
@@ -135,10 +145,11 @@ def Int8DynActInt4Weight(group_size: int = 32) -> Recipe:  # noqa: N802
 
 def FP8(granularity: str = "tensor") -> Recipe:  # noqa: N802
     """e4m3fn weights and dynamic activations with float32 scales, per tensor or per row
-    (``granularity="row"``: per output channel / per token)."""
-    if granularity not in ("tensor", "row"):
-        raise ValueError(f"granularity={granularity!r}: must be 'tensor' or 'row'")
-    row = granularity == "row"
+    (``granularity="row"`` or ``"channel"``: per output channel, as the CLI's ``fp8-channel``,
+    and per token; compressed-tensors' FP8_DYNAMIC)."""
+    if granularity not in ("tensor", "row", "channel"):
+        raise ValueError(f"granularity={granularity!r}: must be 'tensor' or 'row' ('channel')")
+    row = granularity in ("row", "channel")
     w = SpecArgs(
         dtype="fp8_e4m3fn",
         granularity=("per_axis", 0) if row else ("per_tensor",),

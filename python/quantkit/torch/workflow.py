@@ -12,7 +12,9 @@ from torch import nn
 
 from ._batches import run_batches
 from .converted import CONVERTED_TYPES, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear
+from .coverage import Coverage, CoverageRow, coverage, record, record_calibration
 from .fake_quantize import FakeQuantize
+from .model_recipe import ModelRecipe, Rule, scheme_name
 from .prepared import PREPARED_TYPES, QATConv2d, QATEmbedding, QATLinear
 from .recipes import Recipe, TensorQuant
 
@@ -39,14 +41,36 @@ def _has_unquantized_matrix(module: nn.Module) -> bool:
     )
 
 
-def _recipe_for(
-    name: str, default: Recipe, overrides: Mapping[str, Recipe | None], matched: set[str]
-):
-    for pattern, recipe in overrides.items():
-        if re.fullmatch(pattern, name):
-            matched.add(pattern)
-            return recipe
-    return default
+def _name_matches(pattern: str, name: str) -> bool:
+    """Rules full-match the module name or its weight's tensor name (as the CLI's)."""
+    return re.fullmatch(pattern, name) is not None or re.fullmatch(pattern, name + ".weight")
+
+
+def _rules(
+    recipe: Recipe | ModelRecipe, overrides: Mapping[str, Recipe | None] | None
+) -> tuple[Recipe, list[Rule]]:
+    """The default recipe and every rule in precedence order: ``overrides``, then a
+    ModelRecipe's rules (and its preset's role rules)."""
+    rules = [Rule(p, r, f"override '{p}'") for p, r in (overrides or {}).items()]
+    for rule in rules:
+        try:
+            re.compile(rule.pattern)
+        except re.error as error:
+            raise ValueError(f"{rule.origin} is not a valid regular expression: {error}") from None
+    if isinstance(recipe, ModelRecipe):
+        default, more = recipe.resolve()
+        return default, rules + more
+    return recipe, rules
+
+
+def _decide(name: str, default: Recipe, rules: list[Rule], matched: set[str]):
+    """(recipe or None, the rule that decided or "default")."""
+    for rule in rules:
+        if _name_matches(rule.pattern, name):
+            if rule.counted:
+                matched.add(rule.origin)
+            return rule.recipe, rule.origin
+    return default, "default"
 
 
 def _check_weight_rule(name: str, weight: torch.Tensor, rule: TensorQuant | None) -> None:
@@ -65,56 +89,90 @@ def _check_weight_rule(name: str, weight: torch.Tensor, rule: TensorQuant | None
 
 def prepare(
     model: nn.Module,
-    recipe: Recipe,
+    recipe: Recipe | ModelRecipe,
     *,
     filter_fn: ModuleFilter | None = None,
     overrides: Mapping[str, Recipe | None] | None = None,
     allow_unmatched: bool = False,
+    verbose: bool = False,
 ) -> nn.Module:
     """Swaps Linear / Conv2d / Embedding modules for fake-quantized ones, in place.
 
-    ``filter_fn(module, name)`` selects modules (default: all); ``overrides`` maps
-    a regular expression on the module name (full match, first wins) to another
-    recipe, or to ``None`` to keep that module in float. An override that matches
-    no module it could apply to raises ``ValueError`` naming it (a typo would
-    otherwise change nothing); ``allow_unmatched=True`` makes that a warning. Other
-    leaf modules with a weight matrix are skipped with one warning that lists them.
+    ``recipe``: one :class:`Recipe` for every module, or a :class:`ModelRecipe` (a
+    recipe file's default scheme and ordered rules, :func:`load_recipe`).
+    ``filter_fn(module, name)`` selects modules (default: all); ``overrides`` maps a
+    regular expression to another recipe, or to ``None`` to keep the module in float;
+    overrides come before a ModelRecipe's rules. Patterns full-match the module name
+    (or the tensor name, ``name + ".weight"``); the first match wins. A rule that
+    matches no module it could apply to raises ``ValueError`` naming it (a typo would
+    otherwise change nothing); ``allow_unmatched=True`` (or the recipe's
+    ``allow_unmatched``) makes that a warning.
+
+    Every module with a weight matrix gets a row in the applied-scheme table
+    (:func:`coverage`; ``verbose=True`` prints it): its scheme and the rule that chose
+    it, or why it stays float. Other leaf modules with a weight matrix and the
+    projections of ``nn.MultiheadAttention`` (its forward reads their weights itself,
+    so a swapped Linear would never run) are kept float with one warning.
     A module registered under several names is swapped at each of them and stays
     shared; rules that disagree between its names raise.
     """
-    overrides = dict(overrides or {})
+    default, rules = _rules(recipe, overrides)
+    allow_unmatched = allow_unmatched or getattr(recipe, "allow_unmatched", False)
     matched: set[str] = set()
     plan: list[tuple[list[str], nn.Module, Recipe]] = []
+    rows: list[CoverageRow] = []
     skipped: dict[str, list[str]] = {}
+    attention_parts = _multihead_attention_parts(model)
     for names, module in _modules_with_all_names(model):
         if isinstance(module, PREPARED_TYPES + CONVERTED_TYPES):
             raise ValueError(f"module '{names[0]}' is already prepared or converted")
+        kind = type(module).__name__
+        if isinstance(module, nn.MultiheadAttention) and _selected(filter_fn, module, names[0]):
+            if module.in_proj_weight is not None or module.q_proj_weight is not None:
+                reason = "nn.MultiheadAttention reads its input projection weights itself"
+                rows.append(CoverageRow(names[0] + ".in_proj", kind, None, reason))
+                skipped.setdefault("MultiheadAttention (input projections)", []).append(names[0])
+            continue
+        if id(module) in attention_parts:
+            if _selected(filter_fn, module, names[0]):
+                reason = "nn.MultiheadAttention reads out_proj.weight itself (never calls it)"
+                rows.append(CoverageRow(names[0], kind, None, reason))
+                skipped.setdefault("MultiheadAttention.out_proj", []).append(names[0])
+            continue
         if not _is_supported(module):
             if _has_unquantized_matrix(module) and _selected(filter_fn, module, names[0]):
-                skipped.setdefault(type(module).__name__, []).append(names[0])
+                skipped.setdefault(kind, []).append(names[0])
+                rows.append(CoverageRow(names[0], kind, None, f"unsupported type {kind}"))
             continue
         decisions = [
-            _recipe_for(name, recipe, overrides, matched)
+            _decide(name, default, rules, matched)
             if _selected(filter_fn, module, name)
-            else None
+            else (None, "left out by filter_fn")
             for name in names
         ]
-        if any(d is not decisions[0] for d in decisions):
+        if any(d[0] is not decisions[0][0] for d in decisions):
             raise ValueError(
                 f"module registered as {', '.join(repr(n) for n in names)} would get different "
                 "recipes under its names (filter_fn / overrides); one module is quantized once: "
                 "make the rules agree or register separate modules"
             )
-        chosen = decisions[0]
+        chosen, origin = decisions[0]
         if chosen is None:
+            why = origin if origin == "left out by filter_fn" else f"skipped by {origin}"
+            rows.append(CoverageRow(names[0], kind, None, why))
             continue
         rule = chosen.embedding if isinstance(module, nn.Embedding) else chosen.weight
+        if rule is None:
+            what = "embedding tables" if isinstance(module, nn.Embedding) else "weights"
+            rows.append(CoverageRow(names[0], kind, None, f"{chosen.name} quantizes no {what}"))
+            continue
         _check_weight_rule(names[0], module.weight, rule)
         plan.append((names, module, chosen))
-    unmatched = [p for p in overrides if p not in matched]
+        rows.append(CoverageRow(names[0], kind, scheme_name(chosen), origin))
+    unmatched = [r.origin for r in rules if r.counted and r.origin not in matched]
     if unmatched:
         message = (
-            f"quantkit.torch.prepare: override {unmatched[0]!r} matches no module it could "
+            f"quantkit.torch.prepare: {unmatched[0]} matches no module it could "
             "apply to (patterns full-match module names, e.g. 'model\\.layers\\.0\\..*')"
         )
         if not allow_unmatched:
@@ -123,13 +181,12 @@ def prepare(
     if skipped:
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(skipped.items()))
         warnings.warn(
-            f"quantkit.torch.prepare: unsupported module types left in float ({listed})",
+            f"quantkit.torch.prepare: modules left in float ({listed}); "
+            "quantkit.torch.coverage(model) lists every module and why",
             stacklevel=2,
         )
     for names, module, chosen in plan:
         if isinstance(module, nn.Embedding):
-            if chosen.embedding is None:
-                continue
             new = QATEmbedding.from_float(module, chosen.embedding)
         elif isinstance(module, nn.Conv2d):
             new = QATConv2d.from_float(module, chosen.weight, chosen.activation)
@@ -137,7 +194,16 @@ def prepare(
             new = QATLinear.from_float(module, chosen.weight, chosen.activation)
         for name in names:  # a module registered twice stays shared
             _replace(model, name, new)
+    report = Coverage(rows)
+    record(model, report)
+    if verbose:
+        print(report.table())
     return model
+
+
+def _multihead_attention_parts(model: nn.Module) -> set[int]:
+    """ids of the out_proj Linears of ``nn.MultiheadAttention`` modules."""
+    return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
 def _selected(filter_fn: ModuleFilter | None, module: nn.Module, name: str) -> bool:
@@ -170,13 +236,18 @@ def calibrate(
     model: nn.Module,
     batches: Iterable[Any],
     forward: Callable[[nn.Module, Any], Any] | None = None,
+    *,
+    verbose: bool = False,
 ) -> nn.Module:
     """Runs ``batches`` through the prepared model with its static quantizers observing
     (fake quantization off, like torch.ao's calibration), then fixes their qparams.
 
-    ``forward(model, batch)`` runs one batch (default: ``model(batch)``). Calibrate
-    once, with every batch: a second call on a calibrated model raises (the observers
-    are gone once the qparams are fixed, so it could not accumulate).
+    ``forward(model, batch)`` runs one batch (default: ``model(batch)``; tokenizer dicts
+    are passed as keyword arguments). Calibrate once, with every batch: a second call
+    on a calibrated model raises (the observers are gone once the qparams are fixed, so
+    it could not accumulate). A quantizer no batch reached raises, naming it. The
+    applied-scheme table (:func:`coverage`) records the batches and tokens each
+    quantizer saw; ``verbose=True`` prints it.
     """
     every_static = [(n, q) for n, q in fake_quantizers(model) if q.static]
     static = [(n, q) for n, q in every_static if not q.frozen]
@@ -202,6 +273,10 @@ def calibrate(
         )
     for _, q in static:
         q.finish_calibration()
+    seen = {n.rpartition(".")[0]: (q.batches_seen, q.tokens_seen) for n, q in static}
+    record_calibration(model, seen)
+    if verbose:
+        print(coverage(model).table())
     return model
 
 
@@ -250,14 +325,16 @@ def convert(model: nn.Module) -> nn.Module:
 
 def quantize_(
     model: nn.Module,
-    recipe: Recipe,
+    recipe: Recipe | ModelRecipe,
     *,
     filter_fn: ModuleFilter | None = None,
     overrides: Mapping[str, Recipe | None] | None = None,
     allow_unmatched: bool = False,
+    verbose: bool = False,
 ) -> nn.Module:
     """``convert(prepare(model, recipe))`` for recipes that need no calibration."""
-    recipes = [recipe, *[r for r in (overrides or {}).values() if r is not None]]
+    default, rules = _rules(recipe, overrides)
+    recipes = [default, *[r.recipe for r in rules if r.recipe is not None]]
     static = [r.name for r in recipes if r.needs_calibration]
     if static:
         raise ValueError(
@@ -265,8 +342,19 @@ def quantize_(
             "calibrate() and convert()"
         )
     prepared = prepare(
-        model, recipe, filter_fn=filter_fn, overrides=overrides, allow_unmatched=allow_unmatched
+        model,
+        recipe,
+        filter_fn=filter_fn,
+        overrides=overrides,
+        allow_unmatched=allow_unmatched,
+        verbose=verbose,
     )
+    if not any(isinstance(m, PREPARED_TYPES) for m in prepared.modules()):
+        kept = coverage(prepared).kept()
+        raise ValueError(
+            f"quantize_: no module was quantized ({len(kept)} modules with weight matrices "
+            "kept float; quantkit.torch.coverage(model) says why for each)"
+        )
     return convert(prepared)
 
 

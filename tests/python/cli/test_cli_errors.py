@@ -93,7 +93,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, run, make_checkpoi
         "-s",
         "int4-g32",
         "--override",
-        "down_proj=int8",
+        ".*down_proj=int8",
         "--dry-run",
     )
     lines = {

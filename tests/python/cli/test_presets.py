@@ -22,7 +22,7 @@ def test_a_preset_gives_each_role_its_scheme(tmp_path, run, make_checkpoint):
     plan = plan_of(run, source, "-s", "q4-mix")
     assert plan["model.layers.0.mlp.up_proj.weight"] == "int4-g32-asym:search=mse"
     assert plan["model.layers.0.mlp.down_proj.weight"] == "int6-g32-asym:search=mse"
-    refined = plan_of(run, source, "-s", "q4-mix", "--override", "down_proj=int8:search=mse")
+    refined = plan_of(run, source, "-s", "q4-mix", "--override", ".*down_proj=int8:search=mse")
     assert refined["model.layers.0.mlp.down_proj.weight"] == "int8:search=mse"
     listed = run("schemes").stdout
     assert "q3-mix" in listed and "q4-mix" in listed and "q5-mix" in listed

@@ -41,8 +41,8 @@ def test_encoder_equals_sentence_transformers(inputs, monkeypatch):
 def run():
     variants = [
         minilm_ptq.Variant("W8A8 + SmoothQuant", R.W8A8(), 0.8),
-        minilm_ptq.Variant("W4A16 g128 + GPTQ", R.W4A16(128), gptq=True),
-        minilm_ptq.Variant("W4A16 g128", R.W4A16(128)),
+        minilm_ptq.Variant("W4A16 g128 + GPTQ", R.W4A16(128, symmetric=False), gptq=True),
+        minilm_ptq.Variant("W4A16 g128", R.W4A16(128, symmetric=False)),
     ]
     return minilm_ptq.run(variants)
 

@@ -147,7 +147,7 @@ def test_unsupported_modules_are_skipped_with_one_warning():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         qkt.prepare(net, R.W8A16())
-    messages = [str(w.message) for w in caught if "unsupported" in str(w.message)]
+    messages = [str(w.message) for w in caught if "left in float" in str(w.message)]
     assert len(messages) == 1
     assert "Conv1d: 0" in messages[0] and "ConvTranspose2d: 2" in messages[0]
     assert isinstance(net[1], qkt.QATLinear) and type(net[0]) is nn.Conv1d
@@ -215,7 +215,7 @@ def test_convert_with_nothing_to_convert_says_so(tiny_net):
 
 def test_an_override_that_matches_nothing_is_refused_by_name(tiny_net):
     typo = {r"model\.layer\.(0|3)\..*": None}
-    with pytest.raises(ValueError, match=r"override 'model\\\\.layer"):
+    with pytest.raises(ValueError, match=r"override 'model\\\.layer"):
         qkt.prepare(copy.deepcopy(tiny_net), R.W4A16(32), overrides=typo)
     with pytest.warns(UserWarning, match="matches no module"):
         qkt.prepare(copy.deepcopy(tiny_net), R.W4A16(32), overrides=typo, allow_unmatched=True)
