@@ -2,6 +2,8 @@
 
 - ``quantize``, ``inspect``, ``report``, ``schemes``: the checkpoint tool, the
   C++ executable the wheel ships in ``quantkit/_bin``;
+- ``eval``: a quantized causal LM against its float original (needs torch and
+  transformers);
 - ``demo``, ``results``: the MiniLM demo and the experiments behind
   docs/results.md, from the ``quantkit-examples`` package (``examples/python``
   in the source tree), which is not part of the library.
@@ -24,11 +26,12 @@ def native_tool() -> Path:
 
 def _usage() -> str:
     return (
-        "usage: quantkit {quantize,inspect,report,schemes,demo,results} ...\n\n"
+        "usage: quantkit {quantize,inspect,report,schemes,eval,demo,results} ...\n\n"
         "  quantize   quantize a safetensors checkpoint (compressed-tensors output)\n"
         "  inspect    list a checkpoint's tensors\n"
         "  report     per-tensor quantization error of a checkpoint\n"
         "  schemes    the schemes quantize accepts\n"
+        "  eval       perplexity / KL / top-1 of a quantized causal LM against its original\n"
         "  demo       MiniLM post-training quantization, end to end (quantkit-examples)\n"
         "  results    run the experiments, write docs/results.md (quantkit-examples)\n\n"
         "`quantkit COMMAND --help` describes each command.\n"
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         os.execv(tool, [str(tool), *argv])
+    if command == "eval":
+        from .eval_command import main as eval_main
+
+        return eval_main(argv[1:])
     if command in EXAMPLE_COMMANDS:
         try:
             from quantkit_examples.__main__ import main as examples_main

@@ -27,6 +27,12 @@ from .evaluate import (
 from .fake_quantize import FakeQuantize
 from .gptq import GPTQReport, gptq
 from .importance import collect_importance, save_importance
+from .mixed_precision import (
+    MixedPrecision,
+    Sensitivity,
+    layer_sensitivity,
+    mixed_precision,
+)
 from .model_recipe import ModelRecipe, load_recipe, recipe_by_name, recipe_from_text
 from .prepared import QATConv2d, QATEmbedding, QATLinear, torch_matmul
 from .recipes import Recipe, TensorQuant
@@ -38,6 +44,7 @@ __all__ = [
     "CausalLMEvaluation",
     "Coverage",
     "CoverageRow",
+    "MixedPrecision",
     "ModelRecipe",
     "EmbeddingEvaluation",
     "FakeQuantize",
@@ -50,6 +57,7 @@ __all__ = [
     "QuantizedLinear",
     "QuantizedWeight",
     "Recipe",
+    "Sensitivity",
     "SpecArgs",
     "TensorQuant",
     "awq",
@@ -61,10 +69,12 @@ __all__ = [
     "evaluate_embeddings",
     "fake_quantizers",
     "gptq",
+    "layer_sensitivity",
     "linear_ops",
     "load_pretrained",
     "load_recipe",
     "freeze",
+    "mixed_precision",
     "model_bytes",
     "ops",
     "prepare",

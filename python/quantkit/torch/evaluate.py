@@ -15,8 +15,9 @@ embeddings (mean, min) and nearest-neighbour agreement among the inputs.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class CausalLMEvaluation:
     top1_agreement: float
     delta_p_mean: float
     delta_p_rms: float
+    kl_percentiles: list[float] = field(default_factory=list)  # KL at 0, 1, ..., 100 %
 
     def table(self) -> str:
         rows = [
@@ -49,6 +51,36 @@ class CausalLMEvaluation:
             ("delta p RMS", f"{100 * self.delta_p_rms:.3f} %"),
         ]
         return "\n".join(f"{name:<20} {value}" for name, value in rows)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def plot(self, path: str | os.PathLike, title: str = "") -> None:
+        """PNG of the distribution of per-token KL divergence (its cumulative share, log
+        scale), with the summary numbers in the title; written atomically."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .report import _save_figure
+
+        levels = [p / 100 for p in range(len(self.kl_percentiles))]
+        values = [max(v, 1e-12) for v in self.kl_percentiles]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(values, levels)
+        ax.set_xscale("log")
+        ax.set_xlabel("KL divergence per token (nats)")
+        ax.set_ylabel("share of tokens at or below")
+        ax.axvline(self.kl_mean, color="gray", linestyle="--", linewidth=0.8, label="mean")
+        ax.legend(loc="lower right")
+        summary = (
+            f"KL mean {self.kl_mean:.4g}, top-1 {100 * self.top1_agreement:.1f} %, "
+            f"PPL {self.perplexity:.3g} (ref {self.reference_perplexity:.3g})"
+        )
+        ax.set_title(f"{title}\n{summary}" if title else summary, fontsize=9)
+        _save_figure(fig, path)
+        plt.close(fig)
 
 
 def _ids_and_mask(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -116,6 +148,7 @@ def evaluate_causal_lm(
         top1_agreement=agree / count,
         delta_p_mean=delta_sum / count,
         delta_p_rms=math.sqrt(delta_squares / count),
+        kl_percentiles=torch.quantile(kl, torch.linspace(0, 1, 101, dtype=kl.dtype)).tolist(),
     )
 
 

@@ -11,7 +11,7 @@ import time
 import torch
 
 from ..demo import REPORT_VARIANT
-from . import digits_qat, minilm_ptq, onnx_export
+from . import digits_qat, minilm_mixed, minilm_ptq, onnx_export
 
 
 def _cpu_name() -> str:
@@ -26,9 +26,7 @@ def _cpu_name() -> str:
 
 
 def _minilm_section(results, shared) -> list[str]:
-    from quantkit.torch import recipes, report
-
-    from ..models import minilm
+    from quantkit.torch import report
 
     base = next(r.model_bytes for r in results if r.recipe == "float32")
     lines = [
@@ -52,23 +50,7 @@ def _minilm_section(results, shared) -> list[str]:
             f"| {r.mean_cosine:.5f} | {r.min_cosine:.5f} | {r.nn_agreement:.1%} | {r.seconds:.2f} |"
         )
 
-    def score(m):
-        emb = minilm.embed(m, shared["batches"])
-        return (emb * shared["reference"]).sum(dim=1).mean().item()
-
-    rows = report.sensitivity(
-        shared["model"], recipes.W4A16(128), shared["calibration"], score, lambda m, b: m(*b)
-    )
-    lines += [
-        "",
-        "### Sensitivity: W4A16 g128 (round to nearest) on one layer at a time",
-        "",
-        "Mean cosine with only that layer quantized; the ten most sensitive layers.",
-        "",
-        "| layer | mean cos |",
-        "| --- | ---: |",
-    ]
-    lines += [f"| {name} | {value:.5f} |" for name, value in rows[:10]]
+    lines += _mixed_precision_section()
     chosen = next(r for r in results if r.label == REPORT_VARIANT)
     errors = report.layer_errors(
         shared["model"], chosen.model, shared["batches"][:2], lambda m, b: m(*b)
@@ -89,6 +71,53 @@ def _minilm_section(results, shared) -> list[str]:
             f"| {e.name} | {s['mean_abs_diff']:.3e} | {s['max_abs_diff']:.3e} | "
             f"{s['sqnr_db']:.2f} | {100 * s['peir']:.2f}% | {s['cosine']:.5f} |"
         )
+    return lines
+
+
+def _mixed_precision_section() -> list[str]:
+    rows, timings = minilm_mixed.run()
+    sensitivity = rows[0].mix.sensitivity
+    lines = [
+        "",
+        "### Mixed precision under a size budget",
+        "",
+        "`quantkit.torch.layer_sensitivity` scores every Linear layer under every candidate "
+        f"({', '.join(minilm_mixed.CANDIDATES)}) from one forward and backward pass over the "
+        f"calibration third ({timings['sensitivity']:.2f} s; one W8A8 calibration pass over "
+        f"the same sentences takes {timings['calibration']:.2f} s): the predicted relative "
+        "output error if that layer alone were quantized. `quantkit.torch.mixed_precision` "
+        "then picks one candidate per layer for the least predicted error within the size of "
+        "each uniform scheme below. Cosine and measured error (||e - e_fp32||^2 / ||e_fp32||^2 "
+        "over the embeddings) are on the held-out two thirds, which neither step saw. Bits "
+        "per weight: the Linear weights as stored (codes, float32 scales).",
+        "",
+        "| size of | bits/weight | uniform mean cos | uniform error (predicted) "
+        "| mix bits/weight | mix mean cos | mix error (predicted) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        predicted = f"{r.uniform_predicted:.4f}" if r.uniform_predicted is not None else "-"
+        lines.append(
+            f"| {r.uniform} | {r.bits_per_weight:.3f} | {r.uniform_cosine:.5f} | "
+            f"{r.uniform_error:.4f} ({predicted}) | {r.mix_bits_per_weight:.3f} | "
+            f"{r.mix_cosine:.5f} | {r.mix_error:.4f} ({r.mix_predicted:.4f}) |"
+        )
+    chosen = rows[1].mix
+    counts = {}
+    for option in chosen.choices.values():
+        counts[option.scheme] = counts.get(option.scheme, 0) + 1
+    lines += [
+        "",
+        f"The mix at the size of {rows[1].uniform}: "
+        + ", ".join(f"{n} x {scheme}" for scheme, n in sorted(counts.items()))
+        + " (its recipe file: `mix.recipe.save(path)`, applied by `quantkit quantize --recipe`).",
+        "",
+        "The ten most sensitive layers (predicted relative output error per candidate):",
+        "",
+        "```",
+        sensitivity.table(top=10),
+        "```",
+    ]
     return lines
 
 
