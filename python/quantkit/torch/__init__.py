@@ -38,7 +38,16 @@ from .prepared import QATConv2d, QATEmbedding, QATLinear, torch_matmul
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
 from .smoothquant import smooth_quant
-from .workflow import calibrate, convert, fake_quantizers, freeze, model_bytes, prepare, quantize_
+from .workflow import (
+    calibrate,
+    convert,
+    fake_quantizers,
+    freeze,
+    model_bytes,
+    parameter_count,
+    prepare,
+    quantize_,
+)
 
 __all__ = [
     "CausalLMEvaluation",
@@ -77,6 +86,7 @@ __all__ = [
     "mixed_precision",
     "model_bytes",
     "ops",
+    "parameter_count",
     "prepare",
     "quantize_",
     "recipe_by_name",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -363,3 +364,16 @@ def model_bytes(model: nn.Module) -> int:
     scales, zero points)."""
     tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Elements of every parameter, with each quantized weight counted as the matrix it
+    stands for (``sum(p.numel() for p in model.parameters())`` leaves them out: they are
+    buffers of packed codes). Shared tensors count once."""
+    from .converted import QuantizedWeight
+
+    seen = {id(p): p.numel() for p in model.parameters()}
+    for module in model.modules():
+        if isinstance(module, QuantizedWeight):
+            seen[id(module.packed)] = math.prod(module.full_shape)
+    return sum(seen.values())

@@ -98,3 +98,11 @@ def test_recipe_files_round_trip_and_python_recipes_are_not_files(tmp_path):
         warnings.simplefilter("error")
         qkt.prepare(net, recipe)
     assert qkt.coverage(net).quantized() == {"0": "int8"}
+
+
+def test_parameter_count_includes_quantized_weights():
+    net = Net()
+    before = sum(p.numel() for p in net.parameters())
+    qkt.quantize_(net, qkt.recipes.with_embeddings(R.W8A16()), allow_unmatched=True)
+    assert qkt.parameter_count(net) == before
+    assert sum(p.numel() for p in net.parameters()) < before
