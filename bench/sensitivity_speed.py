@@ -65,8 +65,7 @@ def main() -> None:
         f"({sensitivity.seconds / calibration:.2f}x a calibration pass)"
     )
     print(
-        f"report.sensitivity (one pass a layer) {per_layer:8.2f} s "
-        f"({per_layer / calibration:.1f}x)"
+        f"report.sensitivity (one pass a layer) {per_layer:8.2f} s ({per_layer / calibration:.1f}x)"
     )
     print(f"ten most sensitive layers: {len(top)} of 10 the same in both")
 

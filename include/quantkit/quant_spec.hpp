@@ -38,6 +38,8 @@ enum class ScaleDType : std::uint8_t { float32, bfloat16, float16, e8m0, fp8_e4m
 enum class ScaleSearch : std::uint8_t {
   none,  // the range formula of the mapping (torchao's choose_qparams_affine)
   mse,   // the clipping ratio, of a fixed grid, whose round-to-nearest error is least
+  hqq,   // half-quadratic refinement (HQQ): of the float zero point (float domain), or of
+         // the scale under the searched integer zero point (int domain); asymmetric only
 };
 
 std::string_view name(Mapping mapping);

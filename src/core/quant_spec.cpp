@@ -31,9 +31,10 @@ constexpr EnumNames<ScaleDType, 6> kScaleDTypes{{
     {ScaleDType::fp8_e4m3fn, "fp8_e4m3"},
 }};
 
-constexpr EnumNames<ScaleSearch, 2> kScaleSearches{{
+constexpr EnumNames<ScaleSearch, 3> kScaleSearches{{
     {ScaleSearch::none, "none"},
     {ScaleSearch::mse, "mse"},
+    {ScaleSearch::hqq, "hqq"},
 }};
 
 }  // namespace
@@ -98,7 +99,12 @@ void QuantSpec::validate() const {
   if (zero_point_dtype) {
     QK_CHECK(*zero_point_dtype != ScalarType::float64, "zero_point_dtype float64 is not supported");
   }
-  if (scale_search != ScaleSearch::none) {
+  if (scale_search == ScaleSearch::hqq) {
+    QK_CHECK(mapping == Mapping::asymmetric && domain != ZeroPointDomain::none,
+             "scale_search hqq refines a zero point: it needs the asymmetric mapping with an int "
+             "or float zero point, not ",
+             name(mapping), " with zero_point_domain ", name(domain));
+  } else if (scale_search != ScaleSearch::none) {
     QK_CHECK((mapping == Mapping::symmetric || mapping == Mapping::asymmetric) &&
                  domain != ZeroPointDomain::float_,
              "scale_search ", name(scale_search),

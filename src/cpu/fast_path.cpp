@@ -297,8 +297,47 @@ class SimdSearch {
 
 // The searched qparams of blocks that are runs of the flat index, a work item
 // of about a chunk of elements at a time, on threads.
+// HQQ iterates per block on its own arithmetic: the reference routine, one
+// block per thread at a time (the result is the reference's by construction).
+std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Shape& block,
+                                  const std::vector<float>& importance) {
+  const auto input = kind_of(x.dtype());
+  const auto map = block_map(x.shape(), block);
+  const std::int64_t n = x.numel();
+  if (!input || !x.is_contiguous() || n == 0 || !map) return std::nullopt;
+  const std::int64_t blocks = map->period;
+  const std::int64_t inner = blocks == 1 ? n : map->inner;
+  if (inner * blocks != n) return std::nullopt;
+  const std::size_t element = element_size(x.dtype());
+  const reference::BlockChooser chooser(spec, x.dtype());
+  std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(blocks));
+  std::vector<char> ok(static_cast<std::size_t>(blocks), 1);
+  const auto columns = static_cast<std::int64_t>(importance.size());
+#pragma omp parallel for schedule(dynamic, 64) if (blocks > 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    float lo, hi;
+    ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
+    if (!ok[b]) continue;  // NaN / Inf: the reference names the element
+    const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
+    const std::vector<float> values = internal::load_floats(TensorView(start, x.dtype(), {inner}));
+    std::vector<float> weights(importance.empty() ? 0 : static_cast<std::size_t>(inner));
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(weights.size()); ++i) {
+      weights[i] = importance[(b * inner + i) % columns];
+    }
+    try {
+      chosen[b] = chooser.search(values.data(), weights.empty() ? nullptr : weights.data(), inner,
+                                 lo, hi, b);
+    } catch (const Error&) {  // nothing may leave an OpenMP region by exception
+      ok[b] = 0;
+    }
+  }
+  if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;
+  return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
+}
+
 std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, const Shape& block,
                                        const std::vector<float>& importance) {
+  if (spec.scale_search == ScaleSearch::hqq) return choose_hqq(x, spec, block, importance);
   const auto input = kind_of(x.dtype());
   const auto map = block_map(x.shape(), block);
   const std::int64_t n = x.numel();

@@ -158,9 +158,17 @@ const Scheme& with_options(const Scheme& base, std::string_view full_name,
                "scheme '", full_name, "': search=mse applies to the int schemes, not ", base.name);
       scheme.spec.scale_search = ScaleSearch::mse;
       scheme.summary += ", scales searched for the least squared error";
+    } else if (option == "search=hqq") {
+      QK_CHECK(!base.spec.dtype.is_floating() && base.spec.mapping == Mapping::asymmetric,
+               "scheme '", full_name,
+               "': search=hqq refines a zero point, so it applies to the asymmetric int "
+               "schemes (-asym), not ",
+               base.name);
+      scheme.spec.scale_search = ScaleSearch::hqq;
+      scheme.summary += ", scales refined by half-quadratic quantization (HQQ)";
     } else {
       throw Error(detail::concat("scheme '", full_name, "': option '", option,
-                                 "' is unknown (the options are: search=mse)"));
+                                 "' is unknown (the options are: search=mse, search=hqq)"));
     }
     options = comma == std::string_view::npos ? std::string_view() : options.substr(comma + 1);
   }
@@ -215,9 +223,10 @@ const Scheme& find_scheme(std::string_view name) {
   for (const auto& preset : presets()) {
     preset_names += detail::concat(preset_names.empty() ? "" : ", ", preset.name);
   }
-  throw Error(
-      detail::concat("scheme '", name, "' is not one of: ", known,
-                     " (int schemes also take ':search=mse'), or a preset: ", preset_names));
+  throw Error(detail::concat(
+      "scheme '", name, "' is not one of: ", known,
+      " (int schemes also take ':search=mse', asymmetric ones ':search=hqq'), or a preset: ",
+      preset_names));
 }
 
 namespace {
@@ -279,11 +288,12 @@ std::optional<CheckpointFormat> floating_format(const QuantSpec& spec, std::stri
 
 const Scheme& scheme_for_spec(const QuantSpec& spec, bool quantized_inputs) {
   spec.validate();
-  if (spec.scale_search == ScaleSearch::mse) {  // named after its plain scheme, as options name it
+  if (spec.scale_search != ScaleSearch::none) {  // named after its plain scheme, as options are
     QuantSpec plain = spec;
     plain.scale_search = ScaleSearch::none;
     const Scheme& base = scheme_for_spec(plain, quantized_inputs);
-    return with_options(base, base.name + ":search=mse", "search=mse");
+    const std::string option = detail::concat("search=", name(spec.scale_search));
+    return with_options(base, base.name + ":" + option, option);
   }
   const bool int_quantized = quantized_inputs && !spec.dtype.is_floating();
   for (const auto& scheme : schemes()) {

@@ -114,6 +114,12 @@ float block_squared_error(const ElementPlan& plan, const float* x, const float* 
 
 BlockQParams BlockChooser::search(const float* x, const float* w, std::int64_t n, float min_val,
                                   float max_val, std::int64_t block) const {
+  return spec_.scale_search == ScaleSearch::hqq ? search_hqq(x, w, n, min_val, max_val, block)
+                                                : search_mse(x, w, n, min_val, max_val, block);
+}
+
+BlockQParams BlockChooser::search_mse(const float* x, const float* w, std::int64_t n, float min_val,
+                                      float max_val, std::int64_t block) const {
   ElementPlan plan =
       single_int_block_plan(spec_, t_, scale_storage(spec_, t_), zero_point_storage(spec_, t_));
   BlockQParams best;

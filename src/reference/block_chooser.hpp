@@ -54,8 +54,14 @@ class BlockChooser {
   /// whose quantize-dequantize squared error over the n values `x` (block
   /// order, in the compute dtype), each times its importance `w` (null: 1),
   /// is least; the first (ratio 1) on ties.
+  /// QuantSpec::scale_search = hqq: search_hqq.
   BlockQParams search(const float* x, const float* w, std::int64_t n, float min_val, float max_val,
                       std::int64_t block) const;
+  BlockQParams search_mse(const float* x, const float* w, std::int64_t n, float min_val,
+                          float max_val, std::int64_t block) const;
+  /// Half-quadratic quantization (HQQ, Badri & Shaji 2023) of one block; see hqq.cpp.
+  BlockQParams search_hqq(const float* x, const float* w, std::int64_t n, float min_val,
+                          float max_val, std::int64_t block) const;
   /// Candidate k of that search: `choose` on the range clipped by clip_ratio(k).
   BlockQParams candidate(float min_val, float max_val, int k, std::int64_t block) const {
     const float ratio = clip_ratio(k);

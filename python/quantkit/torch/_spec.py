@@ -35,7 +35,7 @@ class SpecArgs:
     quant_max: int | None = None
     e8m0_rounding: str = "floor"
     global_scale: bool = False
-    scale_search: str | None = None  # "mse": clipping searched per block
+    scale_search: str | None = None  # "mse": clipping searched per block; "hqq": HQQ
 
     def key(self) -> str:
         """Canonical string form, the argument of the ``quantkit::`` torch ops."""

@@ -111,7 +111,8 @@ def W4A16(  # noqa: N802
     default, as compressed-tensors' W4A16 preset and the CLI's ``int4-g128`` (``symmetric=False``:
     an integer zero point per group, compressed-tensors' W4A16_ASYM). ``scale_search="mse"``:
     each group's clipping ratio searched for the least squared error (data-free; codes stay
-    round-to-nearest)."""
+    round-to-nearest); ``"hqq"`` (asymmetric only): that search, then the scale refined by
+    half-quadratic quantization under the integer zero point."""
     name = "W4A16" + (f"-g{group_size}" if group_size else "") + ("" if symmetric else "-asym")
     return Recipe(
         name + _search_suffix(scale_search), _int_weight(4, group_size, symmetric, scale_search)

@@ -6,10 +6,11 @@ import quantkit as qk
 
 def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
     """The QuantSpec each scheme stands for (docs/formats.md), and its format."""
-    if scheme.endswith(":search=mse"):
-        spec, kind = spec_of(scheme.removesuffix(":search=mse"))
-        text = spec.to_text() + ";scale_search=mse"
-        return qk.QuantSpec.from_text(text), kind
+    for search in ("mse", "hqq"):
+        if scheme.endswith(f":search={search}"):
+            spec, kind = spec_of(scheme.removesuffix(f":search={search}"))
+            text = spec.to_text() + f";scale_search={search}"
+            return qk.QuantSpec.from_text(text), kind
     if scheme.startswith(("int", "stretched")):
         head, *rest = scheme.split("-")
         bits = int(head.removeprefix("int").removeprefix("stretched"))

@@ -83,6 +83,7 @@ SCHEMES = [
     "int6-g128-asym",
     "int4-g64:search=mse",
     "int3-g32-asym:search=mse",
+    "int4-g32-asym:search=hqq",
     "stretched2-g64",
     "stretched3-g32",
     "fp8",

@@ -9,6 +9,7 @@ import sys
 import pytest
 import quantkit.torch as qkt
 import torch
+from quantkit.eval_command import main as eval_main
 from tiny_llama import save_tiny_llama
 from transformers import AutoModelForCausalLM
 
@@ -42,22 +43,33 @@ def test_eval_prints_what_evaluate_causal_lm_computes(models):
     assert printed == expected.to_dict()
     assert printed["tokens"] == 6 * 15 and printed["kl_mean"] > 0
     assert (models / "kl.png").stat().st_size > 1000
-    table = quantkit("eval", models / "llama", models / "q", "--random", 2, "--seq-len", 8)
-    assert "KL divergence mean" in table.stdout and "top-1 agreement" in table.stdout
 
 
-def test_token_files_are_cut_into_sequences_and_bad_inputs_are_named(models, tmp_path):
+def in_process(capsys, *args, expect=0):
+    """The command's main() in this process (torch and transformers already imported)."""
+    try:
+        code = eval_main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    out = capsys.readouterr()
+    assert code == expect, out.out + out.err
+    return out
+
+
+def test_token_files_are_cut_into_sequences_and_bad_inputs_are_named(models, tmp_path, capsys):
+    table = in_process(capsys, models / "llama", models / "q", "--random", 2, "--seq-len", 8)
+    assert "KL divergence mean" in table.out and "top-1 agreement" in table.out
     ids = tmp_path / "ids.txt"
     ids.write_text(" ".join(str(i % 256) for i in range(40)))
-    out = quantkit(
-        "eval", models / "llama", models / "q", "--tokens", ids, "--seq-len", 10, "--json"
+    out = in_process(
+        capsys, models / "llama", models / "q", "--tokens", ids, "--seq-len", 10, "--json"
     )
-    assert json.loads(out.stdout)["tokens"] == 4 * 9
+    assert json.loads(out.out)["tokens"] == 4 * 9
     ids.write_text("1 2 999")
-    bad = quantkit("eval", models / "llama", models / "q", "--tokens", ids, expect=1)
-    assert "token ids must lie in [0, 256)" in bad.stderr
-    missing = quantkit("eval", models / "nope", models / "q", "--random", 1, expect=1)
-    assert "is not a model folder" in missing.stderr
-    no_tokenizer = quantkit("eval", models / "llama", models / "q", "--text", ids, expect=1)
-    assert "has no tokenizer" in no_tokenizer.stderr
-    quantkit("eval", models / "llama", models / "q", expect=2)  # no data given
+    bad = in_process(capsys, models / "llama", models / "q", "--tokens", ids, expect=1)
+    assert "token ids must lie in [0, 256)" in bad.err
+    missing = in_process(capsys, models / "nope", models / "q", "--random", 1, expect=1)
+    assert "is not a model folder" in missing.err
+    no_tokenizer = in_process(capsys, models / "llama", models / "q", "--text", ids, expect=1)
+    assert "has no tokenizer" in no_tokenizer.err
+    in_process(capsys, models / "llama", models / "q", expect=2)  # no data given

@@ -28,6 +28,7 @@ STOCK_SCHEMES = [
     "int6-g128",
     "int4-g32:search=mse",
     "int4-g128-asym:search=mse",
+    "int4-g64-asym:search=hqq",
     "fp8",
     "fp8-channel",
     "mxfp8",
