@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
       "--importance", quantize.options.importance,
       "Per-column importance weighting ':search=mse' schemes: a .safetensors file (F32 "
       "[columns] named as each weight, e.g. from quantkit.torch.collect_importance) or a "
-      "llama.cpp legacy imatrix .dat (GGUF names mapped to Hugging Face Llama names)");
+      "llama.cpp imatrix, GGUF or legacy .dat (GGUF names mapped to Hugging Face Llama names)");
   quantize_cmd
       ->add_option("-t,--threads", quantize.threads,
                    "Worker threads, 0 to " + std::to_string(max_threads()) + " (0: all cores)")

@@ -122,11 +122,7 @@ std::vector<ImportanceVector> read_importance(const std::string& path) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(stream)),
                           std::istreambuf_iterator<char>());
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) {
-    throw FileFormatError(detail::concat(
-        "'", path,
-        "' is a GGUF imatrix, which quantkit does not read; write the legacy form with "
-        "llama-imatrix --output-format dat, or collect importance with "
-        "quantkit.torch.collect_importance"));
+    return read_gguf_imatrix(path, bytes);
   }
   return read_legacy(path, std::move(bytes));
 }

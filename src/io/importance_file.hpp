@@ -16,11 +16,15 @@ struct ImportanceVector {
   std::vector<float> values;  // one per column
 };
 
-/// The vectors of `path`: a .safetensors file, or a legacy llama.cpp imatrix
-/// (each entry's summed squares divided by its call count, as llama-quantize
-/// reads it). FileFormatError for a broken file, and for a GGUF imatrix (not
-/// read: llama-imatrix --output-format dat writes the legacy form).
+/// The vectors of `path`: a .safetensors file, or a llama.cpp imatrix, GGUF
+/// (each entry's summed squares divided by its token count) or legacy .dat
+/// (divided by its call count), as llama-quantize reads them. FileFormatError
+/// for a broken file and for per-expert (MoE) GGUF entries.
 std::vector<ImportanceVector> read_importance(const std::string& path);
+
+/// The GGUF imatrix form of read_importance, from the file's bytes.
+std::vector<ImportanceVector> read_gguf_imatrix(const std::string& path,
+                                                const std::vector<char>& bytes);
 
 /// The Hugging Face name of a Llama-family GGUF tensor name
 /// ("blk.3.ffn_down.weight" -> "model.layers.3.mlp.down_proj.weight"), or the

@@ -114,7 +114,53 @@ def test_llama_cpp_imatrix_files_weight_the_search_by_gguf_name(tmp_path, run, m
         assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), name
 
 
-def test_broken_and_gguf_imatrix_files_are_refused(tmp_path, run, make_checkpoint):
+def gguf_imatrix(path, entries, counts):
+    """llama-imatrix's GGUF form, written with the gguf package: `<weight>.in_sum2`
+    (summed squares, one row per expert) and `<weight>.counts` (tokens per expert)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch="imatrix")
+    writer.add_type("imatrix")
+    writer.add_array("imatrix.datasets", ["wiki"])
+    writer.add_uint32("imatrix.chunk_count", 10)
+    writer.add_uint32("imatrix.chunk_size", 512)
+    for name, sums in entries.items():
+        writer.add_tensor(
+            f"{name}.in_sum2", np.array(sums, dtype=np.float32).reshape(len(counts), -1)
+        )
+        writer.add_tensor(f"{name}.counts", np.array(counts, dtype=np.float32).reshape(-1, 1))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_gguf_imatrix_files_weight_the_search_as_llama_quantize_reads_them(
+    tmp_path, run, make_checkpoint
+):
+    original = make_checkpoint(tmp_path / "model.safetensors", torch.float32)
+    g = torch.Generator().manual_seed(7)
+    sums = {
+        "blk.0.ffn_up.weight": (torch.rand(256, generator=g) * 40).tolist(),
+        "blk.0.ffn_down.weight": (torch.rand(128, generator=g) * 40).tolist(),
+    }
+    gguf_imatrix(tmp_path / "imatrix.gguf", sums, [37])
+    quantize(run, tmp_path, SCHEME, "--importance", tmp_path / "imatrix.gguf", "-q")
+    stored = load_file(str(tmp_path / "q.safetensors"))
+    spec, _ = spec_of(SCHEME)
+    for gguf_name, name in [
+        ("blk.0.ffn_up.weight", "model.layers.0.mlp.up_proj.weight"),
+        ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
+    ]:
+        mean = torch.tensor(sums[gguf_name], dtype=torch.float32) / 37  # sums / token count
+        w = original[name]
+        expected = qk.fake_quantize(w, qk.choose_qparams(w, spec, importance=mean))
+        got = decode(stored, name, SCHEME, torch.float32)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), name
+
+
+def test_broken_imatrix_files_are_refused(tmp_path, run, make_checkpoint):
     make_checkpoint(tmp_path / "model.safetensors", torch.float32)
 
     def refused(importance, expect):
@@ -125,5 +171,7 @@ def test_broken_and_gguf_imatrix_files_are_refused(tmp_path, run, make_checkpoin
     (tmp_path / "short.dat").write_bytes(struct.pack("<ii", 1, 50) + b"blk.0")
     assert "ends inside a name" in refused(tmp_path / "short.dat", 3)
     (tmp_path / "imatrix.gguf").write_bytes(b"GGUF" + bytes(28))
-    assert "--output-format dat" in refused(tmp_path / "imatrix.gguf", 3)
+    assert "GGUF version 0" in refused(tmp_path / "imatrix.gguf", 3)
+    gguf_imatrix(tmp_path / "moe.gguf", {"blk.0.ffn_up.weight": [[1.0] * 256] * 2}, [5, 5])
+    assert "per-expert (MoE) importance is not read" in refused(tmp_path / "moe.gguf", 3)
     assert not (tmp_path / "q.safetensors").exists()
