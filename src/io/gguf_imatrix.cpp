@@ -162,6 +162,7 @@ std::vector<ImportanceVector> read_gguf_imatrix(const std::string& path,
         n > (in.size() - data - info.offset) / 4) {
       in.reject(detail::concat("tensor '", name, "' lies past the end of the file"));
     }
+    if (n == 0) in.reject(detail::concat("tensor '", name, "' is empty"));
     std::vector<float> values(static_cast<std::size_t>(n));
     std::memcpy(values.data(), in.at(data + info.offset), values.size() * sizeof(float));
     return values;
