@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import linear_ops, ops, recipes
 from ._spec import SpecArgs
+from .algorithms import AWQ, GPTQ, SmoothQuant
 from .awq import awq
 from .converted import QuantizedConv2d, QuantizedEmbedding, QuantizedLinear, QuantizedWeight
 from .coverage import Coverage, CoverageRow, coverage
@@ -50,6 +51,8 @@ from .workflow import (
 )
 
 __all__ = [
+    "AWQ",
+    "GPTQ",
     "CausalLMEvaluation",
     "Coverage",
     "CoverageRow",
@@ -67,6 +70,7 @@ __all__ = [
     "QuantizedWeight",
     "Recipe",
     "Sensitivity",
+    "SmoothQuant",
     "SpecArgs",
     "TensorQuant",
     "awq",

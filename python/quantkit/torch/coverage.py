@@ -30,6 +30,8 @@ class CoverageRow:
 @dataclass
 class Coverage:
     rows: list[CoverageRow] = field(default_factory=list)
+    # what quantize_'s algorithms reported, by name ("GPTQ": per-layer reports, ...)
+    algorithms: dict = field(default_factory=dict)
 
     def quantized(self) -> dict[str, str]:
         """module name → scheme name, for the modules that were quantized."""

@@ -76,6 +76,22 @@ def layer_errors(
     return rows
 
 
+def errors_table(rows: list[LayerError]) -> str:
+    """The rows of :func:`layer_errors` as a text table, worst SQNR first."""
+    width = max([len("layer"), *(len(r.name) for r in rows)])
+    lines = [
+        f"{'layer':<{width}}  {'mean|diff|':>11} {'max|diff|':>11} {'SQNR dB':>8} "
+        f"{'PEIR %':>7} {'cosine':>9}"
+    ]
+    for r in sorted(rows, key=lambda r: r.summary["sqnr_db"]):
+        s = r.summary
+        lines.append(
+            f"{r.name:<{width}}  {s['mean_abs_diff']:>11.4e} {s['max_abs_diff']:>11.4e} "
+            f"{s['sqnr_db']:>8.2f} {100 * s['peir']:>7.3f} {s['cosine']:>9.6f}"
+        )
+    return "\n".join(lines)
+
+
 def sensitivity(
     model: nn.Module,
     recipe: Recipe,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from ._batches import run_batches
+from .algorithms import Algorithm, run_after_prepare, run_before_prepare
+from .algorithms import check as check_algorithms
 from .converted import CONVERTED_TYPES, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear
 from .coverage import Coverage, CoverageRow, coverage, record, record_calibration
 from .fake_quantize import FakeQuantize
@@ -328,27 +330,41 @@ def quantize_(
     model: nn.Module,
     recipe: Recipe | ModelRecipe,
     *,
+    calibration: Iterable[Any] | None = None,
+    algorithms: Sequence[Algorithm] = (),
+    forward: Callable[[nn.Module, Any], Any] | None = None,
     filter_fn: ModuleFilter | None = None,
     overrides: Mapping[str, Recipe | None] | None = None,
     allow_unmatched: bool = False,
     verbose: bool = False,
 ) -> nn.Module:
-    """``convert(prepare(model, recipe))`` for recipes that need no calibration."""
+    """The whole workflow in one call, in place: ``algorithms`` that change the float
+    model (:class:`SmoothQuant`, :class:`AWQ`), ``prepare``, those that change the prepared
+    weights (:class:`GPTQ`), ``calibrate`` (when the recipe has calibrated activations),
+    ``convert``. ``calibration``: the batches every step that needs data runs on (tokenizer
+    dicts run as ``model(**batch)``; ``forward(model, batch)`` otherwise). Without
+    calibration, recipes with calibrated activations are refused. What each algorithm
+    reported (GPTQ's per-layer reports, AWQ's kept alphas, how SmoothQuant smoothed each
+    layer) is in ``coverage(model).algorithms``."""
+    algorithms = list(algorithms)
+    check_algorithms(algorithms, calibration)
     default, rules = _rules(recipe, overrides)
     recipes = [default, *[r.recipe for r in rules if r.recipe is not None]]
     static = [r.name for r in recipes if r.needs_calibration]
-    if static:
+    if static and calibration is None:
         raise ValueError(
-            f"quantize_: recipe {static[0]} has calibrated activations; use prepare(), "
-            "calibrate() and convert()"
+            f"quantize_: recipe {static[0]} has calibrated activations; pass calibration=batches "
+            "(or use prepare(), calibrate() and convert())"
         )
+    batches = list(calibration) if calibration is not None else None
+    reports = run_before_prepare(model, algorithms, batches, forward, default)
     prepared = prepare(
         model,
         recipe,
         filter_fn=filter_fn,
         overrides=overrides,
         allow_unmatched=allow_unmatched,
-        verbose=verbose,
+        verbose=verbose and not static,
     )
     if not any(isinstance(m, PREPARED_TYPES) for m in prepared.modules()):
         kept = coverage(prepared).kept()
@@ -356,6 +372,10 @@ def quantize_(
             f"quantize_: no module was quantized ({len(kept)} modules with weight matrices "
             "kept float; quantkit.torch.coverage(model) says why for each)"
         )
+    reports.update(run_after_prepare(prepared, algorithms, batches, forward, default))
+    if static:
+        calibrate(prepared, batches, forward, verbose=verbose)
+    coverage(prepared).algorithms = reports
     return convert(prepared)
 
 

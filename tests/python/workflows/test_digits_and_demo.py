@@ -54,6 +54,8 @@ def test_layer_errors_match_error_report_of_each_output():
     assert [r.name for r in rows] == ["0", "1"]
     assert rows[0].summary["max_abs_diff"] == 0.0
     assert rows[1].summary["mean_abs_diff"] == pytest.approx(0.5, abs=1e-6)
+    table = report.errors_table(rows).splitlines()
+    assert table[1].startswith("1 ") and table[2].startswith("0 ")  # worst SQNR first
 
 
 def test_png_plots_are_written_atomically(tmp_path):

@@ -1,0 +1,107 @@
+"""Calibration algorithms by name, for the one-call workflow
+``quantize_(model, recipe, calibration=batches, algorithms=[AWQ(), GPTQ()])``.
+
+Each is a small frozen value holding its options; :func:`run_before_prepare` applies
+those that change the float model (SmoothQuant, AWQ: scales folded into the norms or the
+layers before) and :func:`run_after_prepare` those that change the prepared weights
+(GPTQ), in the order llm-compressor's ``oneshot`` applies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .recipes import Recipe
+
+
+@dataclass(frozen=True)
+class SmoothQuant:
+    """:func:`quantkit.torch.smooth_quant` (activation outliers moved into the weights)."""
+
+    alpha: float = 0.5
+    mappings: tuple | None = None
+
+    def run(self, model, batches, forward, recipe: Recipe):
+        from .smoothquant import smooth_quant
+
+        return smooth_quant(model, batches, self.alpha, forward=forward, mappings=self.mappings)
+
+
+@dataclass(frozen=True)
+class AWQ:
+    """:func:`quantkit.torch.awq` (activation-aware scales searched against the recipe's
+    weight rule, folded into the producers)."""
+
+    mappings: tuple | None = None
+    grid: int = 20
+
+    def run(self, model, batches, forward, recipe: Recipe):
+        from .awq import awq
+
+        return awq(model, batches, recipe, forward=forward, mappings=self.mappings, grid=self.grid)
+
+
+@dataclass(frozen=True)
+class GPTQ:
+    """:func:`quantkit.torch.gptq` on the prepared weights."""
+
+    block_size: int = 128
+    damp: float = 0.01
+    act_order: bool = True
+
+    def run(self, model, batches, forward, recipe: Recipe):
+        from .gptq import gptq
+
+        return gptq(
+            model,
+            batches,
+            forward=forward,
+            block_size=self.block_size,
+            damp=self.damp,
+            act_order=self.act_order,
+            report=True,
+        )
+
+
+Algorithm = SmoothQuant | AWQ | GPTQ
+_BEFORE_PREPARE = (SmoothQuant, AWQ)
+
+
+def check(algorithms: Sequence[Algorithm], calibration: Iterable[Any] | None) -> None:
+    for algorithm in algorithms:
+        if not isinstance(algorithm, (SmoothQuant, AWQ, GPTQ)):
+            raise TypeError(
+                f"algorithms: {algorithm!r} is not one of quantkit.torch.SmoothQuant(), AWQ(), "
+                "GPTQ()"
+            )
+        if calibration is None:
+            raise ValueError(
+                f"algorithms: {type(algorithm).__name__} needs calibration batches "
+                "(calibration=...)"
+            )
+    if len(algorithms) != len({type(a) for a in algorithms}):
+        raise ValueError("algorithms: each algorithm may appear once")
+
+
+def run_before_prepare(
+    model: nn.Module, algorithms, batches, forward: Callable | None, recipe: Recipe
+) -> dict[str, Any]:
+    return {
+        type(a).__name__: a.run(model, batches, forward, recipe)
+        for a in algorithms
+        if isinstance(a, _BEFORE_PREPARE)
+    }
+
+
+def run_after_prepare(
+    model: nn.Module, algorithms, batches, forward: Callable | None, recipe: Recipe
+) -> dict[str, Any]:
+    return {
+        type(a).__name__: a.run(model, batches, forward, recipe)
+        for a in algorithms
+        if not isinstance(a, _BEFORE_PREPARE)
+    }
