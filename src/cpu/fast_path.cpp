@@ -295,8 +295,6 @@ class SimdSearch {
   std::vector<reference::BlockQParams> trials_;
 };
 
-// The searched qparams of blocks that are runs of the flat index, a work item
-// of about a chunk of elements at a time, on threads.
 // HQQ iterates per block on its own arithmetic: the reference routine, one
 // block per thread at a time (the result is the reference's by construction).
 std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Shape& block,
@@ -335,6 +333,8 @@ std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Sha
   return reference::assemble(spec, x.dtype(), block_grid_shape(x.shape(), block), chosen);
 }
 
+// The searched qparams of blocks that are runs of the flat index, a work item
+// of about a chunk of elements at a time, on threads.
 std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, const Shape& block,
                                        const std::vector<float>& importance) {
   if (spec.scale_search == ScaleSearch::hqq) return choose_hqq(x, spec, block, importance);
