@@ -47,15 +47,27 @@ class AWQ:
 
 @dataclass(frozen=True)
 class GPTQ:
-    """:func:`quantkit.torch.gptq` on the prepared weights."""
+    """:func:`quantkit.torch.gptq` on the prepared weights. ``sequential=None``: block by
+    block (each block's Hessians from the quantized blocks before it) when the model has
+    a block list (:func:`quantkit.torch.sequential.block_list`), else in one pass."""
 
     block_size: int = 128
     damp: float = 0.01
     act_order: bool = True
+    sequential: bool | None = None
+    blocks: str | None = None
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .gptq import gptq
+        from .sequential import block_list
 
+        sequential = self.sequential
+        if sequential is None:
+            try:
+                block_list(model, self.blocks)
+                sequential = True
+            except ValueError:
+                sequential = False
         return gptq(
             model,
             batches,
@@ -64,6 +76,8 @@ class GPTQ:
             damp=self.damp,
             act_order=self.act_order,
             report=True,
+            sequential=sequential,
+            blocks=self.blocks,
         )
 
 

@@ -218,9 +218,11 @@ def gptq(
     damp: float = 0.01,
     act_order: bool = True,
     report: bool = False,
+    sequential: bool = False,
+    blocks: str | None = None,
 ) -> list[str] | list[GPTQReport]:
     """GPTQ on every prepared Linear with a per-group or per-channel weight rule, from the
-    inputs it sees on ``batches`` (the float model's, all layers at once).
+    inputs it sees on ``batches``.
 
     Columns go in blocks of ``block_size`` with lazy updates (the trailing columns take
     one matrix product per block). ``act_order``: columns in descending Hessian diagonal,
@@ -228,8 +230,15 @@ def gptq(
     (llm-compressor's static act-order). A Hessian that is not positive definite is
     damped further (x10 up to its mean diagonal), then factored in float64; a layer that
     saw fewer calibration tokens than it has input features gets a warning (its Hessian
-    is rank-deficient: GPTQ can then lose to round-to-nearest). Returns the layer names,
-    or with ``report=True`` a :class:`GPTQReport` per layer."""
+    is rank-deficient: GPTQ can then lose to round-to-nearest).
+
+    ``sequential=False``: every layer's Hessian from the float model in one pass (all
+    Hessians held at once). ``sequential=True``: the model's repeated blocks one at a
+    time (:mod:`quantkit.torch.sequential`; ``blocks`` names their ModuleList when it is
+    not found), each block's Hessians from the outputs of the blocks before it as
+    quantized, only one block's Hessians in memory; layers outside the blocks (an LM
+    head) last, from the fully quantized blocks. Returns the layer names, or with
+    ``report=True`` a :class:`GPTQReport` per layer."""
     layers = {
         n: m
         for n, m in model.named_modules()
@@ -240,9 +249,38 @@ def gptq(
     }
     if not layers:
         return []
+    options = (block_size, damp, act_order)
+    reports: list[GPTQReport] = []
+    if sequential:
+        from .sequential import run_blocks
+
+        def visit(name: str, block: nn.Module, inputs) -> None:
+            local = {n: m for n, m in layers.items() if n.startswith(name + ".")}
+            if local:
+                reports.extend(_gptq_from_inputs(block, local, inputs, _call_block, options))
+
+        run_blocks(model, batches, visit, forward=forward, blocks=blocks)
+        done = {r.name for r in reports}
+        rest = {n: m for n, m in layers.items() if n not in done}
+        if rest:
+            reports.extend(_gptq_from_inputs(model, rest, batches, forward, options))
+    else:
+        reports.extend(_gptq_from_inputs(model, layers, batches, forward, options))
+    return reports if report else list(layers)
+
+
+def _call_block(block: nn.Module, item) -> Any:
+    args, kwargs = item
+    return block(*args, **kwargs)
+
+
+def _gptq_from_inputs(model, layers, batches, forward, options) -> list[GPTQReport]:
+    """Hessians of ``layers`` (names as ``model`` calls them) with their own quantizers
+    off, from running ``batches`` through ``model``; then GPTQ on each."""
+    block_size, damp, act_order = options
     quantizers = [m.weight_fake_quant for m in layers.values()]
     for fq in quantizers:
-        fq.enabled = False  # Hessians of the float model
+        fq.enabled = False  # Hessians of the float layers
     try:
         hessians = _hessians(model, layers, batches, forward)
     finally:
@@ -258,13 +296,13 @@ def gptq(
                 f"gptq: layer '{name}' saw {count} calibration tokens for {layer.in_features} "
                 "input features, so its Hessian is rank-deficient and GPTQ may do worse than "
                 f"round-to-nearest; calibrate on at least {layer.in_features} tokens",
-                stacklevel=2,
+                stacklevel=3,
             )
         reports.append(_gptq_layer(name, layer, hessian, count, block_size, damp, act_order))
         if reports[-1].damp != damp or reports[-1].precision != "float32":
             warnings.warn(
                 f"gptq: layer '{name}' needed damping {reports[-1].damp} "
                 f"({reports[-1].precision}) for an invertible Hessian",
-                stacklevel=2,
+                stacklevel=3,
             )
-    return reports if report else list(layers)
+    return reports
