@@ -56,6 +56,8 @@ class GPTQ:
     act_order: bool = True
     sequential: bool | None = None
     blocks: str | None = None
+    max_cache_bytes: int | None = None  # block inputs beyond this go to disk
+    progress: bool = False
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .gptq import gptq
@@ -78,6 +80,8 @@ class GPTQ:
             report=True,
             sequential=sequential,
             blocks=self.blocks,
+            max_cache_bytes=self.max_cache_bytes,
+            progress=self.progress,
         )
 
 

@@ -220,6 +220,8 @@ def gptq(
     report: bool = False,
     sequential: bool = False,
     blocks: str | None = None,
+    max_cache_bytes: int | None = None,
+    progress: bool = False,
 ) -> list[str] | list[GPTQReport]:
     """GPTQ on every prepared Linear with a per-group or per-channel weight rule, from the
     inputs it sees on ``batches``.
@@ -237,8 +239,10 @@ def gptq(
     time (:mod:`quantkit.torch.sequential`; ``blocks`` names their ModuleList when it is
     not found), each block's Hessians from the outputs of the blocks before it as
     quantized, only one block's Hessians in memory; layers outside the blocks (an LM
-    head) last, from the fully quantized blocks. Returns the layer names, or with
-    ``report=True`` a :class:`GPTQReport` per layer."""
+    head) last, from the fully quantized blocks. The block inputs of all batches stay in
+    memory up to ``max_cache_bytes``, the rest on disk; ``progress`` prints a line per
+    block. Returns the layer names, or with ``report=True`` a :class:`GPTQReport` per
+    layer."""
     layers = {
         n: m
         for n, m in model.named_modules()
@@ -259,7 +263,15 @@ def gptq(
             if local:
                 reports.extend(_gptq_from_inputs(block, local, inputs, _call_block, options))
 
-        run_blocks(model, batches, visit, forward=forward, blocks=blocks)
+        run_blocks(
+            model,
+            batches,
+            visit,
+            forward=forward,
+            blocks=blocks,
+            max_cache_bytes=max_cache_bytes,
+            progress=progress,
+        )
         done = {r.name for r in reports}
         rest = {n: m for n, m in layers.items() if n not in done}
         if rest:

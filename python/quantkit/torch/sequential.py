@@ -8,12 +8,16 @@ largest ``nn.ModuleList`` of one module type; a dotted name picks them explicitl
 arguments: attention masks, position embeddings; caches off), then for each block calls
 ``visit(name, block, inputs)`` and runs the block on its inputs to make the next
 block's. Only one block's statistics exist at a time; the activation cache holds one
-block's inputs for every batch.
+block's inputs for every batch, in memory up to a budget and on disk beyond it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,6 +135,66 @@ def _hidden(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    return 0
+
+
+class ActivationCache(Sequence):
+    """Each batch's block inputs, in memory up to ``max_bytes`` (None: no bound), the
+    rest in files of a private temporary folder (``torch.save``; read back exactly),
+    removed by :meth:`close`. ``peak_bytes``: the most held in memory at once."""
+
+    def __init__(self, items: Inputs, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.folder: tempfile.TemporaryDirectory | None = None
+        self.entries: list = []
+        self.memory_bytes = self.peak_bytes = 0
+        for item in items:
+            self.entries.append(None)
+            self[len(self.entries) - 1] = item
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, k):
+        entry = self.entries[k]
+        if isinstance(entry, str):
+            return torch.load(entry, weights_only=False)
+        return entry
+
+    def __setitem__(self, k: int, item) -> None:
+        old = self.entries[k]
+        if old is not None and not isinstance(old, str):
+            self.memory_bytes -= _nbytes(old)
+        size = _nbytes(item)
+        if self.max_bytes is None or self.memory_bytes + size <= self.max_bytes:
+            self.entries[k] = item
+            self.memory_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.memory_bytes)
+            return
+        if self.folder is None:
+            self.folder = tempfile.TemporaryDirectory(prefix="quantkit-activations-")
+        path = os.path.join(self.folder.name, f"{k}.pt")
+        torch.save(item, path)
+        self.entries[k] = path
+
+    @property
+    def on_disk(self) -> int:
+        """Batches whose inputs are in files now."""
+        return sum(isinstance(e, str) for e in self.entries)
+
+    def close(self) -> None:
+        if self.folder is not None:
+            self.folder.cleanup()
+            self.folder = None
+
+
 def run_blocks(
     model: nn.Module,
     batches: Iterable[Any],
@@ -138,24 +202,44 @@ def run_blocks(
     *,
     forward: Callable | None = None,
     blocks: str | None = None,
+    max_cache_bytes: int | None = None,
+    progress: bool = False,
 ) -> list[str]:
     """Calls ``visit(name, block, inputs)`` for every block in order, then replaces each
     batch's hidden states by the block's output (run after ``visit``, so from the block
-    as ``visit`` left it, e.g. quantized). Returns the block names."""
+    as ``visit`` left it, e.g. quantized). The block inputs of all batches are cached in
+    memory up to ``max_cache_bytes``, the rest on disk (:class:`ActivationCache`).
+    ``progress``: a line per block on stderr (time, cache in memory and on disk).
+    Returns the block names."""
     path, block_modules = block_list(model, blocks)
-    inputs = capture_inputs(model, block_modules[0], batches, forward)
-    if not inputs:
+    cache = ActivationCache(
+        capture_inputs(model, block_modules[0], batches, forward), max_cache_bytes
+    )
+    if not len(cache):
         raise ValueError(f"no batch reached the first block '{path}.0'")
     names = []
-    with _no_cache(model), torch.no_grad():
-        for index, block in enumerate(block_modules):
-            name = f"{path}.{index}"
-            visit(name, block, inputs)
-            for k, (args, kwargs) in enumerate(inputs):
-                hidden = _hidden(block(*args, **kwargs))
-                if args:
-                    inputs[k] = ((hidden, *args[1:]), kwargs)
-                else:  # hidden states passed by keyword
-                    inputs[k] = (args, {**kwargs, "hidden_states": hidden})
-            names.append(name)
+    try:
+        with _no_cache(model), torch.no_grad():
+            for index, block in enumerate(block_modules):
+                started = time.perf_counter()
+                name = f"{path}.{index}"
+                visit(name, block, cache)
+                for k in range(len(cache)):
+                    args, kwargs = cache[k]
+                    hidden = _hidden(block(*args, **kwargs))
+                    if args:
+                        cache[k] = ((hidden, *args[1:]), kwargs)
+                    else:  # hidden states passed by keyword
+                        cache[k] = (args, {**kwargs, "hidden_states": hidden})
+                names.append(name)
+                if progress:
+                    print(
+                        f"block {index + 1}/{len(block_modules)} {name}: "
+                        f"{time.perf_counter() - started:.2f} s, activation cache "
+                        f"{cache.memory_bytes / 1e6:.1f} MB in memory, "
+                        f"{cache.on_disk} batches on disk",
+                        file=sys.stderr,
+                    )
+    finally:
+        cache.close()
     return names

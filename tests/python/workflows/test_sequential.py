@@ -4,6 +4,7 @@ quantized blocks' outputs; only one block's Hessians are built at a time; blocks
 found for Hugging Face layouts and named otherwise."""
 
 import copy
+import os
 import sys
 
 import pytest
@@ -90,3 +91,30 @@ def test_blocks_of_other_models_are_found_or_named():
         block_list(Net(), "head")
     with pytest.raises(ValueError, match="no repeated blocks"):
         block_list(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_an_activation_cache_on_disk_gives_the_same_weights(llama, capsys):
+    data = batches(3, 4)
+    in_memory = qkt.prepare(copy.deepcopy(llama), qkt.recipes.W4A16(32))
+    gptq(in_memory, data, sequential=True)
+    on_disk = qkt.prepare(copy.deepcopy(llama), qkt.recipes.W4A16(32))
+    gptq(on_disk, data, sequential=True, max_cache_bytes=0, progress=True)
+    pairs = zip(in_memory.named_parameters(), on_disk.named_parameters(), strict=True)
+    for (name, a), (_, b) in pairs:
+        assert torch.equal(a, b), name
+    printed = capsys.readouterr().err
+    assert (
+        "block 2/2 model.layers.1" in printed and "0.0 MB in memory, 3 batches on disk" in printed
+    )
+
+
+def test_the_cache_keeps_what_fits_and_removes_its_files():
+    from quantkit.torch.sequential import ActivationCache
+
+    item = ((torch.zeros(1000),), {"mask": torch.ones(500)})  # 6000 bytes
+    cache = ActivationCache([item, item, item], max_bytes=13000)
+    assert cache.on_disk == 1 and cache.peak_bytes == 12000
+    folder = cache.folder.name
+    assert torch.equal(cache[2][1]["mask"], item[1]["mask"])
+    cache.close()
+    assert not os.path.exists(folder)
