@@ -271,6 +271,7 @@ def gptq(
             blocks=blocks,
             max_cache_bytes=max_cache_bytes,
             progress=progress,
+            statistics_bytes=_hessian_bytes,
         )
         done = {r.name for r in reports}
         rest = {n: m for n, m in layers.items() if n not in done}
@@ -279,6 +280,16 @@ def gptq(
     else:
         reports.extend(_gptq_from_inputs(model, layers, batches, forward, options))
     return reports if report else list(layers)
+
+
+def _hessian_bytes(block: nn.Module) -> int:
+    """float64 Hessians of a block's prepared Linears (an upper bound: siblings that
+    read one input share one)."""
+    return sum(
+        8 * m.in_features**2
+        for m in block.modules()
+        if isinstance(m, QATLinear) and m.weight_fake_quant is not None
+    )
 
 
 def _call_block(block: nn.Module, item) -> Any:

@@ -204,19 +204,23 @@ def run_blocks(
     blocks: str | None = None,
     max_cache_bytes: int | None = None,
     progress: bool = False,
+    statistics_bytes: Callable[[nn.Module], int] | None = None,
 ) -> list[str]:
     """Calls ``visit(name, block, inputs)`` for every block in order, then replaces each
     batch's hidden states by the block's output (run after ``visit``, so from the block
     as ``visit`` left it, e.g. quantized). The block inputs of all batches are cached in
     memory up to ``max_cache_bytes``, the rest on disk (:class:`ActivationCache`).
-    ``progress``: a line per block on stderr (time, cache in memory and on disk).
-    Returns the block names."""
+    ``progress``: on stderr, the estimated peak before the run (the cache, and
+    ``statistics_bytes(block)`` of the largest block), a line per block (time, cache in
+    memory and on disk) and the measured peak RSS after. Returns the block names."""
     path, block_modules = block_list(model, blocks)
     cache = ActivationCache(
         capture_inputs(model, block_modules[0], batches, forward), max_cache_bytes
     )
     if not len(cache):
         raise ValueError(f"no batch reached the first block '{path}.0'")
+    if progress:
+        print(memory_estimate(block_modules, cache, statistics_bytes), file=sys.stderr)
     names = []
     try:
         with _no_cache(model), torch.no_grad():
@@ -242,4 +246,35 @@ def run_blocks(
                     )
     finally:
         cache.close()
+    if progress:
+        print(f"measured: peak RSS {peak_rss_bytes() / 1e6:.0f} MB", file=sys.stderr)
     return names
+
+
+def block_bytes(block: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*block.parameters(), *block.buffers()])
+
+
+def memory_estimate(
+    block_modules: nn.ModuleList, cache: ActivationCache, statistics_bytes: Callable | None
+) -> str:
+    """What the engine holds at its peak besides the model: the activation cache (its
+    in-memory part; the block outputs replace the inputs batch by batch) and the
+    statistics of the largest block (``statistics_bytes(block)``, e.g. GPTQ's Hessians)."""
+    statistics = (
+        max((statistics_bytes(b) for b in block_modules), default=0) if statistics_bytes else 0
+    )
+    largest = max(block_bytes(b) for b in block_modules)
+    total = cache.memory_bytes + statistics
+    return (
+        f"estimated peak besides the model: {total / 1e6:.1f} MB (activation cache "
+        f"{cache.memory_bytes / 1e6:.1f} MB in memory, {cache.on_disk} batches on disk; "
+        f"statistics of one block {statistics / 1e6:.1f} MB; largest block {largest / 1e6:.1f} MB)"
+    )
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -106,6 +106,10 @@ def test_an_activation_cache_on_disk_gives_the_same_weights(llama, capsys):
     assert (
         "block 2/2 model.layers.1" in printed and "0.0 MB in memory, 3 batches on disk" in printed
     )
+    # float64 Hessians: q, k, v, o, gate, up read 128 inputs, down 256 (siblings counted apart)
+    hessians = 8 * (6 * 128**2 + 256**2) / 1e6
+    assert f"statistics of one block {hessians:.1f} MB" in printed
+    assert "measured: peak RSS" in printed
 
 
 def test_the_cache_keeps_what_fits_and_removes_its_files():
