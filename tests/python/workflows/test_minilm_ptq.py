@@ -5,7 +5,7 @@ import os
 
 import pytest
 from quantkit.torch import recipes as R
-from quantkit_examples.experiments import minilm_mixed, minilm_ptq, onnx_export
+from quantkit_examples.experiments import minilm_gptq, minilm_mixed, minilm_ptq, onnx_export
 from quantkit_examples.models import minilm
 
 # Model-level: real weights or data sets (deselect with -m "not slow").
@@ -93,3 +93,15 @@ def test_mixed_precision_beats_uniform_schemes_of_the_same_size():
         if row.uniform_predicted is not None:
             assert 0.5 < row.uniform_error / row.uniform_predicted < 2, row.uniform
     assert timings["sensitivity"] > 0
+
+
+def test_gptq_with_21_calibration_sentences_reaches_the_target():
+    """W4A16 g128 on 21 calibration sentences, 189 held out: GPTQ beats round to nearest in
+    every setting, and the best (sequential, MSE scales, damping 0.1) reaches a mean
+    cosine of 0.98 (llm-compressor's GPTQ with act-order measured 0.9778 on such a set)."""
+    rows, calibration, held_out = minilm_gptq.run()
+    assert (calibration, held_out) == (21, 189)
+    by_label = {s.label: mean for s, mean, _ in rows}
+    rtn = by_label.pop("round to nearest")
+    assert all(mean > rtn for mean in by_label.values())
+    assert by_label["GPTQ, sequential, MSE scales, damping 0.1"] >= 0.98
