@@ -34,15 +34,42 @@ class SmoothQuant:
 @dataclass(frozen=True)
 class AWQ:
     """:func:`quantkit.torch.awq` (activation-aware scales searched against the recipe's
-    weight rule, folded into the producers)."""
+    weight rule, folded into the producers). ``sequential=None``: block by block where
+    the model has a block list, else in one pass."""
 
     mappings: tuple | None = None
     grid: int = 20
+    sequential: bool | None = None
+    blocks: str | None = None
+    max_cache_bytes: int | None = None
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .awq import awq
 
-        return awq(model, batches, recipe, forward=forward, mappings=self.mappings, grid=self.grid)
+        return awq(
+            model,
+            batches,
+            recipe,
+            forward=forward,
+            mappings=self.mappings,
+            grid=self.grid,
+            sequential=_sequential(model, self.sequential, self.blocks),
+            blocks=self.blocks,
+            max_cache_bytes=self.max_cache_bytes,
+        )
+
+
+def _sequential(model, sequential: bool | None, blocks: str | None) -> bool:
+    """``None``: whether the model has a block list to run on."""
+    if sequential is not None:
+        return sequential
+    from .sequential import block_list
+
+    try:
+        block_list(model, blocks)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -61,15 +88,8 @@ class GPTQ:
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .gptq import gptq
-        from .sequential import block_list
 
-        sequential = self.sequential
-        if sequential is None:
-            try:
-                block_list(model, self.blocks)
-                sequential = True
-            except ValueError:
-                sequential = False
+        sequential = _sequential(model, self.sequential, self.blocks)
         return gptq(
             model,
             batches,

@@ -100,13 +100,19 @@ def awq(
     mappings: Iterable[Mapping] | None = None,
     grid: int = 20,
     rows: int = 512,
+    sequential: bool = False,
+    blocks: str | None = None,
+    max_cache_bytes: int | None = None,
 ) -> dict[str, float]:
     """Searches and folds AWQ scales into a float model in place (then ``prepare`` it
     with ``recipe``, whose weight rule the search quantizes with). ``mappings``:
     ``(producer, (linear, ...))`` name suffixes, default :data:`AWQ_DECODER_MAPPINGS` for
     Hugging Face decoder blocks (a ``v_proj -> o_proj`` pair is skipped where grouped-query
     attention makes their widths differ). ``rows``: calibration rows per group the error
-    is measured on. Returns the kept alpha per producer."""
+    is measured on. ``sequential``: block by block on the sequential engine
+    (:mod:`quantkit.torch.sequential`), holding one block's statistics; the folded blocks
+    compute the float function, so the result is the one-pass one up to float rounding.
+    Returns the kept alpha per producer."""
     if recipe.weight is None:
         raise ValueError(f"awq: recipe {recipe.name} quantizes no weights")
     spec_key = recipe.weight.spec.key()
@@ -125,10 +131,45 @@ def awq(
     ]
     if not groups:
         raise ValueError("awq: no mapping matched the model")
+    search = (linears, modules, spec_key, grid, rows)
+    if not sequential:
+        return _awq_groups(model, groups, batches, forward, search)
+    from .sequential import run_blocks
+
+    chosen: dict[str, float] = {}
+    done: set[str] = set()
+
+    def visit(name: str, block: nn.Module, inputs) -> None:
+        local = [g for g in groups if g[0].startswith(name + ".")]
+        if local:
+            chosen.update(_awq_groups(block, local, inputs, _call_block, search))
+            done.update(g[0] for g in local)
+
+    run_blocks(
+        model, batches, visit, forward=forward, blocks=blocks, max_cache_bytes=max_cache_bytes
+    )
+    outside = [g for g in groups if g[0] not in done]
+    if outside:
+        raise ValueError(
+            f"awq: sequential mappings must lie inside the blocks; '{outside[0][0]}' does not "
+            "(run with sequential=False)"
+        )
+    return chosen
+
+
+def _call_block(block: nn.Module, item) -> Any:
+    args, kwargs = item
+    return block(*args, **kwargs)
+
+
+def _awq_groups(runner: nn.Module, groups, batches, forward, search) -> dict[str, float]:
+    """Statistics of ``groups`` from running ``batches`` through ``runner``, then the
+    search and the fold for each."""
+    linears, modules, spec_key, grid, rows = search
     inputs = _Inputs(rows)
     firsts = {members[0]: producer for producer, members in groups}
     with hooked([linears[n].register_forward_pre_hook(inputs.hook(n)) for n in firsts]):
-        run_batches(model, batches, forward)
+        run_batches(runner, batches, forward)
     chosen: dict[str, float] = {}
     for producer, members in groups:
         first = members[0]

@@ -44,7 +44,7 @@ def test_awq_and_gptq_in_one_call_equal_the_manual_sequence(llama):
         copy.deepcopy(llama), recipe, calibration=data, algorithms=[qkt.AWQ(), qkt.GPTQ()]
     )
     manual = copy.deepcopy(llama)
-    awq(manual, data, recipe)
+    awq(manual, data, recipe, sequential=True)  # AWQ() too runs block by block here
     qkt.prepare(manual, recipe)
     gptq(manual, data, sequential=True)  # GPTQ() runs block by block on a model with blocks
     qkt.convert(manual)

@@ -122,3 +122,28 @@ def test_the_cache_keeps_what_fits_and_removes_its_files():
     assert torch.equal(cache[2][1]["mask"], item[1]["mask"])
     cache.close()
     assert not os.path.exists(folder)
+
+
+def test_sequential_awq_matches_the_one_pass_search_on_the_first_block(llama):
+    """Block 0 sees the same inputs either way: the same alphas and weights. Later blocks
+    see the folded blocks' outputs, the float function up to rounding, so a near-tie in
+    the search may go the other way; both keep the float model's function."""
+    from quantkit.torch.awq import awq
+
+    data = batches(3, 5)
+    one_pass, sequential = copy.deepcopy(llama), copy.deepcopy(llama)
+    alphas = awq(one_pass, data, qkt.recipes.W4A16(32))
+    chosen = awq(sequential, data, qkt.recipes.W4A16(32), sequential=True)
+    assert chosen.keys() == alphas.keys()
+    first = [k for k in alphas if k.startswith("model.layers.0.")]
+    assert first and all(chosen[k] == alphas[k] for k in first)
+    block = "model.layers.0"
+    pairs = zip(
+        one_pass.get_submodule(block).parameters(),
+        sequential.get_submodule(block).parameters(),
+        strict=True,
+    )
+    assert all(torch.equal(a, b) for a, b in pairs)
+    ids = batches(1, 8)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(sequential(ids).logits, llama(ids).logits, rtol=1e-4, atol=1e-4)
