@@ -20,15 +20,28 @@ from .recipes import Recipe
 
 @dataclass(frozen=True)
 class SmoothQuant:
-    """:func:`quantkit.torch.smooth_quant` (activation outliers moved into the weights)."""
+    """:func:`quantkit.torch.smooth_quant` (activation outliers moved into the weights);
+    ``sequential`` as :func:`smooth_quant`'s (default: one pass)."""
 
     alpha: float = 0.5
     mappings: tuple | None = None
+    sequential: bool = False
+    blocks: str | None = None
+    max_cache_bytes: int | None = None
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .smoothquant import smooth_quant
 
-        return smooth_quant(model, batches, self.alpha, forward=forward, mappings=self.mappings)
+        return smooth_quant(
+            model,
+            batches,
+            self.alpha,
+            forward=forward,
+            mappings=self.mappings,
+            sequential=self.sequential,
+            blocks=self.blocks,
+            max_cache_bytes=self.max_cache_bytes,
+        )
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def awq(
     search = (linears, modules, spec_key, grid, rows)
     if not sequential:
         return _awq_groups(model, groups, batches, forward, search)
-    from .sequential import run_blocks
+    from .sequential import call_block, run_blocks
 
     chosen: dict[str, float] = {}
     done: set[str] = set()
@@ -142,7 +142,7 @@ def awq(
     def visit(name: str, block: nn.Module, inputs) -> None:
         local = [g for g in groups if g[0].startswith(name + ".")]
         if local:
-            chosen.update(_awq_groups(block, local, inputs, _call_block, search))
+            chosen.update(_awq_groups(block, local, inputs, call_block, search))
             done.update(g[0] for g in local)
 
     run_blocks(
@@ -155,11 +155,6 @@ def awq(
             "(run with sequential=False)"
         )
     return chosen
-
-
-def _call_block(block: nn.Module, item) -> Any:
-    args, kwargs = item
-    return block(*args, **kwargs)
 
 
 def _awq_groups(runner: nn.Module, groups, batches, forward, search) -> dict[str, float]:

@@ -256,12 +256,12 @@ def gptq(
     options = (block_size, damp, act_order)
     reports: list[GPTQReport] = []
     if sequential:
-        from .sequential import run_blocks
+        from .sequential import call_block, run_blocks
 
         def visit(name: str, block: nn.Module, inputs) -> None:
             local = {n: m for n, m in layers.items() if n.startswith(name + ".")}
             if local:
-                reports.extend(_gptq_from_inputs(block, local, inputs, _call_block, options))
+                reports.extend(_gptq_from_inputs(block, local, inputs, call_block, options))
 
         run_blocks(
             model,
@@ -290,11 +290,6 @@ def _hessian_bytes(block: nn.Module) -> int:
         for m in block.modules()
         if isinstance(m, QATLinear) and m.weight_fake_quant is not None
     )
-
-
-def _call_block(block: nn.Module, item) -> Any:
-    args, kwargs = item
-    return block(*args, **kwargs)
 
 
 def _gptq_from_inputs(model, layers, batches, forward, options) -> list[GPTQReport]:

@@ -130,6 +130,12 @@ def _detached(value):
     return value
 
 
+def call_block(block: nn.Module, item) -> Any:
+    """``forward`` for batches of cached block inputs: ``block(*args, **kwargs)``."""
+    args, kwargs = item
+    return block(*args, **kwargs)
+
+
 def _hidden(output):
     """A block's output hidden states (HF blocks return a tensor or a tuple)."""
     return output[0] if isinstance(output, (tuple, list)) else output

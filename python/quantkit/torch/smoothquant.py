@@ -195,13 +195,17 @@ def smooth_quant(
     forward: Callable[[nn.Module, Any], Any] | None = None,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
     mappings: Iterable[Mapping] | None = None,
+    sequential: bool = False,
+    blocks: str | None = None,
+    max_cache_bytes: int | None = None,
 ) -> dict[str, str]:
     """Smooths the ``nn.Linear`` layers of a float model in place (before ``prepare``).
 
     ``mappings``: ``(norm, (linear, ...))`` name suffixes, e.g. ``("input_layernorm",
     ("self_attn.q_proj", ...))``; default :data:`DECODER_MAPPINGS` for Hugging Face
-    decoder blocks, else every Linear (see the module docstring). Returns, per smoothed
-    Linear, how: ``"folded into <norm>"`` or ``"explicit"``.
+    decoder blocks, else every Linear (see the module docstring). ``sequential`` (mapped
+    models): block by block on the sequential engine, one block's maxima at a time.
+    Returns, per smoothed Linear, how: ``"folded into <norm>"`` or ``"explicit"``.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha={alpha}: must lie in [0, 1]")
@@ -212,7 +216,10 @@ def smooth_quant(
     }
     mappings = _default_mappings(model) if mappings is None else tuple(mappings)
     if mappings is not None:
-        return _smooth_mapped(model, batches, alpha, forward, linears, mappings)
+        engine = (blocks, max_cache_bytes) if sequential else None
+        return _smooth_mapped(model, batches, alpha, forward, linears, mappings, engine)
+    if sequential:
+        raise ValueError("smooth_quant: sequential=True needs mappings (norm -> Linears)")
     return _smooth_traced(model, batches, alpha, forward, linears)
 
 
@@ -224,19 +231,43 @@ def _scale_weights(stats: _InputStatistics, linears, names: list[str], alpha: fl
     return scale
 
 
-def _smooth_mapped(model, batches, alpha, forward, linears, mappings) -> dict[str, str]:
-    """Each mapped group's scale folded into its norm."""
+def _smooth_mapped(model, batches, alpha, forward, linears, mappings, engine) -> dict[str, str]:
+    """Each mapped group's scale folded into its norm; ``engine``: (blocks, cache bytes)
+    to run block by block, or None for one pass."""
     groups = _mapped_groups(model, mappings, linears)
     if not groups:
         raise ValueError("smooth_quant: no mapping matched a norm of the model")
     modules = dict(model.named_modules())
-    stats = _InputStatistics({n: linears[n] for _, group in groups for n in group}, {})
-    stats.collect(model, batches, forward)
     how: dict[str, str] = {}
-    for norm_name, names in groups:
-        scale = _scale_weights(stats, linears, names, alpha)
-        _fold_into_layer_norm(modules[norm_name], scale)
-        how.update({n: f"folded into {norm_name}" for n in names})
+
+    def smooth(runner, local, runner_batches, runner_forward) -> None:
+        stats = _InputStatistics({n: linears[n] for _, group in local for n in group}, {})
+        stats.collect(runner, runner_batches, runner_forward)
+        for norm_name, names in local:
+            scale = _scale_weights(stats, linears, names, alpha)
+            _fold_into_layer_norm(modules[norm_name], scale)
+            how.update({n: f"folded into {norm_name}" for n in names})
+
+    if engine is None:
+        smooth(model, groups, batches, forward)
+        return how
+    from .sequential import call_block, run_blocks
+
+    def visit(name, block, inputs) -> None:
+        local = [g for g in groups if g[0].startswith(name + ".")]
+        if local:
+            smooth(block, local, inputs, call_block)
+
+    blocks, max_cache_bytes = engine
+    run_blocks(
+        model, batches, visit, forward=forward, blocks=blocks, max_cache_bytes=max_cache_bytes
+    )
+    outside = sorted({g[0] for g in groups} - {n.rsplit(" ", 1)[-1] for n in how.values()})
+    if outside:
+        raise ValueError(
+            f"smooth_quant: sequential mappings must lie inside the blocks; '{outside[0]}' "
+            "does not (run with sequential=False)"
+        )
     return how
 
 

@@ -147,3 +147,22 @@ def test_sequential_awq_matches_the_one_pass_search_on_the_first_block(llama):
     ids = batches(1, 8)[0]
     with torch.no_grad():
         torch.testing.assert_close(sequential(ids).logits, llama(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_sequential_smoothquant_matches_one_pass_on_the_first_block(llama):
+    from quantkit.torch.smoothquant import smooth_quant
+
+    data = batches(3, 6)
+    one_pass, sequential = copy.deepcopy(llama), copy.deepcopy(llama)
+    how = smooth_quant(one_pass, data, 0.8)
+    assert smooth_quant(sequential, data, 0.8, sequential=True) == how
+    block = "model.layers.0"
+    pairs = zip(
+        one_pass.get_submodule(block).parameters(),
+        sequential.get_submodule(block).parameters(),
+        strict=True,
+    )
+    assert all(torch.equal(a, b) for a, b in pairs)
+    ids = batches(1, 8)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(sequential(ids).logits, llama(ids).logits, rtol=1e-4, atol=1e-4)
