@@ -205,7 +205,7 @@ std::optional<internal::BlockMinMax> block_min_max(TensorView x, const Shape& bl
     const std::int64_t per_item = std::max<std::int64_t>(1, kChunk / map->inner);
     const std::int64_t items = (blocks + per_item - 1) / per_item;
     std::vector<char> ok(items, 1);
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+#pragma omp parallel for schedule(static) if (x.numel() > 4 * kChunk)
     for (std::int64_t item = 0; item < items; ++item) {
       const std::int64_t b0 = item * per_item, count = std::min(blocks, b0 + per_item) - b0;
       ok[item] = min_max_blocks(*input, x.data(), b0, map->inner, count, &mins[b0], &maxs[b0]);
@@ -295,10 +295,16 @@ class SimdSearch {
   std::vector<reference::BlockQParams> trials_;
 };
 
-// HQQ iterates per block on its own arithmetic: the reference routine, one
-// block per thread at a time (the result is the reference's by construction).
-std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Shape& block,
-                                  const std::vector<float>& importance) {
+// Blocks that are runs of the flat index of a contiguous input the kernels
+// read: `blocks` runs of `inner` elements each (per-tensor: one run of all).
+struct BlockRuns {
+  FloatKind input;
+  std::int64_t blocks;
+  std::int64_t inner;
+  std::size_t element;  // bytes per input element
+};
+
+std::optional<BlockRuns> block_runs(TensorView x, const Shape& block) {
   const auto input = kind_of(x.dtype());
   const auto map = block_map(x.shape(), block);
   const std::int64_t n = x.numel();
@@ -306,7 +312,18 @@ std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Sha
   const std::int64_t blocks = map->period;
   const std::int64_t inner = blocks == 1 ? n : map->inner;
   if (inner * blocks != n) return std::nullopt;
-  const std::size_t element = element_size(x.dtype());
+  return BlockRuns{*input, blocks, inner, element_size(x.dtype())};
+}
+
+// HQQ iterates per block on its own arithmetic: the reference routine, one
+// block per thread at a time (the result is the reference's by construction).
+std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Shape& block,
+                                  const std::vector<float>& importance) {
+  const auto runs = block_runs(x, block);
+  if (!runs) return std::nullopt;
+  const FloatKind input = runs->input;
+  const std::int64_t blocks = runs->blocks, inner = runs->inner;
+  const std::size_t element = runs->element;
   const reference::BlockChooser chooser(spec, x.dtype());
   std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(blocks));
   std::vector<char> ok(static_cast<std::size_t>(blocks), 1);
@@ -314,7 +331,7 @@ std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Sha
 #pragma omp parallel for schedule(dynamic, 64) if (blocks > 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
     float lo, hi;
-    ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
+    ok[b] = min_max_blocks(input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;  // NaN / Inf: the reference names the element
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
     const std::vector<float> values = internal::load_floats(TensorView(start, x.dtype(), {inner}));
@@ -338,14 +355,11 @@ std::optional<QParams> choose_hqq(TensorView x, const QuantSpec& spec, const Sha
 std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, const Shape& block,
                                        const std::vector<float>& importance) {
   if (spec.scale_search == ScaleSearch::hqq) return choose_hqq(x, spec, block, importance);
-  const auto input = kind_of(x.dtype());
-  const auto map = block_map(x.shape(), block);
-  const std::int64_t n = x.numel();
-  if (!input || !x.is_contiguous() || n == 0 || !map) return std::nullopt;
-  const std::int64_t blocks = map->period;
-  const std::int64_t inner = blocks == 1 ? n : map->inner;
-  if (inner * blocks != n) return std::nullopt;
-  const std::size_t element = element_size(x.dtype());
+  const auto runs = block_runs(x, block);
+  if (!runs) return std::nullopt;
+  const FloatKind input = runs->input;
+  const std::int64_t blocks = runs->blocks, inner = runs->inner;
+  const std::size_t element = runs->element;
   const std::int64_t per_item = std::max<std::int64_t>(1, kChunk / inner);
   const std::int64_t items = (blocks + per_item - 1) / per_item;
   const reference::BlockChooser chooser(spec, x.dtype());
@@ -364,10 +378,10 @@ std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, cons
       const std::int64_t count = std::min(blocks, first + per_item) - first;
       const auto* start = static_cast<const unsigned char*>(x.data()) + first * inner * element;
       for (std::int64_t j = 0; j < count && ok[item]; ++j) {
-        ok[item] = min_max_blocks(*input, x.data(), first + j, inner, 1, &lo[j], &hi[j]);
+        ok[item] = min_max_blocks(input, x.data(), first + j, inner, 1, &lo[j], &hi[j]);
       }
       if (!ok[item]) continue;  // NaN / Inf: the reference names the element
-      widen(*input, start, count * inner, values.data());
+      widen(input, start, count * inner, values.data());
       for (std::int64_t i = 0; i < static_cast<std::int64_t>(weights.size()) && i < count * inner;
            ++i) {
         weights[i] = importance[(first * inner + i) % columns];
@@ -384,21 +398,18 @@ std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, cons
 // order: blocks that are runs of the flat index are widened one at a time and
 // summed by the same reference routine, with the min / max on SIMD.
 std::optional<QParams> choose_stretched(TensorView x, const QuantSpec& spec, const Shape& block) {
-  const auto input = kind_of(x.dtype());
-  const auto map = block_map(x.shape(), block);
-  const std::int64_t n = x.numel();
-  if (!input || !x.is_contiguous() || n == 0 || !map) return std::nullopt;
-  const std::int64_t blocks = map->period;
-  const std::int64_t inner = blocks == 1 ? n : map->inner;  // per-tensor: one run of n
-  if (inner * blocks != n) return std::nullopt;
-  const std::size_t element = element_size(x.dtype());
+  const auto runs = block_runs(x, block);
+  if (!runs) return std::nullopt;
+  const FloatKind input = runs->input;
+  const std::int64_t blocks = runs->blocks, inner = runs->inner;
+  const std::size_t element = runs->element;
   const reference::BlockChooser chooser(spec, x.dtype());
   std::vector<reference::BlockQParams> chosen(static_cast<std::size_t>(blocks));
   std::vector<char> ok(static_cast<std::size_t>(blocks), 1);
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+#pragma omp parallel for schedule(static) if (x.numel() > 4 * kChunk)
   for (std::int64_t b = 0; b < blocks; ++b) {
     float lo, hi;
-    ok[b] = min_max_blocks(*input, x.data(), b, inner, 1, &lo, &hi);
+    ok[b] = min_max_blocks(input, x.data(), b, inner, 1, &lo, &hi);
     if (!ok[b]) continue;
     const auto* start = static_cast<const unsigned char*>(x.data()) + b * inner * element;
     std::vector<float> magnitudes = internal::load_floats(TensorView(start, x.dtype(), {inner}));

@@ -7,9 +7,9 @@
 #include <gtest/gtest.h>
 
 #include "error_of.hpp"
+#include "outlier_weights.hpp"
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "cpu/fast_path.hpp"
@@ -21,17 +21,7 @@ namespace quantkit {
 namespace {
 
 using quantkit::testing::error_of;
-
-Tensor weights(std::int64_t rows, std::int64_t columns, ScalarType dtype, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(0.0, 0.02);
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  Tensor x(ScalarType::float32, {rows, columns});
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    x.set(i, normal(rng) * (uniform(rng) < 0.02 ? 8.0 : 1.0));
-  }
-  return x.to(dtype);
-}
+using quantkit::testing::outlier_weights;
 
 QuantSpec hqq_int(std::int64_t group) {
   return {.dtype = QuantDType::int_(4),
@@ -74,7 +64,7 @@ double sqnr_db(const Tensor& x, const Tensor& y) {
 
 TEST(Hqq, ThreadedPathEqualsTheReference) {
   for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
-    const Tensor x = weights(16, 256, dtype, 3);
+    const Tensor x = outlier_weights(16, 256, dtype, 3);
     for (const QuantSpec& spec : {hqq_int(32), hqq_float(64), hqq_int(256)}) {
       const QParams reference = reference::choose_qparams(x.view(), spec);
       for (int threads : {1, 2}) {
@@ -92,7 +82,7 @@ TEST(Hqq, ThreadedPathEqualsTheReference) {
 }
 
 TEST(Hqq, UnderAnIntegerZeroPointItNeverLosesToTheMseSearch) {
-  const Tensor x = weights(32, 256, ScalarType::float32, 5);
+  const Tensor x = outlier_weights(32, 256, ScalarType::float32, 5);
   const QuantSpec spec = hqq_int(32);
   const QuantSpec mse = with_search(spec, ScaleSearch::mse);
   const QParams refined = choose_qparams(x.view(), spec);
@@ -109,7 +99,7 @@ TEST(Hqq, UnderAnIntegerZeroPointItNeverLosesToTheMseSearch) {
 }
 
 TEST(Hqq, UnderTinygemmsFloatZeroPointItBeatsMinMaxRounding) {
-  const Tensor x = weights(32, 256, ScalarType::float32, 7);
+  const Tensor x = outlier_weights(32, 256, ScalarType::float32, 7);
   const QuantSpec spec = hqq_float(64);
   const QuantSpec plain = with_search(spec, ScaleSearch::none);
   const double refined = sqnr_db(x, fake_quantize(x.view(), choose_qparams(x.view(), spec)));

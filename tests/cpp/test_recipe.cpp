@@ -1,7 +1,9 @@
 // Recipe files: parsing, full-match rules, precedence (overrides, recipe
 // rules, preset roles, default), skip, unmatched rules, aliases.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "error_of.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -16,14 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+using quantkit::testing::error_of;
 
 TEST(Recipe, ParsesEveryKeyAndRoundTrips) {
   const Recipe recipe = parse_recipe(R"({"scheme": "q4-mix", "embeddings": true,

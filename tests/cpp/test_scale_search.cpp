@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include "error_of.hpp"
+#include "outlier_weights.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -23,24 +23,13 @@ namespace quantkit {
 namespace {
 
 using quantkit::testing::error_of;
+using quantkit::testing::outlier_weights;
 
 QuantSpec searched(Mapping mapping, Granularity granularity, int bits = 4) {
   return {.dtype = QuantDType::int_(bits),
           .mapping = mapping,
           .granularity = granularity,
           .scale_search = ScaleSearch::mse};
-}
-
-// Gaussian rows with a few outliers: the case clipping is for.
-Tensor weights(std::int64_t rows, std::int64_t columns, ScalarType dtype, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(0.0, 0.02);
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  Tensor x(ScalarType::float32, {rows, columns});
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    x.set(i, normal(rng) * (uniform(rng) < 0.02 ? 8.0 : 1.0));
-  }
-  return x.to(dtype);
 }
 
 double squared_error(const Tensor& x, const Tensor& y) {
@@ -63,7 +52,7 @@ TEST(ScaleSearch, KeepsTheClipRatioOfLeastErrorAndNeverLosesToRounding) {
     const QuantSpec spec = searched(mapping, Granularity::per_group(32));
     QuantSpec plain = spec;
     plain.scale_search = ScaleSearch::none;
-    const Tensor x = weights(16, 128, ScalarType::float32, 7);
+    const Tensor x = outlier_weights(16, 128, ScalarType::float32, 7);
     const QParams chosen = choose_qparams(x.view(), spec);
     int improved = 0;
     for (std::int64_t r = 0; r < 16; ++r) {
@@ -109,7 +98,7 @@ class ScaleSearchTarget : public ForcedTarget {};
 // input dtype and thread count.
 TEST_P(ScaleSearchTarget, FastPathEqualsTheReference) {
   for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
-    const Tensor x = weights(24, 256, dtype, 11);
+    const Tensor x = outlier_weights(24, 256, dtype, 11);
     for (const QuantSpec& spec : {searched(Mapping::symmetric, Granularity::per_group(32)),
                                   searched(Mapping::asymmetric, Granularity::per_group(128), 3),
                                   searched(Mapping::symmetric, Granularity::per_axis(0), 8)}) {
@@ -132,7 +121,7 @@ TEST_P(ScaleSearchTarget, FastPathEqualsTheReference) {
 // unweighted search; the kept ratio has the least weighted error; the threaded
 // path equals the reference.
 TEST(ScaleSearch, ImportanceWeightsTheErrorOfEachColumn) {
-  const Tensor x = weights(8, 64, ScalarType::float32, 5);
+  const Tensor x = outlier_weights(8, 64, ScalarType::float32, 5);
   const QuantSpec spec = searched(Mapping::asymmetric, Granularity::per_group(32));
   QuantSpec plain = spec;
   plain.scale_search = ScaleSearch::none;

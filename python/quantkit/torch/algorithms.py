@@ -1,10 +1,10 @@
 """Calibration algorithms by name, for the one-call workflow
 ``quantize_(model, recipe, calibration=batches, algorithms=[AWQ(), GPTQ()])``.
 
-Each is a small frozen value holding its options; :func:`run_before_prepare` applies
-those that change the float model (SmoothQuant, AWQ: scales folded into the norms or the
-layers before) and :func:`run_after_prepare` those that change the prepared weights
-(GPTQ), in the order llm-compressor's ``oneshot`` applies them.
+Each is a small frozen value holding its options; :func:`run_stage` applies those that
+change the float model (SmoothQuant, AWQ: scales folded into the norms or the layers
+before), then, after ``prepare``, those that change the prepared weights (GPTQ), in the
+order llm-compressor's ``oneshot`` applies them.
 """
 
 from __future__ import annotations
@@ -138,21 +138,19 @@ def check(algorithms: Sequence[Algorithm], calibration: Iterable[Any] | None) ->
         raise ValueError("algorithms: each algorithm may appear once")
 
 
-def run_before_prepare(
-    model: nn.Module, algorithms, batches, forward: Callable | None, recipe: Recipe
+def run_stage(
+    model: nn.Module,
+    algorithms,
+    batches,
+    forward: Callable | None,
+    recipe: Recipe,
+    *,
+    before_prepare: bool,
 ) -> dict[str, Any]:
+    """The algorithms of one stage, in the given order: those that change the float
+    model (``before_prepare``) or those that change the prepared weights."""
     return {
         type(a).__name__: a.run(model, batches, forward, recipe)
         for a in algorithms
-        if isinstance(a, _BEFORE_PREPARE)
-    }
-
-
-def run_after_prepare(
-    model: nn.Module, algorithms, batches, forward: Callable | None, recipe: Recipe
-) -> dict[str, Any]:
-    return {
-        type(a).__name__: a.run(model, batches, forward, recipe)
-        for a in algorithms
-        if not isinstance(a, _BEFORE_PREPARE)
+        if isinstance(a, _BEFORE_PREPARE) == before_prepare
     }

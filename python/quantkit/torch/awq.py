@@ -134,26 +134,19 @@ def awq(
     search = (linears, modules, spec_key, grid, rows)
     if not sequential:
         return _awq_groups(model, groups, batches, forward, search)
-    from .sequential import call_block, run_blocks
+    from .sequential import call_block, check_inside_blocks, run_blocks
 
+    check_inside_blocks(model, blocks, (producer for producer, _ in groups), "awq")
     chosen: dict[str, float] = {}
-    done: set[str] = set()
 
     def visit(name: str, block: nn.Module, inputs) -> None:
         local = [g for g in groups if g[0].startswith(name + ".")]
         if local:
             chosen.update(_awq_groups(block, local, inputs, call_block, search))
-            done.update(g[0] for g in local)
 
     run_blocks(
         model, batches, visit, forward=forward, blocks=blocks, max_cache_bytes=max_cache_bytes
     )
-    outside = [g for g in groups if g[0] not in done]
-    if outside:
-        raise ValueError(
-            f"awq: sequential mappings must lie inside the blocks; '{outside[0][0]}' does not "
-            "(run with sequential=False)"
-        )
     return chosen
 
 

@@ -29,10 +29,10 @@ _OBSERVER_FACTORIES = {
     "moving_average": lambda spec: _observers.MovingAverageObserver(spec),
     "histogram": lambda spec: _observers.HistogramObserver(spec),
     "histogram_mse": lambda spec: _observers.HistogramObserver(spec, method="mse"),
-    "mse": lambda spec: _observers.HistogramObserver(spec, method="mse"),
     "entropy": lambda spec: _observers.HistogramObserver(spec, method="entropy"),
     "percentile": lambda spec: _observers.HistogramObserver(spec, method="percentile"),
 }
+_OBSERVER_FACTORIES["mse"] = _OBSERVER_FACTORIES["histogram_mse"]  # the scale searches' name
 
 
 def keep_exact_through_casts(

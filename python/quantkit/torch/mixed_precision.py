@@ -34,6 +34,7 @@ from torch import nn
 from . import ops
 from .converted import _stored_scale, _stored_zero_point
 from .model_recipe import SKIP, ModelRecipe, recipe_by_name
+from .workflow import multihead_attention_parts
 
 Forward = Callable[[nn.Module, Any], Any]
 
@@ -87,7 +88,7 @@ def _default_forward(model: nn.Module, batch: Any):
 
 
 def _linears(model: nn.Module, filter_fn) -> list[tuple[str, nn.Linear]]:
-    attention = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    attention = multihead_attention_parts(model)  # never called: prepare keeps them float
     return [
         (name, m)
         for name, m in model.named_modules()

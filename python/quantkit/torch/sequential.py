@@ -74,6 +74,20 @@ def block_list(model: nn.Module, blocks: str | None = None) -> tuple[str, nn.Mod
     return name, found
 
 
+def check_inside_blocks(
+    model: nn.Module, blocks: str | None, producers: Iterable[str], what: str
+) -> None:
+    """Refuses, before anything runs, mappings whose producer lies outside the blocks
+    (the block-by-block run would never reach them)."""
+    path, _ = block_list(model, blocks)
+    outside = sorted(p for p in producers if not p.startswith(path + "."))
+    if outside:
+        raise ValueError(
+            f"{what}: sequential mappings must lie inside the blocks ('{path}'); "
+            f"'{outside[0]}' does not (run with sequential=False)"
+        )
+
+
 @contextmanager
 def _no_cache(model: nn.Module):
     config = getattr(model, "config", None)

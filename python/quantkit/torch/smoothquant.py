@@ -251,23 +251,19 @@ def _smooth_mapped(model, batches, alpha, forward, linears, mappings, engine) ->
     if engine is None:
         smooth(model, groups, batches, forward)
         return how
-    from .sequential import call_block, run_blocks
+    from .sequential import call_block, check_inside_blocks, run_blocks
+
+    blocks, max_cache_bytes = engine
+    check_inside_blocks(model, blocks, (norm for norm, _ in groups), "smooth_quant")
 
     def visit(name, block, inputs) -> None:
         local = [g for g in groups if g[0].startswith(name + ".")]
         if local:
             smooth(block, local, inputs, call_block)
 
-    blocks, max_cache_bytes = engine
     run_blocks(
         model, batches, visit, forward=forward, blocks=blocks, max_cache_bytes=max_cache_bytes
     )
-    outside = sorted({g[0] for g in groups} - {n.rsplit(" ", 1)[-1] for n in how.values()})
-    if outside:
-        raise ValueError(
-            f"smooth_quant: sequential mappings must lie inside the blocks; '{outside[0]}' "
-            "does not (run with sequential=False)"
-        )
     return how
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ._batches import run_batches
-from .algorithms import Algorithm, run_after_prepare, run_before_prepare
+from .algorithms import Algorithm, run_stage
 from .algorithms import check as check_algorithms
 from .converted import CONVERTED_TYPES, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear
 from .coverage import Coverage, CoverageRow, coverage, record, record_calibration
@@ -125,7 +125,7 @@ def prepare(
     plan: list[tuple[list[str], nn.Module, Recipe]] = []
     rows: list[CoverageRow] = []
     skipped: dict[str, list[str]] = {}
-    attention_parts = _multihead_attention_parts(model)
+    attention_parts = multihead_attention_parts(model)
     for names, module in _modules_with_all_names(model):
         if isinstance(module, PREPARED_TYPES + CONVERTED_TYPES):
             raise ValueError(f"module '{names[0]}' is already prepared or converted")
@@ -204,7 +204,7 @@ def prepare(
     return model
 
 
-def _multihead_attention_parts(model: nn.Module) -> set[int]:
+def multihead_attention_parts(model: nn.Module) -> set[int]:
     """ids of the out_proj Linears of ``nn.MultiheadAttention`` modules."""
     return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
@@ -357,7 +357,7 @@ def quantize_(
             "(or use prepare(), calibrate() and convert())"
         )
     batches = list(calibration) if calibration is not None else None
-    reports = run_before_prepare(model, algorithms, batches, forward, default)
+    reports = run_stage(model, algorithms, batches, forward, default, before_prepare=True)
     prepared = prepare(
         model,
         recipe,
@@ -372,7 +372,7 @@ def quantize_(
             f"quantize_: no module was quantized ({len(kept)} modules with weight matrices "
             "kept float; quantkit.torch.coverage(model) says why for each)"
         )
-    reports.update(run_after_prepare(prepared, algorithms, batches, forward, default))
+    reports.update(run_stage(prepared, algorithms, batches, forward, default, before_prepare=False))
     if static:
         calibrate(prepared, batches, forward, verbose=verbose)
     coverage(prepared).algorithms = reports
