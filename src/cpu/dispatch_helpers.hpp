@@ -12,6 +12,8 @@
 #include "quantkit/quantized_tensor.hpp"
 #include "quantkit/scalar_type.hpp"
 #include "quantkit/tensor.hpp"
+#include "reference/eager_math.hpp"
+#include "reference/element_ops.hpp"
 
 namespace quantkit::cpu {
 
@@ -43,6 +45,22 @@ inline std::optional<FloatKind> kind_of(ScalarType type) {
 
 inline FloatKind kind_or_f32(ScalarType type) {
   return kind_of(type).value_or(FloatKind::f32);
+}
+
+// The kernel constants of a plan: the kinds every op rounds to, the grid, the
+// code range (non-streaming stores).
+inline AffineOps affine_ops(const reference::ElementPlan& plan, ScalarType input,
+                            ScalarType output) {
+  AffineOps ops;
+  ops.input = *kind_of(input);
+  ops.product = kind_or_f32(reference::op_dtype(input, plan.scale_dtype));
+  ops.output = *kind_of(output);
+  ops.grid = plan.scheme == reference::Scheme::stretched    ? AffineGrid::stretched
+             : plan.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
+                                                            : AffineGrid::no_zero_point;
+  ops.quant_min = static_cast<float>(plan.quant_min);
+  ops.quant_max = static_cast<float>(plan.quant_max);
+  return ops;
 }
 
 // block(i) = (i / inner) % period when the blocks are runs of the flat index:

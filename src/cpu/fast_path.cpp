@@ -12,6 +12,7 @@
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
 #include "cpu/range_kernels.hpp"
+#include "cpu/search_kernels.hpp"
 #include "quantkit/half.hpp"
 #include "quantkit/packing.hpp"
 #include "reference/block_chooser.hpp"
@@ -33,21 +34,6 @@ struct Prepared {
             plan.scale.data(), plan.zero_point.data()};
   }
 };
-
-// The kernel constants of a plan: the kinds every op rounds to, the grid, the
-// code range (non-streaming stores).
-AffineOps affine_ops(const reference::ElementPlan& plan, ScalarType input, ScalarType output) {
-  AffineOps ops;
-  ops.input = *kind_of(input);
-  ops.product = kind_or_f32(reference::op_dtype(input, plan.scale_dtype));
-  ops.output = *kind_of(output);
-  ops.grid = plan.scheme == reference::Scheme::stretched    ? AffineGrid::stretched
-             : plan.scheme == reference::Scheme::int_domain ? AffineGrid::zero_point
-                                                            : AffineGrid::no_zero_point;
-  ops.quant_min = static_cast<float>(plan.quant_min);
-  ops.quant_max = static_cast<float>(plan.quant_max);
-  return ops;
-}
 
 std::optional<Prepared> prepare(const QParams& qparams, ScalarType input, ScalarType output,
                                 const Shape& shape) {
@@ -240,59 +226,90 @@ void widen(FloatKind kind, const void* data, std::int64_t n, float* out) {
 }
 
 // The MSE scale search of reference::BlockChooser::search, a run of blocks at a
-// time: each candidate k of every block in one SIMD fake-quantize call, then
-// each block's ordered error sum. The candidates are the reference's, every
-// kernel result equals the reference's (the kernel's contract, tested on all
-// targets) and so do the sums: the same choice, block by block.
+// time: the qparams of candidate k for every block, then every block's error
+// under them in one fused SIMD pass (block_squared_errors, bit-identical to the
+// reference's quantize-dequantize and ordered sum): the same choice, block by
+// block.
 class SimdSearch {
  public:
-  SimdSearch(const QuantSpec& spec, ScalarType input, std::int64_t inner, std::int64_t blocks)
+  SimdSearch(const QuantSpec& spec, ScalarType input, std::int64_t inner, std::int64_t blocks,
+             float eps)
       : plan_(reference::single_int_block_plan(spec, input, reference::scale_storage(spec, input),
                                                reference::zero_point_storage(spec, input), blocks)),
         ops_(affine_ops(plan_, input, input)),
+        candidates_(candidate_ops(spec, plan_, input, eps)),
         inner_(inner),
-        y_(static_cast<std::size_t>(inner * blocks) * element_size(input)),
-        y_values_(static_cast<std::size_t>(inner * blocks)),
+        errors_(static_cast<std::size_t>(blocks)),
         best_error_(static_cast<std::size_t>(blocks)),
-        trials_(static_cast<std::size_t>(blocks)) {}
+        scale_(static_cast<std::size_t>(blocks)),
+        zero_point_(static_cast<std::size_t>(blocks)),
+        minval_(static_cast<std::size_t>(blocks)) {}
 
-  /// Blocks first .. first + count of x (data `x`, values `values`, ranges lo / hi,
+  /// Blocks first .. first + count (float values `values`, ranges lo / hi,
   /// importance `weights` per element or null) into chosen[0 .. count).
-  void run(const reference::BlockChooser& chooser, const void* x, const float* values,
-           const float* weights, const float* lo, const float* hi, std::int64_t first,
-           std::int64_t count, reference::BlockQParams* chosen) {
-    const BlockMap map{inner_, count};
+  void run(const reference::BlockChooser& chooser, const float* values, const float* weights,
+           const float* lo, const float* hi, std::int64_t first, std::int64_t count,
+           reference::BlockQParams* chosen) {
     for (int k = 0; k < reference::kClipRatioCount; ++k) {
-      for (std::int64_t j = 0; j < count; ++j) {
-        trials_[j] = chooser.candidate(lo[j], hi[j], k, first + j);
-        reference::set_int_block(plan_, j, reference::round_to(plan_.scale_dtype, trials_[j].scale),
-                                 trials_[j].zero_point);
-      }
+      fill_candidates(chooser, lo, hi, k, first, count);
       const BlockParams params{plan_.reciprocal.data(), plan_.scale.data(),
                                plan_.zero_point.data()};
-      fake_quantize_range(ops_, map, params, x, y_.data(), 0, count * inner_);
-      widen(ops_.output, y_.data(), count * inner_, y_values_.data());
+      block_squared_errors(ops_, values, weights, inner_, count, params, errors_.data());
       for (std::int64_t j = 0; j < count; ++j) {
-        const std::int64_t offset = j * inner_;
-        const float error = reference::ordered_squared_error(
-            values + offset, y_values_.data() + offset,
-            weights == nullptr ? nullptr : weights + offset, inner_);
-        if (k == 0 || error < best_error_[j]) {  // the first (plain rounding) on ties
-          chosen[j] = trials_[j];
-          best_error_[j] = error;
+        if (k == 0 || errors_[j] < best_error_[j]) {  // the first (plain rounding) on ties
+          chosen[j] = reference::BlockQParams{scale_[j], zero_point_[j], minval_[j]};
+          best_error_[j] = errors_[j];
         }
       }
     }
   }
 
  private:
+  // The clipped-range formulas on SIMD lanes where the mapping has them
+  // (asymmetric, symmetric); the scalar chooser otherwise.
+  static std::optional<CandidateOps> candidate_ops(const QuantSpec& spec,
+                                                   const reference::ElementPlan& plan,
+                                                   ScalarType input, float eps) {
+    const auto scale_kind = kind_of(plan.scale_dtype);
+    if (!scale_kind ||
+        (spec.mapping != Mapping::asymmetric && spec.mapping != Mapping::symmetric)) {
+      return std::nullopt;
+    }
+    return CandidateOps{*kind_of(input),
+                        *scale_kind,
+                        spec.mapping == Mapping::asymmetric,
+                        plan.scheme == reference::Scheme::int_domain,
+                        static_cast<float>(plan.quant_min),
+                        static_cast<float>(plan.quant_max),
+                        eps};
+  }
+
+  void fill_candidates(const reference::BlockChooser& chooser, const float* lo, const float* hi,
+                       int k, std::int64_t first, std::int64_t count) {
+    if (candidates_) {
+      clip_candidates(
+          *candidates_, lo, hi, reference::clip_ratio(k), count,
+          CandidateArrays{scale_.data(), zero_point_.data(), minval_.data(), plan_.scale.data(),
+                          plan_.reciprocal.data(), plan_.zero_point.data()});
+      return;
+    }
+    for (std::int64_t j = 0; j < count; ++j) {
+      const auto trial = chooser.candidate(lo[j], hi[j], k, first + j);
+      scale_[j] = trial.scale;
+      zero_point_[j] = trial.zero_point;
+      minval_[j] = trial.minval;
+      reference::set_int_block(plan_, j, reference::round_to(plan_.scale_dtype, trial.scale),
+                               trial.zero_point);
+    }
+  }
+
   reference::ElementPlan plan_;
   AffineOps ops_;
+  std::optional<CandidateOps> candidates_;
   std::int64_t inner_;
-  std::vector<unsigned char> y_;
-  std::vector<float> y_values_;
+  std::vector<float> errors_;
   std::vector<float> best_error_;
-  std::vector<reference::BlockQParams> trials_;
+  std::vector<float> scale_, zero_point_, minval_;  // candidate k, as BlockQParams holds it
 };
 
 // Blocks that are runs of the flat index of a contiguous input the kernels
@@ -368,7 +385,7 @@ std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, cons
   const auto columns = static_cast<std::int64_t>(importance.size());
 #pragma omp parallel if (items > 1)
   {
-    SimdSearch search(spec, x.dtype(), inner, per_item);
+    SimdSearch search(spec, x.dtype(), inner, per_item, chooser.eps());
     std::vector<float> values(static_cast<std::size_t>(per_item * inner));
     std::vector<float> weights(importance.empty() ? 0 : values.size());
     std::vector<float> lo(static_cast<std::size_t>(per_item)), hi(lo.size());
@@ -386,8 +403,8 @@ std::optional<QParams> choose_searched(TensorView x, const QuantSpec& spec, cons
            ++i) {
         weights[i] = importance[(first * inner + i) % columns];
       }
-      search.run(chooser, start, values.data(), weights.empty() ? nullptr : weights.data(),
-                 lo.data(), hi.data(), first, count, chosen.data() + first);
+      search.run(chooser, values.data(), weights.empty() ? nullptr : weights.data(), lo.data(),
+                 hi.data(), first, count, chosen.data() + first);
     }
   }
   if (!std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; })) return std::nullopt;

@@ -10,13 +10,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "cpu/dispatch_helpers.hpp"
 #include "cpu/fast_path.hpp"
+#include "cpu/search_kernels.hpp"
 #include "forced_target.hpp"
 #include "quantkit/ops.hpp"
 #include "quantkit/threading.hpp"
+#include "reference/block_chooser.hpp"
+#include "reference/element_ops.hpp"
 #include "reference/reference_ops.hpp"
 
 namespace quantkit {
@@ -113,6 +120,132 @@ TEST_P(ScaleSearchTarget, FastPathEqualsTheReference) {
       }
       const QuantizedTensor q = quantize(x.view(), spec);  // not fused: search first
       EXPECT_EQ(q.qparams().scale.to_vector(), reference.scale.to_vector());
+    }
+  }
+}
+
+// The fused candidate-error kernel equals the reference's quantize-dequantize
+// and ordered sum (reference::block_squared_error), block by block, on every
+// compiled target: every tail length around the 16 partial sums, each input
+// dtype, with and without importance weights, several candidates per block.
+TEST_P(ScaleSearchTarget, FusedCandidateErrorsEqualTheReference) {
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    for (const QuantSpec& spec : {searched(Mapping::asymmetric, Granularity::per_group(32)),
+                                  searched(Mapping::symmetric, Granularity::per_group(32), 3),
+                                  searched(Mapping::symmetric, Granularity::per_axis(0), 8)}) {
+      for (std::int64_t inner : {1, 5, 15, 16, 17, 31, 32, 33, 48, 100, 128}) {
+        constexpr std::int64_t kBlocks = 3;
+        const Tensor x = outlier_weights(kBlocks, inner, dtype, static_cast<unsigned>(inner));
+        std::vector<float> values;
+        for (double v : x.to_vector()) values.push_back(static_cast<float>(v));
+        std::vector<float> weights(values.size());
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+          weights[i] = static_cast<float>(0.25 + static_cast<double>(i % 7) * 1.5);
+        }
+        const auto scale_dtype = reference::scale_storage(spec, dtype);
+        const auto zero_dtype = reference::zero_point_storage(spec, dtype);
+        auto plan = reference::single_int_block_plan(spec, dtype, scale_dtype, zero_dtype, kBlocks);
+        const reference::BlockChooser chooser(spec, dtype);
+        for (int k : {0, 7, 20}) {
+          std::vector<reference::ElementPlan> singles;
+          for (std::int64_t b = 0; b < kBlocks; ++b) {
+            const float* v = values.data() + b * inner;
+            const auto [lo, hi] = std::minmax_element(v, v + inner);
+            const auto trial = chooser.candidate(*lo, *hi, k, b);
+            const float scale = reference::round_to(scale_dtype, trial.scale);
+            reference::set_int_block(plan, b, scale, trial.zero_point);
+            singles.push_back(
+                reference::single_int_block_plan(spec, dtype, scale_dtype, zero_dtype));
+            reference::set_int_block(singles.back(), 0, scale, trial.zero_point);
+          }
+          const cpu::BlockParams params{plan.reciprocal.data(), plan.scale.data(),
+                                        plan.zero_point.data()};
+          const auto ops = cpu::affine_ops(plan, dtype, dtype);
+          for (const float* w :
+               {static_cast<const float*>(nullptr), static_cast<const float*>(weights.data())}) {
+            std::vector<float> errors(kBlocks, -1.0f);
+            cpu::block_squared_errors(ops, values.data(), w, inner, kBlocks, params, errors.data());
+            for (std::int64_t b = 0; b < kBlocks; ++b) {
+              const float expected =
+                  reference::block_squared_error(singles[b], values.data() + b * inner,
+                                                 w == nullptr ? nullptr : w + b * inner, inner);
+              ASSERT_EQ(errors[b], expected)
+                  << spec.describe() << " " << name(dtype) << " inner " << inner << " block " << b
+                  << " candidate " << k << (w ? " weighted" : "");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The SIMD clipped-range candidates equal the scalar chooser's candidate plus
+// set_int_block, bit for bit (signed zeros included), on every compiled target:
+// ranges that are zero, signed zero, one-sided, tiny (the eps bound), huge
+// (an infinite scale) and ordinary, in each compute dtype and stored scale dtype.
+TEST_P(ScaleSearchTarget, SimdCandidatesEqualTheScalarFormulas) {
+  const std::vector<std::pair<float, float>> ranges = {
+      {0.0f, 0.0f},     {-0.0f, 0.0f},   {-0.0f, -0.0f},   {0.0f, 3.0f},      {-2.5f, 0.0f},
+      {-1.0f, 1.0f},    {-0.3f, 0.7f},   {1e-30f, 2e-30f}, {-1e-40f, 1e-40f}, {-3e38f, 3e38f},
+      {-7e4f, 6e4f},    {-0.11f, 0.09f}, {-5.0f, -1.0f},   {2.0f, 9.0f},      {-1e-3f, 4e-3f},
+      {-60000.f, 1.0f}, {-0.02f, 0.5f}};
+  for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
+    for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric}) {
+      for (int bits : {2, 3, 4, 8}) {
+        for (auto scale_dtype : std::vector<std::optional<ScaleDType>>{
+                 std::nullopt, ScaleDType::bfloat16, ScaleDType::float16}) {
+          for (auto domain :
+               std::vector<std::optional<ZeroPointDomain>>{std::nullopt, ZeroPointDomain::none}) {
+            if (domain && mapping == Mapping::asymmetric) continue;
+            QuantSpec spec = searched(mapping, Granularity::per_group(32), bits);
+            spec.scale_dtype = scale_dtype;
+            spec.zero_point_domain = domain;
+            const auto n = static_cast<std::int64_t>(ranges.size());
+            std::vector<float> lo, hi;
+            for (const auto& [l, h] : ranges) {  // the data's min / max are values of dtype
+              lo.push_back(reference::round_to(dtype, l));
+              hi.push_back(reference::round_to(dtype, h));
+            }
+            const auto sd = reference::scale_storage(spec, dtype);
+            const auto zd = reference::zero_point_storage(spec, dtype);
+            auto expected_plan = reference::single_int_block_plan(spec, dtype, sd, zd, n);
+            const reference::BlockChooser chooser(spec, dtype);
+            const auto plan = reference::single_int_block_plan(spec, dtype, sd, zd, n);
+            const cpu::CandidateOps ops{*cpu::kind_of(dtype),
+                                        *cpu::kind_of(sd),
+                                        mapping == Mapping::asymmetric,
+                                        plan.scheme == reference::Scheme::int_domain,
+                                        static_cast<float>(plan.quant_min),
+                                        static_cast<float>(plan.quant_max),
+                                        chooser.eps()};
+            for (int k : {0, 1, 10, 20}) {
+              std::vector<float> got[6];
+              for (auto& v : got) v.assign(static_cast<std::size_t>(n), -1.0f);
+              cpu::clip_candidates(ops, lo.data(), hi.data(), reference::clip_ratio(k), n,
+                                   {got[0].data(), got[1].data(), got[2].data(), got[3].data(),
+                                    got[4].data(), got[5].data()});
+              for (std::int64_t b = 0; b < n; ++b) {
+                const auto t = chooser.candidate(lo[b], hi[b], k, b);
+                reference::set_int_block(expected_plan, b, reference::round_to(sd, t.scale),
+                                         t.zero_point);
+                const float want[6] = {t.scale,
+                                       t.zero_point,
+                                       t.minval,
+                                       expected_plan.scale[b],
+                                       expected_plan.reciprocal[b],
+                                       expected_plan.zero_point[b]};
+                for (int a = 0; a < 6; ++a) {
+                  ASSERT_EQ(std::memcmp(&got[a][b], &want[a], sizeof(float)), 0)
+                      << spec.describe() << " in " << name(dtype) << " range [" << lo[b] << ", "
+                      << hi[b] << "] candidate " << k << " output " << a << ": " << got[a][b]
+                      << " vs " << want[a];
+                }
+              }
+            }
+          }
+        }
+      }
     }
   }
 }
