@@ -21,8 +21,10 @@ from quantkit_examples.models import minilm
 from safetensors.torch import load_file
 
 DEFAULT = (
-    "int8,int8:search=mse,int6-g32,int5-g32,int4-g32,int4-g32:search=mse,int4-g32-asym,"
-    "int4-g32-asym:search=mse,int4-g128,int4-g128:search=mse,int4-g128-asym:search=mse,"
+    "int8,int8:search=mse,int8-g32,int8-g32-signed,int6-g32,int5-g32,int5-g32-signed,"
+    "int5-g32-signed:search=mse,int4-g32,int4-g32:search=mse,int4-g32-signed,"
+    "int4-g32-signed:search=mse,int4-g32-asym,int4-g32-asym:search=mse,int4-g128,"
+    "int4-g128:search=mse,int4-g128-signed:search=mse,int4-g128-asym:search=mse,"
     "int3-g32-asym,int3-g32-asym:search=mse,nvfp4,mxfp4,q3-mix,q4-mix,q5-mix"
 )
 

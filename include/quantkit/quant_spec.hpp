@@ -21,6 +21,11 @@ enum class Mapping : std::uint8_t {
   symmetric_no_clipping_err,  // scale = max(min_neg / qmin, max_pos / qmax): nothing clips
   asymmetric,                 // range [min, max], widened to include 0 in the int domain
   stretched,  // PARQ grid (k + 0.5) * s, s = min(b * mean|x|, max|x|) / (2^(b-1) - 0.5)
+  /// scale = e / qmin, e the block's value of largest magnitude (the negative one on a
+  /// tie): e lands exactly on qmin, and the scale is negative when e > 0 (llama.cpp's
+  /// Q4_0 / Q8_0 rule). A step of amax / -qmin, finer than symmetric's, with no clipping
+  /// at the extreme; stored like symmetric (no zero point).
+  symmetric_signed,
 };
 
 enum class ZeroPointDomain : std::uint8_t {

@@ -29,10 +29,17 @@ QParams QParams::make(const QuantSpec& spec, Tensor scale, Tensor zero_point,
            "scale has dtype ", name(scale.dtype()), "; expected float32, bfloat16 or float16");
   const ScaleSchemeTraits* scale_scheme =
       spec.dtype.is_floating() ? &scale_scheme_of(spec) : nullptr;
+  // Symmetric integer scales may be negative (symmetric_signed, llama.cpp's Q4_0
+  // rule, and checkpoints written with it, which read back as symmetric): q * s is
+  // defined for any nonzero s. Elsewhere a negative scale is a mistake.
+  const bool signed_scales =
+      !spec.dtype.is_floating() &&
+      (spec.mapping == Mapping::symmetric || spec.mapping == Mapping::symmetric_signed);
   for (std::int64_t i = 0; i < scale.numel(); ++i) {
     const double s = scale.get(i);
-    QK_CHECK(std::isfinite(s) && s > 0, "scale ", s, " at flat index ",
-             internal::describe_index(scale.shape(), i), " must be finite and > 0");
+    QK_CHECK(std::isfinite(s) && (signed_scales ? s != 0 : s > 0), "scale ", s, " at flat index ",
+             internal::describe_index(scale.shape(), i),
+             signed_scales ? " must be finite and nonzero" : " must be finite and > 0");
     if (scale_scheme && scale_scheme->encode_byte) {
       // A byte-stored scale must survive storage: the stored byte decodes to it.
       const auto value = static_cast<float>(s);

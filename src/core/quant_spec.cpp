@@ -9,11 +9,12 @@
 namespace quantkit {
 namespace {
 
-constexpr EnumNames<Mapping, 4> kMappings{{
+constexpr EnumNames<Mapping, 5> kMappings{{
     {Mapping::symmetric, "symmetric"},
     {Mapping::symmetric_no_clipping_err, "symmetric_no_clipping_err"},
     {Mapping::asymmetric, "asymmetric"},
     {Mapping::stretched, "stretched"},
+    {Mapping::symmetric_signed, "symmetric_signed"},
 }};
 constexpr EnumNames<ZeroPointDomain, 3> kDomains{{
     {ZeroPointDomain::int_, "int"},
@@ -105,10 +106,11 @@ void QuantSpec::validate() const {
              "or float zero point, not ",
              name(mapping), " with zero_point_domain ", name(domain));
   } else if (scale_search != ScaleSearch::none) {
-    QK_CHECK((mapping == Mapping::symmetric || mapping == Mapping::asymmetric) &&
+    QK_CHECK((mapping == Mapping::symmetric || mapping == Mapping::asymmetric ||
+              mapping == Mapping::symmetric_signed) &&
                  domain != ZeroPointDomain::float_,
              "scale_search ", name(scale_search),
-             " needs the symmetric or asymmetric mapping in "
+             " needs the symmetric, symmetric_signed or asymmetric mapping in "
              "the int or none zero-point domain, not ",
              name(mapping), " with zero_point_domain ", name(domain));
   }
@@ -119,12 +121,12 @@ void QuantSpec::validate() const {
                "zero_point_domain float (the float domain is the asymmetric tinygemm scheme)");
       break;
     case Mapping::symmetric_no_clipping_err:
-      QK_CHECK(domain != ZeroPointDomain::float_,
-               "mapping symmetric_no_clipping_err does not support zero_point_domain float");
-      QK_CHECK(dtype.quant_min() < 0 && dtype.quant_max() > 0,
-               "mapping symmetric_no_clipping_err "
-               "needs quant_min < 0 < quant_max, but ",
-               dtype.name(), " has [", dtype.quant_min(), ", ", dtype.quant_max(), "]");
+    case Mapping::symmetric_signed:
+      QK_CHECK(domain != ZeroPointDomain::float_, "mapping ", name(mapping),
+               " does not support zero_point_domain float");
+      QK_CHECK(dtype.quant_min() < 0 && dtype.quant_max() > 0, "mapping ", name(mapping),
+               " needs quant_min < 0 < quant_max, but ", dtype.name(), " has [", dtype.quant_min(),
+               ", ", dtype.quant_max(), "]");
       break;
     case Mapping::asymmetric:
       QK_CHECK(domain != ZeroPointDomain::none,

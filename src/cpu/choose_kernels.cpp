@@ -31,21 +31,33 @@ HWY_INLINE void ChooseLanes(DF df, const AffineChooseOps& ops, VF lo, VF hi, flo
   const auto r = [&](VF v) HWY_ATTR { return RoundFiniteTo(df, ops.compute, v); };
   const VF zero = hn::Zero(df);
   const VF qmin = hn::Set(df, ops.quant_min), qmax = hn::Set(df, ops.quant_max);
+  const VF ratio = hn::Set(df, ops.ratio);
+  const VF eps = hn::Set(df, ops.eps);
+  lo = r(hn::Mul(lo, ratio));
+  hi = r(hn::Mul(hi, ratio));
   const VF min_neg = hn::Add(ScalarMin(lo, zero), zero);  // -0 -> +0, as the reference
   const VF max_pos = hn::Add(ScalarMax(hi, zero), zero);
+  const bool asymmetric = ops.mapping == Mapping::asymmetric;
   VF chosen, zp, low;
-  if (ops.symmetric) {
+  if (asymmetric) {
+    const VF range = r(hn::Sub(max_pos, min_neg));
+    chosen = ScalarMax(r(hn::Div(range, hn::Set(df, ops.quant_max - ops.quant_min))), eps);
+    low = min_neg;
+  } else {
     const VF amax = ScalarMax(hn::Neg(min_neg), max_pos);
-    chosen = r(hn::Div(amax, hn::Set(df, (ops.quant_max - ops.quant_min) / 2)));
+    if (ops.mapping == Mapping::symmetric_signed) {
+      // The extreme on qmin (the negative one on a tie); |scale| >= eps, sign kept.
+      const VF extreme = hn::IfThenElse(hn::Gt(max_pos, hn::Neg(min_neg)), max_pos, min_neg);
+      const VF signed_scale = r(hn::Div(extreme, qmin));
+      chosen = hn::IfThenElse(hn::Lt(signed_scale, zero), ScalarMin(signed_scale, hn::Neg(eps)),
+                              ScalarMax(signed_scale, eps));
+    } else {
+      chosen = ScalarMax(r(hn::Div(amax, hn::Set(df, (ops.quant_max - ops.quant_min) / 2))), eps);
+    }
     zp = hn::Set(df, static_cast<float>(static_cast<int>((ops.quant_max + ops.quant_min + 1) / 2)));
     low = hn::Neg(amax);
-  } else {
-    const VF range = r(hn::Sub(max_pos, min_neg));
-    chosen = r(hn::Div(range, hn::Set(df, ops.quant_max - ops.quant_min)));
-    low = min_neg;
   }
-  chosen = ScalarMax(chosen, hn::Set(df, ops.eps));
-  if (!ops.symmetric) {
+  if (asymmetric) {
     const VF shift = hn::Round(r(hn::Div(min_neg, chosen)));
     const VF unclamped = r(hn::Sub(qmin, shift));
     // std::clamp(v, lo, hi): lo if v < lo, else hi if hi < v, else v.

@@ -1,22 +1,34 @@
 #pragma once
 // SIMD form of the per-block integer qparams formulas of
-// reference::BlockChooser (asymmetric and symmetric mappings, integer zero
-// point), across blocks: one lane per block. Bit-identical to the scalar
-// chooser on every compiled target (tests/cpp/test_fast_path.cpp).
+// reference::BlockChooser (asymmetric, symmetric and symmetric_signed mappings,
+// integer zero point), across blocks: one lane per block. Bit-identical to the
+// scalar chooser on every compiled target (tests/cpp/test_fast_path.cpp,
+// tests/cpp/test_scale_search.cpp).
 #include <cstdint>
 
 #include "cpu/affine_kernels.hpp"
+#include "quantkit/quant_spec.hpp"
 
 namespace quantkit::cpu {
 
 struct AffineChooseOps {
   FloatKind compute;  // every step is rounded to the compute dtype
   FloatKind scale;    // the stored scale (and its reciprocal) are rounded to this
-  bool symmetric;     // else asymmetric
+  Mapping mapping;    // asymmetric, symmetric or symmetric_signed
   float eps;          // lower bound of the scale, already in the compute dtype
   float quant_min;
   float quant_max;
+  /// The scale search's clip ratio: each range is first scaled by it and rounded
+  /// to the compute dtype (BlockChooser::candidate); 1 leaves a range of compute
+  /// dtype values as it is (BlockChooser::choose).
+  float ratio = 1.0f;
 };
+
+/// Whether choose_affine_blocks has the formulas of `mapping`.
+inline bool lanes_choose(Mapping mapping) {
+  return mapping == Mapping::asymmetric || mapping == Mapping::symmetric ||
+         mapping == Mapping::symmetric_signed;
+}
 
 /// Per block: the scale in the compute dtype (before the cast), the zero
 /// point, minval, the stored scale and round(1 / stored scale).

@@ -9,6 +9,7 @@
 
 #include "core/internal/float_io.hpp"
 #include "cpu/affine_kernels.hpp"
+#include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/minifloat_path.hpp"
 #include "cpu/range_kernels.hpp"
@@ -237,7 +238,13 @@ class SimdSearch {
       : plan_(reference::single_int_block_plan(spec, input, reference::scale_storage(spec, input),
                                                reference::zero_point_storage(spec, input), blocks)),
         ops_(affine_ops(plan_, input, input)),
-        candidates_(candidate_ops(spec, plan_, input, eps)),
+        lanes_(lanes_choose(spec.mapping) && kind_of(plan_.scale_dtype)),
+        choose_ops_{*kind_of(input),
+                    kind_or_f32(plan_.scale_dtype),
+                    spec.mapping,
+                    eps,
+                    static_cast<float>(plan_.quant_min),
+                    static_cast<float>(plan_.quant_max)},
         inner_(inner),
         errors_(static_cast<std::size_t>(blocks)),
         best_error_(static_cast<std::size_t>(blocks)),
@@ -265,32 +272,21 @@ class SimdSearch {
   }
 
  private:
-  // The clipped-range formulas on SIMD lanes where the mapping has them
-  // (asymmetric, symmetric); the scalar chooser otherwise.
-  static std::optional<CandidateOps> candidate_ops(const QuantSpec& spec,
-                                                   const reference::ElementPlan& plan,
-                                                   ScalarType input, float eps) {
-    const auto scale_kind = kind_of(plan.scale_dtype);
-    if (!scale_kind ||
-        (spec.mapping != Mapping::asymmetric && spec.mapping != Mapping::symmetric)) {
-      return std::nullopt;
-    }
-    return CandidateOps{*kind_of(input),
-                        *scale_kind,
-                        spec.mapping == Mapping::asymmetric,
-                        plan.scheme == reference::Scheme::int_domain,
-                        static_cast<float>(plan.quant_min),
-                        static_cast<float>(plan.quant_max),
-                        eps};
-  }
-
+  // Candidate k of every block: BlockChooser::candidate then set_int_block, on
+  // SIMD lanes where the mapping has them (the chooser's formulas scaled by the
+  // clip ratio), on the scalar chooser otherwise.
   void fill_candidates(const reference::BlockChooser& chooser, const float* lo, const float* hi,
                        int k, std::int64_t first, std::int64_t count) {
-    if (candidates_) {
-      clip_candidates(
-          *candidates_, lo, hi, reference::clip_ratio(k), count,
-          CandidateArrays{scale_.data(), zero_point_.data(), minval_.data(), plan_.scale.data(),
-                          plan_.reciprocal.data(), plan_.zero_point.data()});
+    if (lanes_) {
+      AffineChooseOps ops = choose_ops_;
+      ops.ratio = reference::clip_ratio(k);
+      choose_affine_blocks(ops, lo, hi, count,
+                           ChosenBlocks{scale_.data(), zero_point_.data(), minval_.data(),
+                                        plan_.scale.data(), plan_.reciprocal.data()});
+      const bool uses_zero_point = plan_.scheme == reference::Scheme::int_domain;
+      for (std::int64_t j = 0; j < count; ++j) {
+        plan_.zero_point[j] = uses_zero_point ? zero_point_[j] : 0.0f;
+      }
       return;
     }
     for (std::int64_t j = 0; j < count; ++j) {
@@ -305,7 +301,8 @@ class SimdSearch {
 
   reference::ElementPlan plan_;
   AffineOps ops_;
-  std::optional<CandidateOps> candidates_;
+  bool lanes_;
+  AffineChooseOps choose_ops_;
   std::int64_t inner_;
   std::vector<float> errors_;
   std::vector<float> best_error_;

@@ -87,8 +87,8 @@ std::optional<FusedPlan> plan_for(TensorView x, const QuantSpec& spec, const Sha
                    : AffineGrid::no_zero_point;
   p.ops.quant_min = static_cast<float>(spec.dtype.quant_min());
   p.ops.quant_max = static_cast<float>(spec.dtype.quant_max());
-  p.lanes_choose = spec.mapping == Mapping::asymmetric || spec.mapping == Mapping::symmetric;
-  p.choose_ops = {*input,          *scale_kind,     spec.mapping == Mapping::symmetric,
+  p.lanes_choose = lanes_choose(spec.mapping);
+  p.choose_ops = {*input,          *scale_kind,     spec.mapping,
                   p.chooser.eps(), p.ops.quant_min, p.ops.quant_max};
   return plan;
 }

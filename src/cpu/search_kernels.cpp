@@ -9,7 +9,6 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "cpu/affine_kernels.hpp"
@@ -96,73 +95,6 @@ void BlockSquaredErrorsImpl(const AffineOps& ops, const float* values, const flo
   }
 }
 
-// std::min / std::max / std::clamp exactly, signed zeros included (they keep
-// the first argument on ties; Highway's Min / Max leave -0 versus +0 open).
-HWY_INLINE VF StdMin(VF a, VF b) {
-  return hn::IfThenElse(hn::Lt(b, a), b, a);
-}
-HWY_INLINE VF StdMax(VF a, VF b) {
-  return hn::IfThenElse(hn::Lt(a, b), b, a);
-}
-HWY_INLINE VF StdClamp(VF v, VF lo, VF hi) {
-  return hn::IfThenElse(hn::Lt(v, lo), lo, hn::IfThenElse(hn::Lt(hi, v), hi, v));
-}
-
-void ClipCandidates(const CandidateOps& ops, const float* lo, const float* hi, float ratio,
-                    std::int64_t count, const CandidateArrays& out) {
-  const DF df;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  const VF zero = hn::Zero(df), one = hn::Set(df, 1.0f), factor = hn::Set(df, ratio);
-  const VF qmin = hn::Set(df, ops.quant_min), qmax = hn::Set(df, ops.quant_max);
-  const VF levels = hn::Set(df, ops.quant_max - ops.quant_min);
-  const VF half_levels = hn::Set(df, (ops.quant_max - ops.quant_min) / 2);
-  const VF midpoint = hn::Set(df, std::trunc((ops.quant_max + ops.quant_min + 1) / 2));
-  const VF eps = hn::Set(df, ops.eps);
-  const auto t = [&](VF v) QK_LANE_FN { return RoundFiniteTo(df, ops.compute, v); };
-  const auto one_vector = [&](const float* l, const float* h, float* dst[6]) QK_LANE_FN {
-    const VF min_val = t(hn::Mul(hn::LoadU(df, l), factor));
-    const VF max_val = t(hn::Mul(hn::LoadU(df, h), factor));
-    const VF min_neg = hn::Add(StdMin(min_val, zero), zero);
-    const VF max_pos = hn::Add(StdMax(max_val, zero), zero);
-    VF scale, zero_point, minval;
-    if (ops.asymmetric) {
-      scale = StdMax(t(hn::Div(t(hn::Sub(max_pos, min_neg)), levels)), eps);
-      const VF shift = hn::Round(t(hn::Div(min_neg, scale)));
-      zero_point = StdClamp(t(hn::Sub(qmin, shift)), qmin, qmax);
-      minval = min_neg;
-    } else {
-      const VF amax = StdMax(hn::Neg(min_neg), max_pos);
-      scale = StdMax(t(hn::Div(amax, half_levels)), eps);
-      zero_point = midpoint;
-      minval = hn::Neg(amax);
-    }
-    const VF stored = RoundFiniteTo(df, ops.scale, scale);
-    hn::StoreU(scale, df, dst[0]);
-    hn::StoreU(zero_point, df, dst[1]);
-    hn::StoreU(minval, df, dst[2]);
-    hn::StoreU(stored, df, dst[3]);
-    hn::StoreU(RoundFiniteTo(df, ops.scale, hn::Div(one, stored)), df, dst[4]);
-    hn::StoreU(ops.zero_point ? zero_point : zero, df, dst[5]);
-  };
-  std::int64_t j = 0;
-  for (; j + lanes <= count; j += lanes) {
-    float* dst[6] = {out.scale + j,        out.zero_point + j, out.minval + j,
-                     out.stored_scale + j, out.reciprocal + j, out.code_zero_point + j};
-    one_vector(lo + j, hi + j, dst);
-  }
-  if (j < count) {  // the last blocks through a padded copy
-    alignas(64) float l[kMaxLanes] = {}, h[kMaxLanes] = {}, results[6][kMaxLanes];
-    const auto rest = static_cast<std::size_t>(count - j);
-    std::memcpy(l, lo + j, rest * sizeof(float));
-    std::memcpy(h, hi + j, rest * sizeof(float));
-    float* dst[6] = {results[0], results[1], results[2], results[3], results[4], results[5]};
-    one_vector(l, h, dst);
-    float* targets[6] = {out.scale,        out.zero_point, out.minval,
-                         out.stored_scale, out.reciprocal, out.code_zero_point};
-    for (int a = 0; a < 6; ++a) std::memcpy(targets[a] + j, results[a], rest * sizeof(float));
-  }
-}
-
 void BlockSquaredErrors(const AffineOps& ops, const float* values, const float* weights,
                         std::int64_t inner, std::int64_t count, const BlockParams& params,
                         float* errors) {
@@ -181,17 +113,11 @@ HWY_AFTER_NAMESPACE();
 namespace quantkit::cpu {
 
 HWY_EXPORT(BlockSquaredErrors);
-HWY_EXPORT(ClipCandidates);
 
 void block_squared_errors(const AffineOps& ops, const float* values, const float* weights,
                           std::int64_t inner, std::int64_t count, const BlockParams& params,
                           float* errors) {
   HWY_DYNAMIC_DISPATCH(BlockSquaredErrors)(ops, values, weights, inner, count, params, errors);
-}
-
-void clip_candidates(const CandidateOps& ops, const float* lo, const float* hi, float ratio,
-                     std::int64_t count, const CandidateArrays& out) {
-  HWY_DYNAMIC_DISPATCH(ClipCandidates)(ops, lo, hi, ratio, count, out);
 }
 
 }  // namespace quantkit::cpu

@@ -11,14 +11,23 @@
 namespace quantkit::io {
 namespace {
 
-Scheme integer(int bits, std::int64_t group, bool asymmetric) {
+Scheme integer(int bits, std::int64_t group, Mapping mapping) {
   const std::string groups = group > 0 ? "-g" + std::to_string(group) : "";
   const std::string where = group > 0 ? "per group of " + std::to_string(group) : "per channel";
-  return {"int" + std::to_string(bits) + groups + (asymmetric ? "-asym" : ""),
-          "int" + std::to_string(bits) + (asymmetric ? " asymmetric " : " symmetric ") + where,
+  const std::string suffix = mapping == Mapping::asymmetric         ? "-asym"
+                             : mapping == Mapping::symmetric_signed ? "-signed"
+                                                                    : "";
+  const std::string how =
+      mapping == Mapping::asymmetric ? " asymmetric "
+      : mapping == Mapping::symmetric_signed
+          ? detail::concat(" symmetric, signed scale (the largest magnitude lands exactly on -",
+                           1 << (bits - 1), ", as in llama.cpp's Q4_0 and Q5_0) ")
+          : " symmetric ";
+  return {"int" + std::to_string(bits) + groups + suffix,
+          "int" + std::to_string(bits) + how + where,
           QuantSpec{
               .dtype = QuantDType::int_(bits),
-              .mapping = asymmetric ? Mapping::asymmetric : Mapping::symmetric,
+              .mapping = mapping,
               .granularity = group > 0 ? Granularity::per_group(group) : Granularity::per_axis(0)},
           CheckpointFormat::pack_quantized};
 }
@@ -35,11 +44,12 @@ Scheme stretched(int bits, std::int64_t group) {
 
 std::vector<Scheme> make_table() {
   std::vector<Scheme> table;
-  table.push_back(integer(8, 0, false));
-  for (int bits : {6, 5, 4, 3, 2}) {
+  table.push_back(integer(8, 0, Mapping::symmetric));
+  for (int bits : {8, 6, 5, 4, 3, 2}) {
     for (std::int64_t group : {32, 64, 128}) {
-      table.push_back(integer(bits, group, false));
-      table.push_back(integer(bits, group, true));
+      for (Mapping mapping : {Mapping::symmetric, Mapping::asymmetric, Mapping::symmetric_signed}) {
+        table.push_back(integer(bits, group, mapping));
+      }
     }
   }
   for (int bits : {2, 3}) {

@@ -89,14 +89,18 @@ class BlockChooser {
       return out;
     }
     const float amax = std::max(-min_neg, max_pos);
-    if (spec_.mapping == Mapping::symmetric) {
-      out.scale = r(amax / ((qmax_ - qmin_) / 2));
+    if (spec_.mapping == Mapping::symmetric_signed) {
+      // The extreme lands on qmin; on a tie the negative one, whose scale is positive.
+      const float extreme = max_pos > -min_neg ? max_pos : min_neg;
+      const float scale = r(extreme / qmin_);
+      out.scale = scale < 0 ? std::min(scale, -eps_) : clamp_eps(scale);  // |scale| >= eps
+    } else if (spec_.mapping == Mapping::symmetric) {
+      out.scale = clamp_eps(r(amax / ((qmax_ - qmin_) / 2)));
     } else {  // symmetric_no_clipping_err
       const float smin = r(min_neg / qmin_);
       const float smax = r(max_pos / qmax_);
-      out.scale = smin > smax ? smin : smax;
+      out.scale = clamp_eps(smin > smax ? smin : smax);
     }
-    out.scale = clamp_eps(out.scale);
     out.zero_point = std::trunc((qmax_ + qmin_ + 1) / 2);
     out.minval = -amax;
     return out;

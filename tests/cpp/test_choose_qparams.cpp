@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 
+#include "error_of.hpp"
 #include "quantkit/ops.hpp"
 
 namespace quantkit {
@@ -105,6 +106,44 @@ TEST(ChooseQParams, SymmetricNoClippingErrTakesTheLargerSide) {
   EXPECT_EQ(qp2.scale.get(0), 1.0f);
   EXPECT_EQ(fake_quantize(Tensor::from_values({7.0, -1.0}), qp2).to_vector(),
             (std::vector<double>{7, -1}));
+}
+
+// symmetric_signed (llama.cpp's Q4_0 rule), by hand: the value of largest
+// magnitude lands exactly on qmin = -8, so a positive extreme gives a negative
+// scale; the negative extreme wins a tie; an all-zero block gets +eps.
+TEST(ChooseQParams, SymmetricSignedPutsTheExtremeOnQuantMin) {
+  const QuantSpec spec{.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_signed};
+  const auto positive = Tensor::from_values({1.0, -0.5, 2.0, -1.0});
+  const auto qp = choose_qparams(positive, spec);
+  EXPECT_EQ(qp.scale.get(0), -0.25);  // 2 / -8
+  EXPECT_EQ(qp.zero_point.get(0), 0);
+  EXPECT_EQ(quantize(positive.view(), qp).code_values(), (std::vector<std::int32_t>{-4, 2, -8, 4}));
+  EXPECT_EQ(fake_quantize(positive, qp).to_vector(), positive.to_vector());  // all on the grid
+  const auto negative = Tensor::from_values({-2.0, 1.0, 0.3});
+  const auto qn = choose_qparams(negative, spec);
+  EXPECT_EQ(qn.scale.get(0), 0.25);  // -2 / -8
+  EXPECT_EQ(fake_quantize(negative, qn).to_vector(), (std::vector<double>{-2, 1, 0.25}));
+  const auto tie = choose_qparams(Tensor::from_values({2.0, -2.0}), spec);
+  EXPECT_EQ(tie.scale.get(0), 0.25);  // the negative extreme: +2 then clips to 7 * 0.25
+  EXPECT_EQ(fake_quantize(Tensor::from_values({2.0, -2.0}), tie).to_vector(),
+            (std::vector<double>{1.75, -2}));
+  const auto zeros = choose_qparams(Tensor(ScalarType::float32, {4}), spec);
+  EXPECT_EQ(zeros.scale.get(0), std::ldexp(1.0, -126));
+  // A tiny positive extreme keeps its sign at the eps bound.
+  const auto tiny = choose_qparams(Tensor::from_values({1e-39, 0.0}), spec);
+  EXPECT_EQ(tiny.scale.get(0), -std::ldexp(1.0, -126));
+  // int8: step 127 / 128, finer than symmetric's 127 / 127.5, and 127 is exact.
+  const auto q8 =
+      choose_qparams(Tensor::from_values({127.0, -3.0}),
+                     {.dtype = QuantDType::int_(8), .mapping = Mapping::symmetric_signed});
+  EXPECT_EQ(q8.scale.get(0), -127.0f / 128.0f);
+  EXPECT_EQ(fake_quantize(Tensor::from_values({127.0}), q8).to_vector(),
+            (std::vector<double>{127}));
+  EXPECT_NE(
+      testing::error_of([] {
+        QuantSpec{.dtype = QuantDType::uint(4), .mapping = Mapping::symmetric_signed}.validate();
+      }).find("mapping symmetric_signed needs quant_min < 0 < quant_max, but uint4"),
+      std::string::npos);
 }
 
 TEST(ChooseQParams, EpsClampsTinyRanges) {

@@ -56,6 +56,12 @@ TEST(Errors, UserGivenQParams) {
             "scale -1 at flat index 0 (index [0]) must be finite and > 0");
   EXPECT_EQ(error_of([&] { QParams::make(spec, Tensor::from_values({NAN}), zp); }),
             "scale nan at flat index 0 (index [0]) must be finite and > 0");
+  // Symmetric integer scales may be negative (llama.cpp's Q4_0 rule), never zero.
+  const QuantSpec symmetric{.dtype = QuantDType::int_(4), .mapping = Mapping::symmetric_signed};
+  const auto zero = Tensor::from_values({0}, ScalarType::int32);
+  EXPECT_EQ(QParams::make(symmetric, Tensor::from_values({-0.5}), zero).scale.get(0), -0.5);
+  EXPECT_EQ(error_of([&] { QParams::make(symmetric, Tensor::from_values({0.0}), zero); }),
+            "scale 0 at flat index 0 (index [0]) must be finite and nonzero");
   EXPECT_EQ(error_of([&] {
               QParams::make(spec, Tensor::from_values({1.0}),
                             Tensor::from_values({256}, ScalarType::int32));

@@ -76,6 +76,13 @@ std::vector<QuantSpec> fast_specs() {
                        .mapping = Mapping::asymmetric,
                        .granularity = g,
                        .scale_dtype = ScaleDType::bfloat16});
+      if (d.is_signed()) {
+        specs.push_back({.dtype = d,
+                         .mapping = Mapping::symmetric_signed,
+                         .granularity = g,
+                         .zero_point_domain = ZeroPointDomain::none,
+                         .scale_dtype = ScaleDType::bfloat16});
+      }
     }
   }
   return specs;
@@ -197,7 +204,8 @@ TEST_P(ForcedTarget, FusedChooserEdgeBlocks) {
     }
     const Tensor x = Tensor::from_values(values, {width, 8}, dtype);
     for (const auto& d : {QuantDType::int_(4), QuantDType::uint(8), QuantDType::int_(8)}) {
-      for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric}) {
+      for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric, Mapping::symmetric_signed}) {
+        if (mapping == Mapping::symmetric_signed && !d.is_signed()) continue;
         for (auto scale_dtype : {std::optional<ScaleDType>{}, std::optional{ScaleDType::bfloat16},
                                  std::optional{ScaleDType::float32}}) {
           const QuantSpec spec{.dtype = d,

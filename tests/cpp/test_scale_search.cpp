@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/choose_kernels.hpp"
 #include "cpu/dispatch_helpers.hpp"
 #include "cpu/fast_path.hpp"
 #include "cpu/search_kernels.hpp"
@@ -180,18 +181,19 @@ TEST_P(ScaleSearchTarget, FusedCandidateErrorsEqualTheReference) {
   }
 }
 
-// The SIMD clipped-range candidates equal the scalar chooser's candidate plus
-// set_int_block, bit for bit (signed zeros included), on every compiled target:
-// ranges that are zero, signed zero, one-sided, tiny (the eps bound), huge
-// (an infinite scale) and ordinary, in each compute dtype and stored scale dtype.
+// The SIMD chooser with a clip ratio (the search's candidates) equals the scalar
+// chooser's candidate plus set_int_block, bit for bit (signed zeros included),
+// on every compiled target: ranges that are zero, signed zero, one-sided, tiny
+// (the eps bound), huge (an infinite scale), tied in magnitude, and ordinary, in
+// each compute dtype, stored scale dtype and mapping.
 TEST_P(ScaleSearchTarget, SimdCandidatesEqualTheScalarFormulas) {
   const std::vector<std::pair<float, float>> ranges = {
-      {0.0f, 0.0f},     {-0.0f, 0.0f},   {-0.0f, -0.0f},   {0.0f, 3.0f},      {-2.5f, 0.0f},
-      {-1.0f, 1.0f},    {-0.3f, 0.7f},   {1e-30f, 2e-30f}, {-1e-40f, 1e-40f}, {-3e38f, 3e38f},
-      {-7e4f, 6e4f},    {-0.11f, 0.09f}, {-5.0f, -1.0f},   {2.0f, 9.0f},      {-1e-3f, 4e-3f},
-      {-60000.f, 1.0f}, {-0.02f, 0.5f}};
+      {0.0f, 0.0f},     {-0.0f, 0.0f},   {-0.0f, -0.0f},    {0.0f, 3.0f},      {-2.5f, 0.0f},
+      {-1.0f, 1.0f},    {-0.3f, 0.7f},   {1e-30f, 2e-30f},  {-1e-40f, 1e-40f}, {-3e38f, 3e38f},
+      {-7e4f, 6e4f},    {-0.11f, 0.09f}, {-5.0f, -1.0f},    {2.0f, 9.0f},      {-1e-3f, 4e-3f},
+      {-60000.f, 1.0f}, {-0.02f, 0.5f},  {-2e-39f, 1e-39f}, {-0.25f, 0.25f}};
   for (ScalarType dtype : {ScalarType::float32, ScalarType::bfloat16, ScalarType::float16}) {
-    for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric}) {
+    for (Mapping mapping : {Mapping::asymmetric, Mapping::symmetric, Mapping::symmetric_signed}) {
       for (int bits : {2, 3, 4, 8}) {
         for (auto scale_dtype : std::vector<std::optional<ScaleDType>>{
                  std::nullopt, ScaleDType::bfloat16, ScaleDType::float16}) {
@@ -209,33 +211,27 @@ TEST_P(ScaleSearchTarget, SimdCandidatesEqualTheScalarFormulas) {
             }
             const auto sd = reference::scale_storage(spec, dtype);
             const auto zd = reference::zero_point_storage(spec, dtype);
-            auto expected_plan = reference::single_int_block_plan(spec, dtype, sd, zd, n);
+            auto plan = reference::single_int_block_plan(spec, dtype, sd, zd, n);
             const reference::BlockChooser chooser(spec, dtype);
-            const auto plan = reference::single_int_block_plan(spec, dtype, sd, zd, n);
-            const cpu::CandidateOps ops{*cpu::kind_of(dtype),
-                                        *cpu::kind_of(sd),
-                                        mapping == Mapping::asymmetric,
-                                        plan.scheme == reference::Scheme::int_domain,
-                                        static_cast<float>(plan.quant_min),
-                                        static_cast<float>(plan.quant_max),
-                                        chooser.eps()};
             for (int k : {0, 1, 10, 20}) {
-              std::vector<float> got[6];
+              const cpu::AffineChooseOps ops{*cpu::kind_of(dtype),
+                                             *cpu::kind_of(sd),
+                                             mapping,
+                                             chooser.eps(),
+                                             static_cast<float>(plan.quant_min),
+                                             static_cast<float>(plan.quant_max),
+                                             reference::clip_ratio(k)};
+              std::vector<float> got[5];
               for (auto& v : got) v.assign(static_cast<std::size_t>(n), -1.0f);
-              cpu::clip_candidates(ops, lo.data(), hi.data(), reference::clip_ratio(k), n,
-                                   {got[0].data(), got[1].data(), got[2].data(), got[3].data(),
-                                    got[4].data(), got[5].data()});
+              cpu::choose_affine_blocks(
+                  ops, lo.data(), hi.data(), n,
+                  {got[0].data(), got[1].data(), got[2].data(), got[3].data(), got[4].data()});
               for (std::int64_t b = 0; b < n; ++b) {
                 const auto t = chooser.candidate(lo[b], hi[b], k, b);
-                reference::set_int_block(expected_plan, b, reference::round_to(sd, t.scale),
-                                         t.zero_point);
-                const float want[6] = {t.scale,
-                                       t.zero_point,
-                                       t.minval,
-                                       expected_plan.scale[b],
-                                       expected_plan.reciprocal[b],
-                                       expected_plan.zero_point[b]};
-                for (int a = 0; a < 6; ++a) {
+                reference::set_int_block(plan, b, reference::round_to(sd, t.scale), t.zero_point);
+                const float want[5] = {t.scale, t.zero_point, t.minval, plan.scale[b],
+                                       plan.reciprocal[b]};
+                for (int a = 0; a < 5; ++a) {
                   ASSERT_EQ(std::memcmp(&got[a][b], &want[a], sizeof(float)), 0)
                       << spec.describe() << " in " << name(dtype) << " range [" << lo[b] << ", "
                       << hi[b] << "] candidate " << k << " output " << a << ": " << got[a][b]
@@ -342,7 +338,9 @@ TEST(ScaleSearch, SpecsItDoesNotApplyToAreRefusedByName) {
                             .mapping = Mapping::stretched,
                             .granularity = Granularity::per_group(32),
                             .scale_search = ScaleSearch::mse};
-  EXPECT_NE(error_of([&] { stretched.validate(); }).find("needs the symmetric or asymmetric"),
+  EXPECT_NE(error_of([&] {
+              stretched.validate();
+            }).find("needs the symmetric, symmetric_signed or asymmetric"),
             std::string::npos);
   const QuantSpec spec = searched(Mapping::symmetric, Granularity::per_tensor());
   const Tensor range = Tensor::from_values({1.0});

@@ -53,7 +53,7 @@ def zero_point_is_zero(spec: str) -> bool:
     """Signed symmetric integer specs: their zero point is 0 in every block."""
     args = args_from_key(spec)
     return (
-        args.mapping == "symmetric"
+        args.mapping in ("symmetric", "symmetric_signed")
         and args.dtype.startswith("int")
         and args.zero_point_domain in (None, "int")
         and args.quant_min is None

@@ -20,6 +20,8 @@ def spec_of(scheme: str) -> tuple[qk.QuantSpec, str]:
             if head.startswith("stretched")
             else "asymmetric"
             if "asym" in rest
+            else "symmetric_signed"
+            if "signed" in rest
             else "symmetric"
         )
         granularity = qk.per_group(group) if group else qk.per_axis(0)

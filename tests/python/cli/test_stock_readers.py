@@ -19,6 +19,11 @@ from safetensors.torch import load_file
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STOCK_SCHEMES = [
     "int8",
+    "int8-g32",
+    "int8-g128-asym",
+    "int8-g32-signed",
+    "int4-g32-signed",
+    "int5-g64-signed:search=mse",
     "int4-g32",
     "int4-g128-asym",
     "int2-g64",

@@ -18,6 +18,8 @@ SCHEMES = [
     "int6-g128",
     "int5-g64",
     "int4-g32",
+    "int4-g32-signed",
+    "int8-g32-signed",
     "int3-g32",
     "int2-g64",
     "fp8",

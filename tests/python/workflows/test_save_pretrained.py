@@ -86,7 +86,8 @@ def test_gptq_codes_survive_saving(tmp_path):
     ("recipe", "shown"),
     [
         (lambda: qkt.recipes.W4A16(64, symmetric=True), "int4-g64"),  # a CLI scheme
-        (lambda: qkt.recipes.W8A16(group_size=64), "int8 symmetric per_group(64"),  # not one
+        (lambda: qkt.recipes.W8A16(group_size=64), "int8-g64"),
+        (lambda: qkt.recipes.W8A16(group_size=16), "int8 symmetric per_group(16"),  # not one
     ],
 )
 def test_the_checkpoint_tool_reads_what_python_wrote(tmp_path, recipe, shown):
