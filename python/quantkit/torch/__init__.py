@@ -35,6 +35,7 @@ from .mixed_precision import (
     mixed_precision,
 )
 from .model_recipe import ModelRecipe, load_recipe, recipe_by_name, recipe_from_text
+from .offload import OffloadReport, quantize_checkpoint
 from .prepared import QATConv2d, QATEmbedding, QATLinear, torch_matmul
 from .recipes import Recipe, TensorQuant
 from .save import load_pretrained, save_pretrained
@@ -57,6 +58,7 @@ __all__ = [
     "Coverage",
     "CoverageRow",
     "MixedPrecision",
+    "OffloadReport",
     "ModelRecipe",
     "EmbeddingEvaluation",
     "FakeQuantize",
@@ -93,6 +95,7 @@ __all__ = [
     "parameter_count",
     "prepare",
     "quantize_",
+    "quantize_checkpoint",
     "recipe_by_name",
     "recipe_from_text",
     "recipes",

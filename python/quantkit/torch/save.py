@@ -110,19 +110,30 @@ def save_pretrained(
     them. Float tensors are read in place (the model is not copied).
     """
     converted = {n: m for n, m in model.named_modules() if isinstance(m, CONVERTED_TYPES)}
-    for name, module in converted.items():
-        _check_writable(name, module)
     config_text = _config_text(model, config)
     problem = _tied_embedding_problem(config_text, set(converted))
     if problem:
         raise ValueError(problem)
+    items = checkpoint_items(model)
+    _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace, max_shard_bytes)
+
+
+def checkpoint_items(module: nn.Module, prefix: str = "") -> list[tuple]:
+    """The tensors ``save_pretrained`` writes for ``module`` (names prefixed by ``prefix``):
+    float tensors as they are (tied ones once; tensors on the meta device, which hold no
+    data, left out) and each converted Linear as one quantized weight."""
+    converted = {n: m for n, m in module.named_modules() if isinstance(m, CONVERTED_TYPES)}
+    for name, m in converted.items():
+        _check_writable(prefix + name, m)
+    # Converted modules on the meta device (written elsewhere, their memory released).
+    held = {n: m for n, m in converted.items() if not m.qweight.packed.is_meta}
     items: list[tuple[str, Any]] = []
     seen: set[tuple] = set()
-    for key, value in model.state_dict().items():
+    for key, value in module.state_dict().items():
         module_name, _, leaf = key.rpartition(".")
         if module_name in converted or module_name.rpartition(".")[0] in converted:
             continue  # the converted module's own parts: written below as one weight
-        if not isinstance(value, torch.Tensor) or leaf == "_extra_state":
+        if not isinstance(value, torch.Tensor) or leaf == "_extra_state" or value.is_meta:
             continue
         # Tied parameters (one tensor under two names) are stored once, as
         # transformers' save_pretrained does.
@@ -130,14 +141,16 @@ def save_pretrained(
         if value.numel() and same_data in seen:
             continue
         seen.add(same_data)
-        items.append((key, as_core_input(value.detach().cpu().contiguous())))
-    for name, module in converted.items():
-        input_spec, input_qparams = _input_quantization(module)
-        weight = _core_quantized(module.qweight)
-        items.append((f"{name}.weight", weight, input_spec, input_qparams))
-        if module.bias is not None:
-            items.append((f"{name}.bias", as_core_input(module.bias.detach().cpu().contiguous())))
-    _core.save_compressed_tensors(os.fspath(folder), items, config_text, replace, max_shard_bytes)
+        items.append((prefix + key, as_core_input(value.detach().cpu().contiguous())))
+    for name, m in held.items():
+        input_spec, input_qparams = _input_quantization(m)
+        weight = _core_quantized(m.qweight)
+        items.append((f"{prefix}{name}.weight", weight, input_spec, input_qparams))
+        if m.bias is not None:
+            items.append(
+                (f"{prefix}{name}.bias", as_core_input(m.bias.detach().cpu().contiguous()))
+            )
+    return items
 
 
 def _stored_weight(core: _core.QuantizedTensor, dtype: torch.dtype) -> QuantizedWeight:
