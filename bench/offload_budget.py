@@ -93,9 +93,14 @@ def main() -> None:
     parser.add_argument("--max-memory", default="2GiB")
     parser.add_argument("--methods", default="rtn,gptq")
     parser.add_argument("--work", type=pathlib.Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep a checkpoint already in --work")
     args = parser.parse_args()
     work = args.work or pathlib.Path(tempfile.mkdtemp())
-    size = write_checkpoint(work / "float", args.layers)
+    index = work / "float" / "model.safetensors.index.json"
+    if args.reuse and index.exists():
+        size = json.loads(index.read_text())["metadata"]["total_size"]
+    else:
+        size = write_checkpoint(work / "float", args.layers)
     gib = size / 2**30
     print(f"checkpoint: {args.layers} layers, {gib:.2f} GiB bfloat16; budget {args.max_memory}\n")
     print("| method | seconds | estimated peak GiB | measured peak RSS GiB | budget GiB |")

@@ -11,6 +11,7 @@
 #include "quantkit/error.hpp"
 #include "quantkit/io/model_io.hpp"
 #include "quantkit/io/recipe.hpp"
+#include "quantkit/io/safetensors.hpp"
 #include "quantkit/io/schemes.hpp"
 
 namespace quantkit::python {
@@ -121,8 +122,46 @@ void bind_recipes(nb::module_& m) {
   });
 }
 
+// One safetensors file through the C++ memory map, read tensor by tensor: each read
+// copies the tensor out and hands its pages of the map back, so the resident set of a
+// block-by-block pass is what the caller keeps, not the file.
+void bind_safetensors(nb::module_& m) {
+  nb::class_<io::SafetensorsFile>(m, "SafetensorsFile")
+      .def_static("open", &io::SafetensorsFile::open, "path"_a,
+                  "Maps and validates a safetensors file.")
+      .def(
+          "tensors",
+          [](const io::SafetensorsFile& file) {
+            nb::list out;
+            for (const auto& entry : file.header().tensors) {
+              out.append(nb::make_tuple(entry.name, std::string(io::dtype_info(entry.dtype).name),
+                                        entry.shape));
+            }
+            return out;
+          },
+          "(name, safetensors dtype name, shape) of every tensor, in file order.")
+      .def(
+          "read",
+          [](const io::SafetensorsFile& file, const std::string& name) {
+            const io::TensorEntry* entry = file.header().find(name);
+            QK_CHECK(entry != nullptr, "'", file.path(), "' has no tensor '", name, "'");
+            Tensor out = Tensor::uninitialized(ScalarType::uint8,
+                                               {static_cast<std::int64_t>(entry->nbytes())});
+            {
+              nb::gil_scoped_release release;
+              const auto bytes = file.bytes(*entry);
+              std::copy(bytes.begin(), bytes.end(), static_cast<std::uint8_t*>(out.raw_data()));
+              file.release(*entry, 0, entry->nbytes());
+            }
+            return to_array(std::move(out));
+          },
+          "name"_a,
+          "The tensor's bytes (a uint8 array, a copy); its pages of the map are handed back.");
+}
+
 void bind_io(nb::module_& m) {
   bind_recipes(m);
+  bind_safetensors(m);
   m.def(
       "save_compressed_tensors",
       [](const std::string& folder, const nb::list& items, const std::string& config, bool replace,

@@ -19,6 +19,7 @@ their index and ``config.json``) that transformers and compressed-tensors load, 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -72,6 +73,17 @@ def parse_bytes(value: int | str) -> int:
     return amount
 
 
+def _return_freed_memory() -> None:
+    """Hands freed heap pages back to the system. glibc keeps large freed blocks in its
+    heap once its mmap threshold has grown (the blocks' tensors are tens of MB each), so
+    without this the resident set creeps up block after block (measured: 0.9 to 3.8 GiB
+    over 64 blocks of a 5.5 GiB checkpoint)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def current_rss_bytes() -> int:
     """The resident set now (Linux /proc)."""
     with open("/proc/self/statm") as statm:
@@ -102,29 +114,49 @@ class OffloadReport:
         )
 
 
+_DTYPES = {
+    "F32": torch.float32,
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F64": torch.float64,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
 class _CheckpointTensors:
     """The tensors of a safetensors checkpoint (one file or shards with an index), read
-    on demand through memory maps."""
+    one at a time through quantkit's C++ memory map (``_core.SafetensorsFile``): each
+    read copies the tensor and hands its pages back, so the resident set holds what the
+    caller keeps, not the file."""
 
     def __init__(self, folder: Path):
-        from safetensors import safe_open
-
         index = folder / "model.safetensors.index.json"
         if index.exists():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            files = sorted(set(weight_map.values()))
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         else:
             files = ["model.safetensors"]
             if not (folder / files[0]).exists():
                 raise FileNotFoundError(f"{folder} has neither model.safetensors nor an index")
-        self._files = {f: safe_open(str(folder / f), framework="pt", device="cpu") for f in files}
-        self._where = {name: f for f, opened in self._files.items() for name in opened.keys()}
+        self._where: dict[str, tuple[Any, str, list[int]]] = {}
+        for name in files:
+            opened = _core.SafetensorsFile.open(os.fspath(folder / name))
+            for tensor, dtype, shape in opened.tensors():
+                self._where[tensor] = (opened, dtype, shape)
 
     def __contains__(self, name: str) -> bool:
         return name in self._where
 
     def load(self, name: str, dtype: torch.dtype) -> torch.Tensor:
-        return self._files[self._where[name]].get_tensor(name).to(dtype)
+        opened, stored, shape = self._where[name]
+        if stored not in _DTYPES:
+            raise ValueError(f"tensor '{name}' is {stored}, which quantize_checkpoint cannot load")
+        raw = torch.from_dlpack(opened.read(name))
+        return raw.view(_DTYPES[stored]).reshape(shape).to(dtype)
 
 
 def _materialize(owners: Iterable[tuple[str, nn.Module]], tensors: _CheckpointTensors, dtype):
@@ -347,6 +379,7 @@ def quantize_checkpoint(
                     _write_part(parts_root, index, checkpoint_items(block, name + "."), config_text)
                 )
                 block.to("meta")  # its memory goes back
+                _return_freed_memory()
                 if progress:
                     print(
                         f"block {index + 1}/{len(block_modules)} {name}: "
