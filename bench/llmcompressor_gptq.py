@@ -44,7 +44,8 @@ def embed(model, sentences):
     with torch.no_grad():
         for i in range(0, len(sentences), 32):
             ids, mask, types = tokenizer(sentences[i : i + 32])
-            hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            output = model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+            hidden = output.last_hidden_state
             m = mask.unsqueeze(-1).float()
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1))
