@@ -98,6 +98,7 @@ class GPTQ:
     blocks: str | None = None
     max_cache_bytes: int | None = None  # block inputs beyond this go to disk
     progress: bool = False
+    distributed: bool = False  # Hessians all-reduced over torch.distributed (see gptq)
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .gptq import gptq
@@ -115,6 +116,7 @@ class GPTQ:
             blocks=self.blocks,
             max_cache_bytes=self.max_cache_bytes,
             progress=self.progress,
+            distributed=self.distributed,
         )
 
 

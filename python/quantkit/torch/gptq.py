@@ -26,14 +26,21 @@ from .. import QParams
 from .. import fake_quantize as _fake_quantize
 from . import ops
 from ._batches import hooked, run_batches
+from .exact_sum import ExactSum, distributed_world
 from .prepared import QATLinear
 
 
-def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, int]]:
+def _hessians(
+    model, layers, batches, forward, distributed: bool = False
+) -> dict[str, tuple[torch.Tensor, int]]:
     """2 X^T X / tokens per layer. Layers that read one input tensor (q / k / v,
     gate / up) share one Hessian: found in the first batch by tensor identity (a weak
-    reference, so a freed tensor's reused id cannot match), checked in every later one."""
-    stats: dict[str, list] = {}  # owner layer -> [sum of X^T X, tokens]
+    reference, so a freed tensor's reused id cannot match), checked in every later one.
+    Each batch's X^T X (float32) goes into an exact fixed-point sum (:mod:`.exact_sum`):
+    the result does not depend on batch order, and with ``distributed`` the sums of all
+    processes (each on its share of the batches) are all-reduced into the Hessian one
+    process computes over all the batches, bit for bit."""
+    stats: dict[str, list] = {}  # owner layer -> [ExactSum of X^T X, tokens]
     owner: dict[str, str] = {}  # layer -> the layer whose sum it shares
     seen: dict[int, tuple[str, weakref.ref]] = {}  # this batch: input id -> (owner, tensor)
     batch = [0]
@@ -53,11 +60,10 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
             if shared:
                 return  # its sibling already added this input
             seen[id(x)] = (name, weakref.ref(x))
-            # float32 products per batch, summed in float64 across batches
             rows = x.detach().reshape(-1, x.shape[-1]).float()
-            xtx = (rows.T @ rows).double()
-            entry = stats.setdefault(name, [None, 0])
-            entry[0] = xtx if entry[0] is None else entry[0] + xtx
+            what = f"gptq: the Hessian of layer '{name}'"
+            entry = stats.setdefault(name, [ExactSum(what, distributed), 0])
+            entry[0].add(rows.T @ rows)
             entry[1] += rows.shape[0]
 
         return hook
@@ -68,7 +74,18 @@ def _hessians(model, layers, batches, forward) -> dict[str, tuple[torch.Tensor, 
 
     with hooked([m.register_forward_pre_hook(hook_for(n)) for n, m in layers.items()]):
         run_batches(model, batches, forward, after_each=next_batch)
-    normalized = {o: (2.0 * h / max(count, 1), count) for o, (h, count) in stats.items()}
+    if distributed:
+        import torch.distributed as dist
+
+        missing = [n for n in layers if owner.get(n, n) not in stats]
+        if missing:
+            raise RuntimeError(f"gptq: no batch of this process reached layer '{missing[0]}'")
+        counts = torch.tensor([entry[1] for entry in stats.values()], dtype=torch.int64)
+        dist.all_reduce(counts)
+        for entry, count in zip(stats.values(), counts.tolist(), strict=True):
+            entry[0].all_reduce()  # in the first batch's layer order, the same on every rank
+            entry[1] = count
+    normalized = {o: (2.0 * h.value() / max(count, 1), count) for o, (h, count) in stats.items()}
     return {name: normalized.get(owner.get(name, name), (None, 0)) for name in layers}
 
 
@@ -222,6 +239,7 @@ def gptq(
     blocks: str | None = None,
     max_cache_bytes: int | None = None,
     progress: bool = False,
+    distributed: bool = False,
 ) -> list[str] | list[GPTQReport]:
     """GPTQ on every prepared Linear with a per-group or per-channel weight rule, from the
     inputs it sees on ``batches``.
@@ -242,7 +260,12 @@ def gptq(
     head) last, from the fully quantized blocks. The block inputs of all batches stay in
     memory up to ``max_cache_bytes``, the rest on disk; ``progress`` prints a line per
     block. Returns the layer names, or with ``report=True`` a :class:`GPTQReport` per
-    layer."""
+    layer.
+
+    ``distributed=True`` (torch.distributed initialized, gloo or NCCL): each process
+    passes its share of the batches (rank 0 the first one); the Hessians, summed exactly
+    in fixed point, are all-reduced, so every process gets the weights one process
+    computes from all the batches, bit for bit (any split, any batch order)."""
     layers = {
         n: m
         for n, m in model.named_modules()
@@ -253,7 +276,12 @@ def gptq(
     }
     if not layers:
         return []
-    options = (block_size, damp, act_order)
+    if distributed and distributed_world() < 2:
+        raise ValueError(
+            "gptq: distributed=True needs torch.distributed initialized with 2 or more "
+            "processes (each passes its share of the calibration batches)"
+        )
+    options = (block_size, damp, act_order, distributed)
     reports: list[GPTQReport] = []
     if sequential:
         from .sequential import call_block, run_blocks
@@ -295,12 +323,12 @@ def _hessian_bytes(block: nn.Module) -> int:
 def _gptq_from_inputs(model, layers, batches, forward, options) -> list[GPTQReport]:
     """Hessians of ``layers`` (names as ``model`` calls them) with their own quantizers
     off, from running ``batches`` through ``model``; then GPTQ on each."""
-    block_size, damp, act_order = options
+    block_size, damp, act_order, distributed = options
     quantizers = [m.weight_fake_quant for m in layers.values()]
     for fq in quantizers:
         fq.enabled = False  # Hessians of the float layers
     try:
-        hessians = _hessians(model, layers, batches, forward)
+        hessians = _hessians(model, layers, batches, forward, distributed)
     finally:
         for fq in quantizers:
             fq.enabled = True

@@ -360,7 +360,7 @@ def quantize_checkpoint(
                 name = f"{path}.{index}"
                 _materialize(block.named_modules(prefix=name), tensors, dtype)
                 if cache is not None:
-                    options = (gptq.block_size, gptq.damp, gptq.act_order)
+                    options = (gptq.block_size, gptq.damp, gptq.act_order, False)
                     layers = {
                         f"{name}.{n}": m
                         for n, m in block.named_modules()

@@ -1,0 +1,90 @@
+"""Sums of float32 matrices whose result depends neither on the order of the terms nor
+on how they are split across processes, so that GPTQ's Hessians are the same bit for
+bit in one process and in N data-parallel ones.
+
+Each term is converted exactly to fixed point: ``round(t * 2^s)`` (half to even) as a
+96-bit integer held in two int64 limbs (``hi * 2^32 + lo``, ``0 <= lo < 2^32``), with
+the shift ``s`` set once by the first term (the first calibration batch: in a
+data-parallel run rank 0's, broadcast) so that its largest magnitude becomes about
+2^40. Integer addition is associative, so limbs summed in any order, or all-reduced
+across processes, give the same integers; the float64 value is rounded once, at the
+end. Precision: 2^-40 of the first term's largest entry (a float32 term itself carries
+2^-24 of its own), with room for terms up to 2^21 times larger; a larger one raises.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_LOW = 32  # bits in the low limb
+_TOP = 40  # the first term's largest magnitude lands at 2^_TOP
+_LIMIT = 2.0**62  # |round(t * 2^s)| must stay below this (int64 limb sums stay exact)
+
+
+def distributed_world() -> int:
+    """The number of processes of the default torch.distributed group (1 without one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+class ExactSum:
+    """A running sum of float32 tensors of one shape, exact in fixed point."""
+
+    def __init__(self, what: str, distributed: bool = False):
+        self.what = what  # named in errors
+        self.distributed = distributed
+        self.shift: int | None = None
+        self.hi: torch.Tensor | None = None
+        self.lo: torch.Tensor | None = None
+        self.terms = 0
+
+    def _first_shift(self, term: torch.Tensor) -> int:
+        largest = term.abs().max().double()
+        if not torch.isfinite(largest):
+            raise ValueError(f"{self.what}: the first calibration batch gives non-finite values")
+        if largest == 0:
+            raise ValueError(
+                f"{self.what}: the first calibration batch gives all zeros, and it sets the "
+                "scale of the exact sum; put a representative batch first"
+            )
+        _, exponent = torch.frexp(largest)
+        shift = torch.tensor([_TOP - int(exponent) + 1], dtype=torch.int64)
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.broadcast(shift, src=0)  # every rank uses rank 0's first batch
+        return int(shift)
+
+    def add(self, term: torch.Tensor) -> None:
+        if self.shift is None:
+            self.shift = self._first_shift(term)
+        scaled = torch.round(torch.ldexp(term.double(), torch.tensor(float(self.shift))))
+        if not bool((scaled.abs() < _LIMIT).all()):
+            raise ValueError(
+                f"{self.what}: calibration batch {self.terms} has values over 2^21 times the "
+                "first batch's largest; the exact sum's scale comes from the first batch: put "
+                "a representative batch first"
+            )
+        hi = torch.floor(scaled * 2.0**-_LOW)
+        lo = scaled - hi * 2.0**_LOW  # exact: an integer in [0, 2^32)
+        if self.hi is None:
+            self.hi, self.lo = hi.to(torch.int64), lo.to(torch.int64)
+        else:
+            self.hi += hi.to(torch.int64)
+            self.lo += lo.to(torch.int64)
+        self.terms += 1
+
+    def all_reduce(self) -> None:
+        """Sums the limbs over the default process group (integers: any order is exact)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(self.hi)
+        dist.all_reduce(self.lo)
+
+    def value(self) -> torch.Tensor:
+        """The sum in float64: the exact integer rounded once, then scaled back."""
+        total = self.hi.double() * 2.0**_LOW + self.lo.double()
+        return torch.ldexp(total, torch.tensor(float(-self.shift)))
