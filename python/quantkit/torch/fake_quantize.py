@@ -32,6 +32,13 @@ _OBSERVER_FACTORIES = {
     "entropy": lambda spec: _observers.HistogramObserver(spec, method="entropy"),
     "percentile": lambda spec: _observers.HistogramObserver(spec, method="percentile"),
 }
+
+
+def make_observer(config: TensorQuant) -> _observers.Observer:
+    """A fresh observer of the kind and spec ``config`` names."""
+    return _OBSERVER_FACTORIES[config.observer](config.spec.spec())
+
+
 _OBSERVER_FACTORIES["mse"] = _OBSERVER_FACTORIES["histogram_mse"]  # the scale searches' name
 
 
@@ -73,7 +80,7 @@ class FakeQuantize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observing:
             if self.observer is None:
-                self.observer = _OBSERVER_FACTORIES[self.config.observer](self.config.spec.spec())
+                self.observer = make_observer(self.config)
             self.observer.observe(x.detach())
             self.batches_seen += 1
             channels = x.shape[1] if x.dim() == 4 else (x.shape[-1] if x.dim() else 1)

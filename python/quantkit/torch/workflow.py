@@ -241,9 +241,17 @@ def calibrate(
     forward: Callable[[nn.Module, Any], Any] | None = None,
     *,
     verbose: bool = False,
+    distributed: bool = False,
 ) -> nn.Module:
     """Runs ``batches`` through the prepared model with its static quantizers observing
     (fake quantization off, like torch.ao's calibration), then fixes their qparams.
+
+    ``distributed=True`` (torch.distributed initialized): each process passes its share
+    of the batches; every observer's state is gathered and merged in rank order
+    (``Observer.merge``) before the qparams are fixed, so every process gets the same
+    qparams. For min / max observers they equal one process's over all batches, bit for
+    bit; order-dependent observers (moving average, histograms) merge as their ``merge``
+    defines.
 
     ``forward(model, batch)`` runs one batch (default: ``model(batch)``; tokenizer dicts
     are passed as keyword arguments). Calibrate once, with every batch: a second call
@@ -269,6 +277,8 @@ def calibrate(
     finally:
         for _, q in static:
             q.observing = False
+    if distributed:
+        _merge_across_processes(static)
     empty = [n for n, q in static if q.observer is None]
     if empty:
         raise RuntimeError(
@@ -281,6 +291,41 @@ def calibrate(
     if verbose:
         print(coverage(model).table())
     return model
+
+
+def _merge_across_processes(static: list[tuple[str, FakeQuantize]]) -> None:
+    """Every quantizer's observer becomes the rank-order merge of all processes' ones
+    (quantizers in the same order on every rank: the model's)."""
+    import torch.distributed as dist
+
+    from .exact_sum import distributed_world
+    from .fake_quantize import make_observer
+
+    world = distributed_world()
+    if world < 2:
+        raise ValueError(
+            "calibrate: distributed=True needs torch.distributed initialized with 2 or more "
+            "processes (each passes its share of the calibration batches)"
+        )
+    for _, q in static:
+        local = None if q.observer is None else (q.observer.state(), q.batches_seen, q.tokens_seen)
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, local)
+        merged = None
+        q.batches_seen = q.tokens_seen = 0
+        for entry in gathered:  # rank order
+            if entry is None:
+                continue
+            state, batches_seen, tokens_seen = entry
+            observer = make_observer(q.config)
+            observer.load_state(state)
+            if merged is None:
+                merged = observer
+            else:
+                merged.merge(observer)
+            q.batches_seen += batches_seen
+            q.tokens_seen += tokens_seen
+        q.observer = merged
 
 
 def freeze(model: nn.Module) -> nn.Module:

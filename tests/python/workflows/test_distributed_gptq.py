@@ -1,6 +1,7 @@
-"""Data-parallel GPTQ on torch.distributed: two processes on loopback (gloo), each on its
-share of the calibration batches, give the weights one process computes from all of
-them, bit for bit, in one pass and block by block. The Hessians are exact fixed-point
+"""Data-parallel calibration on torch.distributed: two processes on loopback (gloo), each
+on its share of the calibration batches, give the weights (GPTQ) and the static input
+qparams (W8A8, min / max observers merged in rank order) one process computes from all
+of them, bit for bit, in one pass and block by block. The Hessians are exact fixed-point
 sums (quantkit.torch.exact_sum), so neither the order of the batches after the first
 nor how they are split changes a bit."""
 
@@ -22,13 +23,20 @@ import json, sys, torch
 import torch.distributed as dist
 import quantkit.torch as qkt
 from transformers import AutoModelForCausalLM
-folder, port, rank, world, shard, sequential, out = sys.argv[1:8]
+folder, port, rank, world, shard, sequential, out, method = sys.argv[1:9]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=int(rank),
                         world_size=int(world))
 g = torch.Generator().manual_seed(1)
 batches = [torch.randint(0, 256, (2, 48), generator=g) for _ in range(6)]
 mine = [batches[i] for i in json.loads(shard)]
 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+if method == "w8a8":
+    qkt.prepare(model, qkt.recipes.W8A8("minmax"))
+    qkt.calibrate(model, mine, distributed=True)
+    qkt.convert(model)
+    torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+    sys.exit(0)
 qkt.prepare(model, qkt.recipes.W4A16(32))
 from quantkit.torch.gptq import _hessians
 layers = {n: m for n, m in model.named_modules() if isinstance(m, qkt.QATLinear)}
@@ -46,13 +54,48 @@ def batches():
     return [torch.randint(0, 256, (2, 48), generator=g) for _ in range(6)]
 
 
-def single_process(folder, order, sequential):
+def single_process(folder, order, sequential, method="gptq"):
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    qkt.prepare(model, qkt.recipes.W4A16(32))
-    everything = batches()
-    qkt.gptq(model, [everything[i] for i in order], sequential=sequential)
+    everything = [batches()[i] for i in order]
+    if method == "w8a8":
+        qkt.prepare(model, qkt.recipes.W8A8("minmax"))
+        qkt.calibrate(model, everything)
+    else:
+        qkt.prepare(model, qkt.recipes.W4A16(32))
+        qkt.gptq(model, everything, sequential=sequential)
     qkt.convert(model)
     return model.state_dict()
+
+
+def run_ranks(tmp_path, sequential, method):
+    """Two gloo processes, uneven shares; rank 0 holds the first batch."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK)
+    port = free_port()
+    shards = [[0, 1, 2, 3], [4, 5]]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(tmp_path / "model"),
+                str(port),
+                str(rank),
+                "2",
+                json.dumps(shard),
+                "1" if sequential else "0",
+                str(tmp_path / f"rank{rank}.pt"),
+                method,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank, shard in enumerate(shards)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
 
 
 def free_port() -> int:
@@ -73,32 +116,7 @@ def assert_same_state(a: dict, b: dict) -> None:
 @pytest.mark.parametrize("sequential", [False, True])
 def test_two_ranks_equal_one_process_bit_for_bit(tmp_path, sequential):
     save_tiny_llama(tmp_path / "model", dtype=torch.float32)
-    script = tmp_path / "rank.py"
-    script.write_text(RANK)
-    port = free_port()
-    shards = [[0, 1, 2, 3], [4, 5]]  # uneven on purpose; rank 0 holds the first batch
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                str(tmp_path / "model"),
-                str(port),
-                str(rank),
-                "2",
-                json.dumps(shard),
-                "1" if sequential else "0",
-                str(tmp_path / f"rank{rank}.pt"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for rank, shard in enumerate(shards)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    run_ranks(tmp_path, sequential, "gptq")
     expected = single_process(tmp_path / "model", range(6), sequential)
     for rank in range(2):
         assert_same_state(torch.load(tmp_path / f"rank{rank}.pt"), expected)
@@ -109,6 +127,14 @@ def test_two_ranks_equal_one_process_bit_for_bit(tmp_path, sequential):
     single = {n: h for n, (h, _) in _hessians(model, layers, batches(), None).items()}
     for rank in range(2):
         assert_same_state(torch.load(tmp_path / f"rank{rank}.pt.hessians"), single)
+
+
+def test_static_activation_calibration_merges_across_ranks(tmp_path):
+    save_tiny_llama(tmp_path / "model", dtype=torch.float32)
+    run_ranks(tmp_path, False, "w8a8")
+    expected = single_process(tmp_path / "model", range(6), False, "w8a8")
+    for rank in range(2):
+        assert_same_state(torch.load(tmp_path / f"rank{rank}.pt"), expected)
 
 
 def test_batch_order_after_the_first_does_not_change_a_bit(tmp_path):
