@@ -55,6 +55,7 @@ class AWQ:
     sequential: bool | None = None
     blocks: str | None = None
     max_cache_bytes: int | None = None
+    distributed: bool = False  # statistics all-reduced over torch.distributed (see awq)
 
     def run(self, model, batches, forward, recipe: Recipe):
         from .awq import awq
@@ -69,6 +70,7 @@ class AWQ:
             sequential=_sequential(model, self.sequential, self.blocks),
             blocks=self.blocks,
             max_cache_bytes=self.max_cache_bytes,
+            distributed=self.distributed,
         )
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import ops
 from ._batches import hooked, run_batches
+from .exact_sum import ExactSum, distributed_world
 from .recipes import Recipe
 from .smoothquant import DECODER_MAPPINGS, Mapping, _fold_into_layer_norm, _mapped_groups
 
@@ -38,25 +39,51 @@ AWQ_DECODER_MAPPINGS: tuple[Mapping, ...] = (
 
 
 class _Inputs:
-    """Per group: mean |X| per channel over every token, and up to ``rows`` input rows."""
+    """Per group: mean |X| per channel over every token (an exact sum,
+    :mod:`.exact_sum`, so it does not depend on how batches are split), and the first
+    ``rows`` input rows."""
 
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int, distributed: bool = False) -> None:
         self.rows = rows
-        self.abs_sum: dict[str, torch.Tensor] = {}
+        self.distributed = distributed
+        self.abs_sum: dict[str, ExactSum] = {}
         self.count: dict[str, int] = {}
         self.sample: dict[str, list[torch.Tensor]] = {}
 
     def hook(self, name: str):
         def record(_module, args):
             x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-            total = x.abs().sum(dim=0)
-            self.abs_sum[name] = total if name not in self.abs_sum else self.abs_sum[name] + total
+            if name not in self.abs_sum:
+                what = f"awq: the input magnitudes of '{name}'"
+                self.abs_sum[name] = ExactSum(what, self.distributed)
+            self.abs_sum[name].add(x.abs().sum(dim=0))
             self.count[name] = self.count.get(name, 0) + x.shape[0]
             kept = sum(t.shape[0] for t in self.sample.get(name, []))
             if kept < self.rows:
                 self.sample.setdefault(name, []).append(x[: self.rows - kept].clone())
 
         return record
+
+    def mean_abs(self, name: str) -> torch.Tensor:
+        return (self.abs_sum[name].value() / self.count[name]).float()
+
+    def merge_processes(self, names: list[str]) -> None:
+        """Sums and counts all-reduced; the samples of all processes in rank order, cut
+        to ``rows`` (one process's first rows when the shares are contiguous)."""
+        import torch.distributed as dist
+
+        missing = [n for n in names if n not in self.count]
+        if missing:
+            raise RuntimeError(f"awq: no batch of this process reached '{missing[0]}'")
+        counts = torch.tensor([self.count[n] for n in names], dtype=torch.int64)
+        dist.all_reduce(counts)
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, [self.sample[n] for n in names])
+        for k, name in enumerate(names):
+            self.abs_sum[name].all_reduce()
+            self.count[name] = int(counts[k])
+            rows = torch.cat([torch.cat(per_rank[k]) for per_rank in gathered])
+            self.sample[name] = [rows[: self.rows]]
 
 
 def _quantized(weight: torch.Tensor, spec_key: str) -> torch.Tensor:
@@ -103,6 +130,7 @@ def awq(
     sequential: bool = False,
     blocks: str | None = None,
     max_cache_bytes: int | None = None,
+    distributed: bool = False,
 ) -> dict[str, float]:
     """Searches and folds AWQ scales into a float model in place (then ``prepare`` it
     with ``recipe``, whose weight rule the search quantizes with). ``mappings``:
@@ -112,6 +140,10 @@ def awq(
     is measured on. ``sequential``: block by block on the sequential engine
     (:mod:`quantkit.torch.sequential`), holding one block's statistics; the folded blocks
     compute the float function, so the result is the one-pass one up to float rounding.
+    ``distributed=True`` (torch.distributed initialized): each process passes a
+    contiguous share of the batches, rank 0 the first; the statistics are all-reduced
+    (exact sums; the error rows are the first ``rows`` in rank order), so every process
+    folds the scales one process computes from all the batches, bit for bit.
     Returns the kept alpha per producer."""
     if recipe.weight is None:
         raise ValueError(f"awq: recipe {recipe.name} quantizes no weights")
@@ -131,7 +163,12 @@ def awq(
     ]
     if not groups:
         raise ValueError("awq: no mapping matched the model")
-    search = (linears, modules, spec_key, grid, rows)
+    if distributed and distributed_world() < 2:
+        raise ValueError(
+            "awq: distributed=True needs torch.distributed initialized with 2 or more "
+            "processes (each passes its share of the calibration batches)"
+        )
+    search = (linears, modules, spec_key, grid, rows, distributed)
     if not sequential:
         return _awq_groups(model, groups, batches, forward, search)
     from .sequential import call_block, check_inside_blocks, run_blocks
@@ -153,17 +190,19 @@ def awq(
 def _awq_groups(runner: nn.Module, groups, batches, forward, search) -> dict[str, float]:
     """Statistics of ``groups`` from running ``batches`` through ``runner``, then the
     search and the fold for each."""
-    linears, modules, spec_key, grid, rows = search
-    inputs = _Inputs(rows)
+    linears, modules, spec_key, grid, rows, distributed = search
+    inputs = _Inputs(rows, distributed)
     firsts = {members[0]: producer for producer, members in groups}
     with hooked([linears[n].register_forward_pre_hook(inputs.hook(n)) for n in firsts]):
         run_batches(runner, batches, forward)
+    if distributed:
+        inputs.merge_processes(list(firsts))
     chosen: dict[str, float] = {}
     for producer, members in groups:
         first = members[0]
         if first not in inputs.count:
             raise RuntimeError(f"awq: no calibration batch reached '{first}'")
-        mean_abs = inputs.abs_sum[first] / inputs.count[first]
+        mean_abs = inputs.mean_abs(first)
         x = torch.cat(inputs.sample[first])
         alpha, scale = _search(x, [linears[n].weight for n in members], mean_abs, spec_key, grid)
         for n in members:

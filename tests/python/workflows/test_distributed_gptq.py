@@ -1,9 +1,10 @@
 """Data-parallel calibration on torch.distributed: two processes on loopback (gloo), each
-on its share of the calibration batches, give the weights (GPTQ) and the static input
-qparams (W8A8, min / max observers merged in rank order) one process computes from all
-of them, bit for bit, in one pass and block by block. The Hessians are exact fixed-point
-sums (quantkit.torch.exact_sum), so neither the order of the batches after the first
-nor how they are split changes a bit."""
+on its share of the calibration batches, give the weights (GPTQ), the static input
+qparams (W8A8, min / max observers merged in rank order) and AWQ's folded scales that one
+process computes from all of them, bit for bit, in one pass and block by block. The
+Hessians and AWQ's input magnitudes are exact fixed-point sums (quantkit.torch.exact_sum),
+so neither the order of the batches after the first nor how they are split changes a
+bit of GPTQ's result."""
 
 import json
 import socket
@@ -37,6 +38,11 @@ if method == "w8a8":
     torch.save(model.state_dict(), out)
     dist.destroy_process_group()
     sys.exit(0)
+if method == "awq":
+    qkt.awq(model, mine, qkt.recipes.W4A16(32), sequential=sequential == "1", distributed=True)
+    torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+    sys.exit(0)
 qkt.prepare(model, qkt.recipes.W4A16(32))
 from quantkit.torch.gptq import _hessians
 layers = {n: m for n, m in model.named_modules() if isinstance(m, qkt.QATLinear)}
@@ -60,6 +66,9 @@ def single_process(folder, order, sequential, method="gptq"):
     if method == "w8a8":
         qkt.prepare(model, qkt.recipes.W8A8("minmax"))
         qkt.calibrate(model, everything)
+    elif method == "awq":  # the float model with the scales folded in
+        qkt.awq(model, everything, qkt.recipes.W4A16(32), sequential=sequential)
+        return model.state_dict()
     else:
         qkt.prepare(model, qkt.recipes.W4A16(32))
         qkt.gptq(model, everything, sequential=sequential)
@@ -133,6 +142,15 @@ def test_static_activation_calibration_merges_across_ranks(tmp_path):
     save_tiny_llama(tmp_path / "model", dtype=torch.float32)
     run_ranks(tmp_path, False, "w8a8")
     expected = single_process(tmp_path / "model", range(6), False, "w8a8")
+    for rank in range(2):
+        assert_same_state(torch.load(tmp_path / f"rank{rank}.pt"), expected)
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_awq_statistics_merge_across_ranks(tmp_path, sequential):
+    save_tiny_llama(tmp_path / "model", dtype=torch.float32)
+    run_ranks(tmp_path, sequential, "awq")
+    expected = single_process(tmp_path / "model", range(6), sequential, "awq")
     for rank in range(2):
         assert_same_state(torch.load(tmp_path / f"rank{rank}.pt"), expected)
 
