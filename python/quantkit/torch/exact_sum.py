@@ -19,6 +19,7 @@ import torch
 _LOW = 32  # bits in the low limb
 _TOP = 40  # the first term's largest magnitude lands at 2^_TOP
 _LIMIT = 2.0**62  # |round(t * 2^s)| must stay below this (int64 limb sums stay exact)
+_CHUNK = 1 << 20  # elements converted at a time
 
 
 def distributed_world() -> int:
@@ -61,20 +62,24 @@ class ExactSum:
     def add(self, term: torch.Tensor) -> None:
         if self.shift is None:
             self.shift = self._first_shift(term)
-        scaled = torch.round(torch.ldexp(term.double(), torch.tensor(float(self.shift))))
-        if not bool((scaled.abs() < _LIMIT).all()):
-            raise ValueError(
-                f"{self.what}: calibration batch {self.terms} has values over 2^21 times the "
-                "first batch's largest; the exact sum's scale comes from the first batch: put "
-                "a representative batch first"
-            )
-        hi = torch.floor(scaled * 2.0**-_LOW)
-        lo = scaled - hi * 2.0**_LOW  # exact: an integer in [0, 2^32)
         if self.hi is None:
-            self.hi, self.lo = hi.to(torch.int64), lo.to(torch.int64)
-        else:
-            self.hi += hi.to(torch.int64)
-            self.lo += lo.to(torch.int64)
+            self.hi = torch.zeros(term.shape, dtype=torch.int64)
+            self.lo = torch.zeros(term.shape, dtype=torch.int64)
+        flat, hi_sum, lo_sum = term.reshape(-1), self.hi.view(-1), self.lo.view(-1)
+        shift = torch.tensor(float(self.shift))
+        # In chunks: the float64 temporaries stay small beside a large Hessian's limbs.
+        for start in range(0, flat.numel(), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            scaled = torch.round(torch.ldexp(flat[part].double(), shift))
+            if not bool((scaled.abs() < _LIMIT).all()):
+                raise ValueError(
+                    f"{self.what}: calibration batch {self.terms} has values over 2^21 times "
+                    "the first batch's largest; the exact sum's scale comes from the first "
+                    "batch: put a representative batch first"
+                )
+            hi = torch.floor(scaled * 2.0**-_LOW)
+            hi_sum[part] += hi.to(torch.int64)
+            lo_sum[part] += (scaled - hi * 2.0**_LOW).to(torch.int64)  # exact, in [0, 2^32)
         self.terms += 1
 
     def all_reduce(self) -> None:

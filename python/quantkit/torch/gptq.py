@@ -110,11 +110,12 @@ def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> tuple[torch.Tensor,
     (at least 1e-6, up to the whole mean diagonal), then in float64; raises if nothing
     works."""
     mean_diag = torch.diag(h).mean()
-    eye = torch.eye(h.shape[0], dtype=h.dtype)
     for precision in (torch.float32, torch.float64):
         d = damp
         while d <= 1.0:
-            damped = (h + d * mean_diag * eye).to(precision)
+            damped = h.clone()  # h + d * mean * I, without an identity matrix in memory
+            damped.diagonal().add_(d * mean_diag)
+            damped = damped.to(precision)
             factor, info = torch.linalg.cholesky_ex(damped)
             if info == 0:
                 inverse = torch.cholesky_inverse(factor)
@@ -311,13 +312,16 @@ def gptq(
 
 
 def _hessian_bytes(block: nn.Module) -> int:
-    """float64 Hessians of a block's prepared Linears (an upper bound: siblings that
-    read one input share one)."""
-    return sum(
-        8 * m.in_features**2
+    """GPTQ's memory for a block: every prepared Linear's exact Hessian sum (two int64
+    limbs per entry: an upper bound, siblings that read one input share one) and the
+    working set of the widest layer (its float64 Hessian, the act-order permutation, the
+    damped copies and the float32 Cholesky factors: about 48 bytes per entry)."""
+    widths = [
+        m.in_features
         for m in block.modules()
         if isinstance(m, QATLinear) and m.weight_fake_quant is not None
-    )
+    ]
+    return 16 * sum(w * w for w in widths) + 48 * max((w * w for w in widths), default=0)
 
 
 def _gptq_from_inputs(model, layers, batches, forward, options) -> list[GPTQReport]:
