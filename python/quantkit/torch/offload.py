@@ -223,6 +223,8 @@ def _merged_config(parts: list[Path]) -> dict:
 def _assemble(parts: list[Path], source: Path, output: Path, replace: bool) -> int:
     """Moves the parts' tensors into one sharded folder next to ``output``, then renames
     it into place (a failed run leaves no output)."""
+    from safetensors import safe_open
+
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         total = len(parts)
@@ -233,8 +235,6 @@ def _assemble(parts: list[Path], source: Path, output: Path, replace: bool) -> i
             files = sorted(part.glob("*.safetensors"))
             if len(files) != 1:
                 raise RuntimeError(f"part {part} holds {len(files)} safetensors files, not one")
-            from safetensors import safe_open
-
             with safe_open(str(files[0]), framework="pt") as opened:
                 names = list(opened.keys())
             weight_map.update(dict.fromkeys(names, shard))
