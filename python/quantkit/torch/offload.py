@@ -10,10 +10,9 @@ it is converted, written as one shard of the output and dropped back to the meta
 device. Peak memory is the Python runtime, the parts outside the blocks, one block,
 its statistics and the activation cache; ``max_memory`` bounds it: the cache gets
 what the rest leaves and spills to disk beyond that, and a budget below what one
-block needs is refused before anything runs. Known limit: with GPTQ the resident set
-still grows by about 0.06 GiB a block (measured over 48 blocks of hidden 2048;
-docs/performance.md), so over many blocks it can pass the budget; round to nearest
-stays flat.
+block needs is refused before anything runs. Known limit: with GPTQ at hidden 2048 the
+peak passed the budget over 48 blocks (4.93 of 3.5 GiB; 2.58 GiB over 8), a transient
+inside some blocks not found yet (docs/performance.md); round to nearest stays flat.
 
 The output is a sharded compressed-tensors folder (``model-0000i-of-0000n`` shards,
 their index and ``config.json``) that transformers and compressed-tensors load, and
