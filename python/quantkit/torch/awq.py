@@ -26,7 +26,7 @@ from torch import nn
 
 from . import ops
 from ._batches import hooked, run_batches
-from .exact_sum import ExactSum, distributed_world
+from .exact_sum import ExactSum, require_world
 from .recipes import Recipe
 from .smoothquant import DECODER_MAPPINGS, Mapping, _fold_into_layer_norm, _mapped_groups
 
@@ -163,11 +163,8 @@ def awq(
     ]
     if not groups:
         raise ValueError("awq: no mapping matched the model")
-    if distributed and distributed_world() < 2:
-        raise ValueError(
-            "awq: distributed=True needs torch.distributed initialized with 2 or more "
-            "processes (each passes its share of the calibration batches)"
-        )
+    if distributed:
+        require_world("awq")
     search = (linears, modules, spec_key, grid, rows, distributed)
     if not sequential:
         return _awq_groups(model, groups, batches, forward, search)

@@ -31,6 +31,17 @@ def distributed_world() -> int:
     return 1
 
 
+def require_world(caller: str) -> int:
+    """The world size, refusing ``distributed=True`` without 2 or more processes."""
+    world = distributed_world()
+    if world < 2:
+        raise ValueError(
+            f"{caller}: distributed=True needs torch.distributed initialized with 2 or more "
+            "processes (each passes its share of the calibration batches)"
+        )
+    return world
+
+
 class ExactSum:
     """A running sum of float32 tensors of one shape, exact in fixed point."""
 

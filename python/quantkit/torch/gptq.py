@@ -26,7 +26,7 @@ from .. import QParams
 from .. import fake_quantize as _fake_quantize
 from . import ops
 from ._batches import hooked, run_batches
-from .exact_sum import ExactSum, distributed_world
+from .exact_sum import ExactSum, require_world
 from .prepared import QATLinear
 
 
@@ -277,11 +277,8 @@ def gptq(
     }
     if not layers:
         return []
-    if distributed and distributed_world() < 2:
-        raise ValueError(
-            "gptq: distributed=True needs torch.distributed initialized with 2 or more "
-            "processes (each passes its share of the calibration batches)"
-        )
+    if distributed:
+        require_world("gptq")
     options = (block_size, damp, act_order, distributed)
     reports: list[GPTQReport] = []
     if sequential:

@@ -44,8 +44,8 @@ from .prepared import QATLinear
 from .save import _tied_embedding_problem, checkpoint_items
 from .sequential import (
     ActivationCache,
-    _hidden,
     _no_cache,
+    advance,
     block_bytes,
     block_list,
     call_block,
@@ -327,7 +327,8 @@ def quantize_checkpoint(
     # float block and its converted copy, its statistics; the cache gets the rest.
     largest = max(block_bytes(b) for b in block_modules)  # meta tensors know their size
     statistics = max(_hessian_bytes(b) for b in block_modules) if gptq else 0
-    fixed = current_rss_bytes() + 2 * largest + statistics
+    resident = current_rss_bytes()
+    fixed = resident + 2 * largest + statistics
     cache_budget = None
     if budget is not None:
         cache_budget = budget - fixed
@@ -335,7 +336,7 @@ def quantize_checkpoint(
             raise ValueError(
                 f"max_memory {budget / 2**30:.2f} GiB is below what one block needs: "
                 f"{fixed / 2**30:.2f} GiB (runtime and the parts outside the blocks "
-                f"{current_rss_bytes() / 2**30:.2f}, a block as float and converted "
+                f"{resident / 2**30:.2f}, a block as float and converted "
                 f"{2 * largest / 2**30:.2f}, its GPTQ statistics {statistics / 2**30:.2f})"
             )
     cache = None
@@ -352,7 +353,15 @@ def quantize_checkpoint(
             + (f" (budget {budget / 2**30:.2f} GiB)" if budget else ""),
             file=sys.stderr,
         )
-    report = OffloadReport(len(block_modules), 0, 0.0, estimate, 0, budget, 0)
+    report = OffloadReport(
+        blocks=len(block_modules),
+        shards=0,
+        seconds=0.0,
+        estimate_bytes=estimate,
+        peak_rss_bytes=0,
+        budget_bytes=budget,
+        cache_on_disk=0,
+    )
     parts_root = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
     parts: list[Path] = []
     try:
@@ -369,13 +378,7 @@ def quantize_checkpoint(
                         if isinstance(m, QATLinear) and m.weight_fake_quant is not None
                     }
                     report.gptq.extend(_gptq_from_inputs(block, layers, cache, call_block, options))
-                    for k in range(len(cache)):
-                        args, kwargs = cache[k]
-                        hidden = _hidden(block(*args, **kwargs))
-                        if args:
-                            cache[k] = ((hidden, *args[1:]), kwargs)
-                        else:
-                            cache[k] = (args, {**kwargs, "hidden_states": hidden})
+                    advance(cache, block)
                 convert(block)
                 parts.append(
                     _write_part(parts_root, index, checkpoint_items(block, name + "."), config_text)

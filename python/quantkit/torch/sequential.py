@@ -248,13 +248,7 @@ def run_blocks(
                 started = time.perf_counter()
                 name = f"{path}.{index}"
                 visit(name, block, cache)
-                for k in range(len(cache)):
-                    args, kwargs = cache[k]
-                    hidden = _hidden(block(*args, **kwargs))
-                    if args:
-                        cache[k] = ((hidden, *args[1:]), kwargs)
-                    else:  # hidden states passed by keyword
-                        cache[k] = (args, {**kwargs, "hidden_states": hidden})
+                advance(cache, block)
                 names.append(name)
                 if progress:
                     print(
@@ -269,6 +263,18 @@ def run_blocks(
     if progress:
         print(f"measured: peak RSS {peak_rss_bytes() / 1e6:.0f} MB", file=sys.stderr)
     return names
+
+
+def advance(cache: ActivationCache, block: nn.Module) -> None:
+    """Replaces each batch's hidden states in ``cache`` by ``block``'s output on them:
+    the next block's inputs."""
+    for k in range(len(cache)):
+        args, kwargs = cache[k]
+        hidden = _hidden(block(*args, **kwargs))
+        if args:
+            cache[k] = ((hidden, *args[1:]), kwargs)
+        else:  # hidden states passed by keyword
+            cache[k] = (args, {**kwargs, "hidden_states": hidden})
 
 
 def block_bytes(block: nn.Module) -> int:

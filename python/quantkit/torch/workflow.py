@@ -298,15 +298,10 @@ def _merge_across_processes(static: list[tuple[str, FakeQuantize]]) -> None:
     (quantizers in the same order on every rank: the model's)."""
     import torch.distributed as dist
 
-    from .exact_sum import distributed_world
+    from .exact_sum import require_world
     from .fake_quantize import make_observer
 
-    world = distributed_world()
-    if world < 2:
-        raise ValueError(
-            "calibrate: distributed=True needs torch.distributed initialized with 2 or more "
-            "processes (each passes its share of the calibration batches)"
-        )
+    world = require_world("calibrate")
     for _, q in static:
         local = None if q.observer is None else (q.observer.state(), q.batches_seen, q.tokens_seen)
         gathered: list = [None] * world

@@ -32,18 +32,7 @@ def batches(count=3):
 
 
 def tensors(folder) -> dict[str, torch.Tensor]:
-    index = folder / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    if not index.exists():
-        files = ["model.safetensors"]
-    out = {}
-    for f in files:
-        with safe_open(str(folder / f), framework="pt") as opened:
-            out |= {k: opened.get_tensor(k) for k in opened.keys()}
-    return out
-
-
-def single_file_tensors(folder) -> dict[str, torch.Tensor]:
+    """Every tensor of every safetensors file in ``folder`` (one file or shards)."""
     out = {}
     for path in sorted(folder.glob("*.safetensors")):
         with safe_open(str(path), framework="pt") as opened:
@@ -66,9 +55,7 @@ def test_round_to_nearest_equals_the_in_memory_workflow(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "float", dtype=torch.bfloat16)
     qkt.convert(qkt.prepare(model, qkt.recipes.W4A16(32)))
     qkt.save_pretrained(model, tmp_path / "in_memory")
-    assert_same_tensors(
-        tensors(tmp_path / "offloaded"), single_file_tensors(tmp_path / "in_memory")
-    )
+    assert_same_tensors(tensors(tmp_path / "offloaded"), tensors(tmp_path / "in_memory"))
     # The merged config targets every quantized module, as the one-write config does.
     groups = json.loads((tmp_path / "offloaded" / "config.json").read_text())
     expected = json.loads((tmp_path / "in_memory" / "config.json").read_text())
@@ -96,9 +83,7 @@ def test_gptq_block_by_block_equals_the_sequential_engine_and_loads(tmp_path):
     qkt.gptq(model, batches(), sequential=True)
     qkt.convert(model)
     qkt.save_pretrained(model, tmp_path / "in_memory")
-    assert_same_tensors(
-        tensors(tmp_path / "offloaded"), single_file_tensors(tmp_path / "in_memory")
-    )
+    assert_same_tensors(tensors(tmp_path / "offloaded"), tensors(tmp_path / "in_memory"))
     # transformers loads the sharded folder (through compressed-tensors) and runs it
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "offloaded", dtype=torch.bfloat16)
     with torch.no_grad():
