@@ -19,7 +19,7 @@ import torch
 _LOW = 32  # bits in the low limb
 _TOP = 40  # the first term's largest magnitude lands at 2^_TOP
 _LIMIT = 2.0**62  # |round(t * 2^s)| must stay below this (int64 limb sums stay exact)
-_CHUNK = 1 << 20  # elements converted at a time
+_CHUNK = 1 << 18  # elements converted at a time (2 MiB of float64)
 
 
 def distributed_world() -> int:
@@ -77,20 +77,28 @@ class ExactSum:
             self.hi = torch.zeros(term.shape, dtype=torch.int64)
             self.lo = torch.zeros(term.shape, dtype=torch.int64)
         flat, hi_sum, lo_sum = term.reshape(-1), self.hi.view(-1), self.lo.view(-1)
-        shift = torch.tensor(float(self.shift))
-        # In chunks: the float64 temporaries stay small beside a large Hessian's limbs.
+        scale = 2.0**self.shift  # a power of two: the product is exact (ldexp)
+        # In chunks, through buffers made once: a large Hessian's temporaries are a few
+        # MB beside its limbs, and converting it leaves no freed pieces in the heap.
+        width = min(_CHUNK, flat.numel())
+        scaled = torch.empty(width, dtype=torch.float64)
+        fixed = torch.empty(width, dtype=torch.int64)
+        limb = torch.empty(width, dtype=torch.int64)
         for start in range(0, flat.numel(), _CHUNK):
             part = slice(start, start + _CHUNK)
-            scaled = torch.round(torch.ldexp(flat[part].double(), shift))
-            if not bool((scaled.abs() < _LIMIT).all()):
+            n = min(_CHUNK, flat.numel() - start)
+            s, f, piece = scaled[:n], fixed[:n], limb[:n]
+            s.copy_(flat[part]).mul_(scale).round_()
+            low, high = torch.aminmax(s)  # NaN fails both comparisons
+            if not (bool(low > -_LIMIT) and bool(high < _LIMIT)):
                 raise ValueError(
                     f"{self.what}: calibration batch {self.terms} has values over 2^21 times "
                     "the first batch's largest; the exact sum's scale comes from the first "
                     "batch: put a representative batch first"
                 )
-            hi = torch.floor(scaled * 2.0**-_LOW)
-            hi_sum[part] += hi.to(torch.int64)
-            lo_sum[part] += (scaled - hi * 2.0**_LOW).to(torch.int64)  # exact, in [0, 2^32)
+            f.copy_(s)  # an integer below 2^62: exact
+            hi_sum[part].add_(torch.bitwise_right_shift(f, _LOW, out=piece))  # floor(/2^32)
+            lo_sum[part].add_(torch.bitwise_and(f, 2**_LOW - 1, out=piece))  # in [0, 2^32)
         self.terms += 1
 
     def all_reduce(self) -> None:
@@ -101,6 +109,15 @@ class ExactSum:
         dist.all_reduce(self.lo)
 
     def value(self) -> torch.Tensor:
-        """The sum in float64: the exact integer rounded once, then scaled back."""
-        total = self.hi.double() * 2.0**_LOW + self.lo.double()
-        return torch.ldexp(total, torch.tensor(float(-self.shift)))
+        """The sum in float64: the exact integer rounded once, then scaled back. Converted
+        in chunks, so the only large new tensor is the result."""
+        out = torch.empty(self.hi.shape, dtype=torch.float64)
+        flat, hi, lo = out.view(-1), self.hi.view(-1), self.lo.view(-1)
+        scale = 2.0**-self.shift
+        low = torch.empty(min(_CHUNK, flat.numel()), dtype=torch.float64)
+        for start in range(0, flat.numel(), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            piece = flat[part]
+            piece.copy_(hi[part]).mul_(2.0**_LOW)
+            piece.add_(low[: piece.numel()].copy_(lo[part])).mul_(scale)  # one rounding, then exact
+        return out

@@ -85,7 +85,11 @@ def _hessians(
         for entry, count in zip(stats.values(), counts.tolist(), strict=True):
             entry[0].all_reduce()  # in the first batch's layer order, the same on every rank
             entry[1] = count
-    normalized = {o: (2.0 * h.value() / max(count, 1), count) for o, (h, count) in stats.items()}
+    normalized = {}
+    for o in list(stats):  # one sum's limbs at a time: each is freed once converted
+        total, count = stats.pop(o)
+        normalized[o] = (total.value().mul_(2.0).div_(max(count, 1)), count)
+        del total
     return {name: normalized.get(owner.get(name, name), (None, 0)) for name in layers}
 
 
@@ -105,21 +109,48 @@ class GPTQReport:
     seconds: float
 
 
-def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> tuple[torch.Tensor, float, str]:
-    """Upper Cholesky factor of the damped inverse Hessian. Retries with 10x the damping
-    (at least 1e-6, up to the whole mean diagonal), then in float64; raises if nothing
-    works."""
-    mean_diag = torch.diag(h).mean()
+_GATHER_ROWS = 64  # rows of the Hessian permuted and rounded at a time (a few MB)
+
+
+def _damped(
+    hessian: torch.Tensor, order: torch.Tensor, diagonal: torch.Tensor, shift, precision
+) -> torch.Tensor:
+    """``hessian[order][:, order]`` with ``diagonal + shift`` on its diagonal, rounded to
+    ``precision``. Built in row chunks, so a float32 factorization of a float64 Hessian
+    never holds a second float64 copy of it (5632 wide: 254 MB each)."""
+    n = hessian.shape[0]
+    out = torch.empty((n, n), dtype=precision)
+    gathered = torch.empty((min(_GATHER_ROWS, n), n), dtype=hessian.dtype)
+    permuted = torch.empty_like(gathered)  # buffers made once: no freed pieces in the heap
+    for r0 in range(0, n, _GATHER_ROWS):
+        rows = order[r0 : r0 + _GATHER_ROWS]
+        g, p = gathered[: len(rows)], permuted[: len(rows)]
+        torch.index_select(hessian, 0, rows, out=g)
+        out[r0 : r0 + len(rows)] = torch.index_select(g, 1, order, out=p)
+    out.diagonal().copy_(diagonal + shift)
+    return out
+
+
+def _inverse_hessian_factor(
+    hessian: torch.Tensor, order: torch.Tensor, diagonal: torch.Tensor, damp: float
+) -> tuple[torch.Tensor, float, str]:
+    """Upper Cholesky factor of the damped inverse of the Hessian with rows and columns
+    in ``order`` and ``diagonal`` (already in that order) on its diagonal. Retries with
+    10x the damping (at least 1e-6, up to the whole mean diagonal), then in float64;
+    raises if nothing works."""
+    mean_diag = diagonal.mean()
     for precision in (torch.float32, torch.float64):
         d = damp
         while d <= 1.0:
-            damped = h.clone()  # h + d * mean * I, without an identity matrix in memory
-            damped.diagonal().add_(d * mean_diag)
-            damped = damped.to(precision)
+            # damping on the diagonal in float64, then rounded: no identity matrix
+            damped = _damped(hessian, order, diagonal, d * mean_diag, precision)
             factor, info = torch.linalg.cholesky_ex(damped)
+            del damped
             if info == 0:
                 inverse = torch.cholesky_inverse(factor)
+                del factor
                 upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+                del inverse
                 if info == 0:
                     return upper, d, str(precision).removeprefix("torch.")
             d = max(d * 10, 1e-6)
@@ -159,21 +190,21 @@ def _gptq_layer(
     compute = ops.dtype_name(dtype)
 
     w = weight.float().clone()
-    h = hessian.clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1.0
+    diagonal = hessian.diagonal().clone()
+    dead = diagonal == 0  # an input that is always zero: its column is zeroed, its
+    diagonal[dead] = 1.0  # diagonal entry set to 1 so the Hessian stays invertible
     w[:, dead] = 0.0
     # act-order: columns in descending Hessian diagonal, each with the qparams of its
     # own group chosen up front (static groups), so groups stay in column order.
-    order = torch.argsort(torch.diag(h), descending=True, stable=True) if act_order else None
+    order = torch.argsort(diagonal, descending=True, stable=True) if act_order else None
     static = {}
     if act_order:
         static = {
             g: _group_qparams(w[:, g : g + group], column_key, compute, dtype)
             for g in range(0, cols, group)
         }
-        h = h[order][:, order]
-    hinv, used_damp, precision = _inverse_hessian_factor(h, damp)
+    index = order if act_order else torch.arange(cols)
+    hinv, used_damp, precision = _inverse_hessian_factor(hessian, index, diagonal[index], damp)
     hinv = hinv.float()
 
     # Columns as rows: every column GPTQ touches is contiguous.
@@ -309,16 +340,17 @@ def gptq(
 
 
 def _hessian_bytes(block: nn.Module) -> int:
-    """GPTQ's memory for a block: every prepared Linear's exact Hessian sum (two int64
-    limbs per entry: an upper bound, siblings that read one input share one) and the
-    working set of the widest layer (its float64 Hessian, the act-order permutation, the
-    damped copies and the float32 Cholesky factors: about 48 bytes per entry)."""
+    """GPTQ's memory for a block, an upper bound: every prepared Linear's exact Hessian
+    sum (two int64 limbs per entry; siblings that read one input share one, counted here
+    apiece), and 16 bytes per entry of the widest layer on top: the float32 product of
+    one batch beside its limbs, its float64 result while the limbs are converted, then
+    two float32 matrices of its factorization at a time."""
     widths = [
         m.in_features
         for m in block.modules()
         if isinstance(m, QATLinear) and m.weight_fake_quant is not None
     ]
-    return 16 * sum(w * w for w in widths) + 48 * max((w * w for w in widths), default=0)
+    return 16 * sum(w * w for w in widths) + 16 * max((w * w for w in widths), default=0)
 
 
 def _gptq_from_inputs(model, layers, batches, forward, options) -> list[GPTQReport]:

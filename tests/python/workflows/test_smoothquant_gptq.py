@@ -2,6 +2,7 @@
 outlier activations; GPTQ lowers layer-output error and keeps convert exact."""
 
 import copy
+import importlib
 
 import pytest
 import quantkit.torch as qkt
@@ -234,3 +235,45 @@ def test_layers_reading_one_input_share_one_hessian():
     expected = 2.0 * sum((b.T @ b).double() for b in batches) / 15
     torch.testing.assert_close(hessians["q"][0], expected)
     assert hessians["q"][1] == 15 and hessians["o"][1] == 15
+
+
+@pytest.mark.parametrize("damp", [0.01, 0.0])
+def test_inverse_hessian_factor_is_the_textbook_one_without_its_copies(damp, monkeypatch):
+    """The factor is built from row chunks of the permuted Hessian (no float64 copy):
+    bit for bit the textbook computation on the whole permuted, damped matrix, through
+    the damping retries of a rank-deficient Hessian too."""
+    gptq_module = importlib.import_module("quantkit.torch.gptq")  # the name is the function
+    monkeypatch.setattr(gptq_module, "_GATHER_ROWS", 7)  # chunks with a ragged last one
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20 if damp == 0.0 else 400, 50, dtype=torch.float64, generator=g)
+    hessian = 2.0 * x.T @ x / x.shape[0]
+    order = torch.randperm(50, generator=g)
+    diagonal = hessian.diagonal()[order].clone()
+    upper, used, precision = gptq_module._inverse_hessian_factor(hessian, order, diagonal, damp)
+
+    permuted = hessian[order][:, order]
+    expected_damp = damp
+    while True:  # the documented retry rule: x10, at least 1e-6
+        damped = permuted + expected_damp * diagonal.mean() * torch.eye(50, dtype=torch.float64)
+        factor, info = torch.linalg.cholesky_ex(damped.float())
+        if info == 0:
+            inverse = torch.cholesky_inverse(factor)
+            expected, info = torch.linalg.cholesky_ex(inverse, upper=True)
+            if info == 0:
+                break
+        expected_damp = max(expected_damp * 10, 1e-6)
+    assert (used, precision) == (expected_damp, "float32")
+    assert (damp == 0.0) == (used > damp)
+    assert torch.equal(upper, expected)
+
+
+def test_exact_sum_value_in_chunks_is_the_whole_conversion(monkeypatch):
+    from quantkit.torch import exact_sum
+
+    monkeypatch.setattr(exact_sum, "_CHUNK", 5)
+    s = exact_sum.ExactSum("test")
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        s.add(torch.randn(7, 9, generator=g) * 100)
+    whole = torch.ldexp(s.hi.double() * 2.0**32 + s.lo.double(), torch.tensor(-float(s.shift)))
+    assert torch.equal(s.value(), whole)
