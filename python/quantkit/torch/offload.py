@@ -10,9 +10,10 @@ it is converted, written as one shard of the output and dropped back to the meta
 device. Peak memory is the Python runtime, the parts outside the blocks, one block,
 its statistics and the activation cache; ``max_memory`` bounds it: the cache gets
 what the rest leaves and spills to disk beyond that, and a budget below what one
-block needs is refused before anything runs. Known limit: with GPTQ at hidden 2048 the
-peak passed the budget over 48 blocks (4.93 of 3.5 GiB; 2.58 GiB over 8), a transient
-inside some blocks not found yet (docs/performance.md); round to nearest stays flat.
+block needs is refused before anything runs. The estimate does not count heap
+fragmentation or a batch's forward pass through a block: leave some headroom (measured
+at hidden 2048 over 48 GPTQ blocks: peak 2.16 GiB, estimate 2.21, budget 2.5;
+docs/performance.md).
 
 The output is a sharded compressed-tensors folder (``model-0000i-of-0000n`` shards,
 their index and ``config.json``) that transformers and compressed-tensors load, and

@@ -107,8 +107,8 @@ def test_an_activation_cache_on_disk_gives_the_same_weights(llama, capsys):
         "block 2/2 model.layers.1" in printed and "0.0 MB in memory, 3 batches on disk" in printed
     )
     # Exact Hessian sums (two int64 limbs): q, k, v, o, gate, up read 128 inputs, down 256
-    # (siblings counted apart), and the widest layer's working set, 48 bytes an entry
-    hessians = (16 * (6 * 128**2 + 256**2) + 48 * 256**2) / 1e6
+    # (siblings counted apart), and the widest layer's working set, 16 bytes an entry
+    hessians = (16 * (6 * 128**2 + 256**2) + 16 * 256**2) / 1e6
     assert f"statistics of one block {hessians:.1f} MB" in printed
     assert "measured: peak RSS" in printed
 
