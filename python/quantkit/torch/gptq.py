@@ -89,7 +89,6 @@ def _hessians(
     for o in list(stats):  # one sum's limbs at a time: each is freed once converted
         total, count = stats.pop(o)
         normalized[o] = (total.value().mul_(2.0).div_(max(count, 1)), count)
-        del total
     return {name: normalized.get(owner.get(name, name), (None, 0)) for name in layers}
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import re
@@ -77,6 +78,7 @@ def parse_bytes(value: int | str) -> int:
     return amount
 
 
+@functools.cache
 def _libc():
     try:
         return ctypes.CDLL("libc.so.6")

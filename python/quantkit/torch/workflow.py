@@ -302,13 +302,16 @@ def _merge_across_processes(static: list[tuple[str, FakeQuantize]]) -> None:
     from .fake_quantize import make_observer
 
     world = require_world("calibrate")
-    for _, q in static:
-        local = None if q.observer is None else (q.observer.state(), q.batches_seen, q.tokens_seen)
-        gathered: list = [None] * world
-        dist.all_gather_object(gathered, local)
+    local = [
+        None if q.observer is None else (q.observer.state(), q.batches_seen, q.tokens_seen)
+        for _, q in static
+    ]
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, local)  # one collective for every quantizer
+    for k, (_, q) in enumerate(static):
         merged = None
         q.batches_seen = q.tokens_seen = 0
-        for entry in gathered:  # rank order
+        for entry in (per_rank[k] for per_rank in gathered):  # rank order
             if entry is None:
                 continue
             state, batches_seen, tokens_seen = entry
